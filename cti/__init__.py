@@ -1,0 +1,1 @@
+"""cti package."""

@@ -1,0 +1,1 @@
+"""ivr_lang package."""

@@ -1,0 +1,1 @@
+"""signaling/aio package."""

@@ -1,0 +1,1 @@
+"""switch/media package."""

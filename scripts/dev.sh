@@ -53,6 +53,8 @@ case "$cmd" in
         install_system "${apt_packages_run[@]}" "${apt_packages_test[@]}"
         install_python test
         "$VENV/bin/ruff" check .
+        # As root the peers were installed above, so a missing one is a failure, not a skip.
+        if [ "$(id -u)" = 0 ]; then export SOFTSWITCH_REQUIRE_PEERS=1; fi
         # pytest exits 5 when no test ran; set -e turns that into a failure.
         exec "$VENV/bin/python" -m pytest -n 2 --dist loadfile "$@"
         ;;

@@ -10,13 +10,11 @@ headers back as stored, so ``parse(bytes(msg))`` round-trips.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import SipParseError
-
-if TYPE_CHECKING:
-    from .headers import CSeq, NameAddr, Via
-    from .uri import SipUri
+from .headers import CSeq, NameAddr, Via
+from .uri import SipUri
 
 __all__ = [
     "COMPACT_FORMS",
@@ -93,6 +91,20 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
+def _lookup_key(name: str) -> tuple[str, str | None]:
+    """``(key, None)`` for a known name (stored in canonical form, compared exactly), or
+    ``(name, lower-case name)`` for an unknown one, compared case-insensitively (§7.3.1)."""
+    low = name.lower()
+    canon = _CANONICAL.get(low)
+    if canon is not None:
+        return canon, None
+    return name, low
+
+
+def _same(k: str, key: str, low: str | None) -> bool:
+    return k == key if low is None else k.lower() == low
+
+
 def split_header_values(value: str) -> list[str]:
     """Split a list header on commas that are outside quotes and angle brackets (§7.3.1)."""
     if "," not in value:
@@ -152,21 +164,33 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field's raw value (for list headers: the whole first line)."""
-        key = canonical_name(name)
+        key, low = _lookup_key(name)
+        if low is None:
+            for k, v in self._items:
+                if k == key:
+                    return v
+        else:
+            for k, v in self._items:
+                if k.lower() == low:
+                    return v
+        return default
+
+    def _first(self, key: str) -> str | None:
+        """:meth:`get` for a known name in canonical form (the typed views' hot path)."""
         for k, v in self._items:
             if k == key:
                 return v
-        return default
+        return None
 
     def get_raw_all(self, name: str) -> list[str]:
         """Every field line of this name, unsplit."""
-        key = canonical_name(name)
-        return [v for k, v in self._items if k == key]
+        key, low = _lookup_key(name)
+        return [v for k, v in self._items if _same(k, key, low)]
 
     def get_all(self, name: str) -> list[str]:
         """Every value, comma-split for list headers (Via, Contact, Route, ...)."""
-        key = canonical_name(name)
-        raw = [v for k, v in self._items if k == key]
+        key, low = _lookup_key(name)
+        raw = [v for k, v in self._items if _same(k, key, low)]
         if key in LIST_HEADERS:
             out: list[str] = []
             for v in raw:
@@ -177,8 +201,8 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name)
-        return any(k == key for k, _ in self._items)
+        key, low = _lookup_key(name)
+        return any(_same(k, key, low) for k, _ in self._items)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return ((k, v) for k, v in self._items)
@@ -195,38 +219,38 @@ class Headers:
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before the first one of its name (a proxy's Via, Record-Route)."""
-        key = canonical_name(name)
+        key, low = _lookup_key(name)
         for i, (k, _) in enumerate(self._items):
-            if k == key:
+            if _same(k, key, low):
                 self._items.insert(i, [key, value])
                 return
         self._items.append([key, value])
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one, keeping the first one's position."""
-        key = canonical_name(name)
+        key, low = _lookup_key(name)
         for i, (k, _) in enumerate(self._items):
-            if k == key:
-                self._items[i] = [key, value]
-                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0] != key]
+            if _same(k, key, low):
+                rest = [it for it in self._items[i + 1 :] if not _same(it[0], key, low)]
+                self._items[i:] = [[key, value], *rest]
                 return
         self._items.append([key, value])
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name)
-        self._items = [it for it in self._items if it[0] != key]
+        key, low = _lookup_key(name)
+        self._items = [it for it in self._items if not _same(it[0], key, low)]
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value of a list header (e.g. the top Via)."""
-        key = canonical_name(name)
+        key, low = _lookup_key(name)
         for i, (k, v) in enumerate(self._items):
-            if k != key:
+            if not _same(k, key, low):
                 continue
             values = split_header_values(v) if key in LIST_HEADERS else [v]
             if len(values) <= 1:
                 del self._items[i]
             else:
-                self._items[i] = [key, ", ".join(values[1:])]
+                self._items[i] = [k, ", ".join(values[1:])]
             return values[0] if values else None
         return None
 
@@ -256,9 +280,9 @@ class Message:
         self._cache.clear()
 
     def _required(self, name: str) -> str:
-        value = self.headers.get(name)
+        value = self.headers._first(name)
         if value is None:
-            raise SipParseError(f"missing {name} header")
+            raise SipParseError(f"missing {name} header", reason=f"Bad Request - Missing {name}")
         return value
 
     @property
@@ -269,8 +293,6 @@ class Message:
     def cseq(self) -> CSeq:
         c = self._cache.get("cseq")
         if c is None:
-            from .headers import CSeq
-
             c = self._cache["cseq"] = CSeq.parse(self._required("CSeq"))
         return c
 
@@ -278,8 +300,6 @@ class Message:
     def vias(self) -> list[Via]:
         v = self._cache.get("vias")
         if v is None:
-            from .headers import Via
-
             v = self._cache["vias"] = [Via.parse(x) for x in self.headers.get_all("Via")]
             if not v:
                 raise SipParseError("missing Via header")
@@ -293,9 +313,7 @@ class Message:
             if vias is not None:
                 v = vias[0]
             else:
-                from .headers import Via
-
-                first = self.headers.get("Via")
+                first = self.headers._first("Via")
                 if first is None:
                     raise SipParseError("missing Via header")
                 values = split_header_values(first)
@@ -313,8 +331,6 @@ class Message:
     def from_(self) -> NameAddr:
         v = self._cache.get("from")
         if v is None:
-            from .headers import NameAddr
-
             v = self._cache["from"] = NameAddr.parse(self._required("From"))
         return v
 
@@ -322,8 +338,6 @@ class Message:
     def to(self) -> NameAddr:
         v = self._cache.get("to")
         if v is None:
-            from .headers import NameAddr
-
             v = self._cache["to"] = NameAddr.parse(self._required("To"))
         return v
 
@@ -340,8 +354,6 @@ class Message:
         """Contact values; a wildcard ``*`` comes back as a NameAddr with ``is_wildcard``."""
         v = self._cache.get("contacts")
         if v is None:
-            from .headers import NameAddr
-
             v = self._cache["contacts"] = [
                 NameAddr.parse(x) for x in self.headers.get_all("Contact")
             ]
@@ -358,8 +370,10 @@ class Message:
         if v is None:
             return None
         v = v.strip()
-        if not v.isdigit() or len(v) > 3:
-            raise SipParseError(f"bad Max-Forwards {v!r}")
+        if not v.isascii() or not v.isdigit() or len(v) > 10:
+            raise SipParseError(
+                f"bad Max-Forwards {v[:20]!r}", reason="Bad Request - Malformed Max-Forwards"
+            )
         return int(v)
 
     # -- serialisation ---------------------------------------------------------------
@@ -402,8 +416,6 @@ class Request(Message):
     def uri_parsed(self) -> SipUri:
         v = self._cache.get("uri")
         if v is None:
-            from .uri import SipUri
-
             v = self._cache["uri"] = SipUri.parse(self.uri)
         return v
 

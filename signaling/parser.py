@@ -1,48 +1,90 @@
-"""Bytes -> SIP message (RFC 3261 §7, §18.3, §25), for datagrams and streams.
+"""Bytes -> SIP message (RFC 3261 §7, §18.3, §25), for datagrams and framed stream messages.
 
 Invariant (the h11 fuzz rule): any input gives a message or a :class:`SipParseError`,
-never another exception. The hot path is plain ``bytes`` splitting; the strict checks of
-header *values* happen lazily through the typed accessors of :mod:`signaling.message` and
-in :func:`validate_request`/:func:`validate_response`, which the transport core calls.
+never another exception. The hot path is plain ``bytes``/``str`` splitting; the strict
+checks of header *values* happen lazily through the typed accessors of
+:mod:`signaling.message` and in :func:`signaling.validate.validate_request` /
+:func:`~signaling.validate.validate_response`, which the transaction core calls.
+TCP/TLS framing (Content-Length, keep-alives) is :mod:`signaling.framing`.
 
-Line endings: RFC 3261 requires CRLF, but RFC 5118's own examples (and some phones) use
-bare LF; we accept either, as §7.5 suggests implementations be liberal here.
+Tolerances, each one a case RFC 4475/5118 or deployed phones ask for:
+
+* Line endings: RFC 3261 requires CRLF, but RFC 5118's own examples (and some phones) use
+  bare LF; we accept either (§7.5 asks implementations to be liberal). A bare CR is an error.
+* Leading CRLFs before the start line are skipped (§7.5).
+* A datagram that ends right after its last header line, without the empty line, is taken
+  as a message with no body (the RFC 5118 archive ships two such messages).
+* Header names may have white space before the colon (``Via  :``, RFC 4475 §3.1.1.1).
+
+When a head splits cleanly but the message is still wrong (bad Content-Length, bad
+version ...), the raised error carries the partial message in ``err.message`` so that the
+caller can still answer a request with ``make_response(err.message, err.status_code,
+err.reason)`` (§8.2, RFC 4475 §3.1.2.1: "respond with 400").
 """
 
 from __future__ import annotations
 
-from .errors import SipParseError
+import re
+
+from .errors import MessageTooLarge, SipParseError, VersionNotSupported
+from .grammar import is_token
 from .message import Headers, Request, Response, canonical_name
 
-__all__ = ["MAX_HEADERS", "MAX_MESSAGE_BYTES", "parse_head", "parse_message"]
+__all__ = [
+    "HEAD_END_RE",
+    "MAX_HEADERS",
+    "MAX_MESSAGE_BYTES",
+    "parse_head",
+    "parse_message",
+    "split_head",
+]
 
+#: Largest message we accept: 64 KiB, the UDP datagram limit (RFC 3261 §18.1.1).
 MAX_MESSAGE_BYTES = 65536
+#: Most header fields in one message: far above any real message (RFC 4475 longreq has 45).
 MAX_HEADERS = 128
 
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
+_BAD_REQ = "Bad Request"
 
 
-def _is_token(s: str) -> bool:
-    return bool(s) and all(c in _TOKEN_CHARS for c in s)
+def _bad(detail: str, why: str) -> SipParseError:
+    return SipParseError(detail, reason=f"{_BAD_REQ} - {why}")
 
 
-def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    """Split at the empty line; returns (head, rest). Leading CRLFs are skipped (§7.5)."""
-    i = data.find(b"\r\n\r\n")
-    j = data.find(b"\n\n")
-    if i < 0 and j < 0:
-        raise SipParseError("no empty line after the headers")
-    if i >= 0 and (j < 0 or i < j):
-        return data[:i], data[i + 4 :]
-    return data[:j], data[j + 2 :]
+#: The empty line ending the head: CRLF CRLF, or the LF-only variants (see tolerances).
+HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
+_head_end_search = HEAD_END_RE.search
 
 
-def parse_head(
-    head: bytes, max_headers: int = MAX_HEADERS
-) -> tuple[str, list[list[str]]]:
-    """Split a message head into its start line and canonical ``[name, value]`` pairs."""
+def split_head(data: bytes) -> tuple[bytes, bytes] | None:
+    """Split at the first empty line: ``(head, rest)``, or None when there is none yet."""
+    m = _head_end_search(data)
+    if m is None:
+        return None
+    return data[: m.start()], data[m.end() :]
+
+
+#: Raw header name -> canonical name, for names already checked to be tokens. A pure memo
+#: (bounded, so a peer sending random names cannot grow it without limit).
+_NAME_CACHE: dict[str, str] = {}
+_NAME_CACHE_MAX = 2048
+
+
+def _canonical_checked(raw: str) -> str:
+    name = raw.rstrip(" \t")
+    if not is_token(name):
+        raise _bad(f"bad header name {name[:40]!r}", "Malformed header")
+    canon = canonical_name(name)
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+        _NAME_CACHE[raw] = canon
+    return canon
+
+
+def parse_head(head: bytes, max_headers: int = MAX_HEADERS) -> tuple[str, list[list[str]]]:
+    """Split a message head into its start line and canonical ``[name, value]`` pairs.
+
+    Continuation lines (§7.3.1 folding) are joined to the previous value with one space.
+    """
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -52,49 +94,72 @@ def parse_head(
     if "\r" in text:
         text = text.replace("\r\n", "\n")
         if "\r" in text:
-            raise SipParseError("bare CR in message head")
+            raise _bad("bare CR in message head", "Bare CR")
     lines = text.split("\n")
     start = lines[0]
     items: list[list[str]] = []
+    append = items.append
+    _names = _NAME_CACHE
     for line in lines[1:]:
         if not line:
             continue
         first = line[0]
         if first == " " or first == "\t":
-            # Folded continuation (§7.3.1): joins the previous value with one space.
             if not items:
-                raise SipParseError("continuation line before any header")
-            items[-1][1] = (items[-1][1] + " " + line.strip()).strip()
+                raise _bad("continuation line before any header", "Malformed header")
+            last = items[-1]
+            last[1] = (last[1] + " " + line.strip(" \t")).strip(" \t")
             continue
         name, sep, value = line.partition(":")
         if not sep:
-            raise SipParseError(f"header line without a colon: {line[:40]!r}")
-        name = name.rstrip(" \t")
-        if not _is_token(name):
-            raise SipParseError(f"bad header name {name[:40]!r}")
-        items.append([canonical_name(name), value.strip(" \t")])
+            raise _bad(f"header line without a colon: {line[:40]!r}", "Malformed header")
+        canon = _names.get(name)
+        if canon is None:
+            canon = _canonical_checked(name)
+        append([canon, value.strip(" \t")])
         if len(items) > max_headers:
-            raise SipParseError(f"more than {max_headers} header fields")
+            raise _bad(f"more than {max_headers} header fields", "Too many headers")
     return start, items
 
 
 def _parse_start_line(start: str) -> tuple[str, str, str] | tuple[int, str, str]:
-    if start.startswith("SIP/"):
+    """Request-Line = Method SP Request-URI SP SIP-Version (single SPs, §7.1, RFC 4475
+    §3.1.2.7-9); Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2)."""
+    if start[:4].upper() == "SIP/":
         version, sp, rest = start.partition(" ")
         code, _, reason = rest.partition(" ")
-        if not sp or len(code) != 3 or not code.isdigit():
-            raise SipParseError(f"bad status line {start[:60]!r}")
+        if not sp or len(code) != 3 or not code.isascii() or not code.isdigit():
+            raise _bad(f"bad status line {start[:60]!r}", "Malformed Status-Line")
         status = int(code)
         if status < 100 or status > 699:
-            raise SipParseError(f"status code out of range: {status}")
+            raise _bad(f"status code out of range: {status}", "Malformed Status-Line")
         return status, reason, version
     parts = start.split(" ")
     if len(parts) != 3 or not parts[1]:
-        raise SipParseError(f"bad request line {start[:60]!r}")
+        raise _bad(f"bad request line {start[:60]!r}", "Malformed Request-Line")
     method, uri, version = parts
-    if not _is_token(method):
-        raise SipParseError(f"bad method {method[:30]!r}")
+    if not is_token(method):
+        raise _bad(f"bad method {method[:30]!r}", "Malformed Request-Line")
     return method, uri, version
+
+
+def _check_version(version: str) -> None:
+    """SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT; anything but 2.0 is a 505 (§8.2.2)."""
+    if version == "SIP/2.0":
+        return
+    if version.upper() == "SIP/2.0":
+        return
+    name, slash, num = version.partition("/")
+    major, dot, minor = num.partition(".")
+    if (
+        name.upper() != "SIP"
+        or not slash
+        or not dot
+        or not (major.isascii() and major.isdigit())
+        or not (minor.isascii() and minor.isdigit())
+    ):
+        raise _bad(f"bad SIP version {version[:20]!r}", "Malformed SIP-Version")
+    raise VersionNotSupported(f"unsupported SIP version {version[:20]!r}")
 
 
 def parse_message(
@@ -106,42 +171,56 @@ def parse_message(
 ) -> Request | Response:
     """Parse one whole message (a UDP datagram, or a frame cut by the stream framer).
 
-    For datagrams, a body longer than Content-Length is truncated and a shorter one is an
-    error (§18.3); a missing Content-Length means "the rest of the datagram".
+    For datagrams, bytes beyond Content-Length are discarded and a body shorter than
+    Content-Length is an error (§18.3); a missing Content-Length means "the rest of the
+    datagram". On streams (``datagram=False``) Content-Length is mandatory.
+
+    Raises:
+        SipParseError: (or a subclass carrying 505/513) for anything not a SIP message.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise SipParseError("not bytes")
-    data = bytes(data)
+    if not isinstance(data, bytes):
+        if not isinstance(data, (bytearray, memoryview)):
+            raise SipParseError("not bytes")
+        data = bytes(data)
     if len(data) > max_bytes:
-        raise SipParseError(f"message larger than {max_bytes} bytes", status_code=513,
-                            reason="Message Too Large")
-    stripped = data.lstrip(b"\r\n")
-    if not stripped:
-        raise SipParseError("empty message")
-    head, body = _split_head(stripped)
+        raise MessageTooLarge(f"message larger than {max_bytes} bytes")
+    if data[:1] == b"\r" or data[:1] == b"\n":
+        data = data.lstrip(b"\r\n")
+    if not data:
+        raise _bad("empty message", "Empty message")
+    split = split_head(data)
+    if split is None:
+        if not datagram or not data.endswith(b"\n"):
+            raise _bad("no empty line after the headers", "Incomplete header")
+        head, body = data.rstrip(b"\r\n"), b""
+    else:
+        head, body = split
     start, items = parse_head(head, max_headers)
     first = _parse_start_line(start)
     headers = Headers._from_canonical(items)
-    cl = headers.get("Content-Length")
-    if cl is not None:
-        cl = cl.strip()
-        if not cl.isdigit() or len(cl) > 9:
-            raise SipParseError(f"bad Content-Length {cl[:20]!r}")
-        length = int(cl)
-        if length > len(body):
-            raise SipParseError(
-                f"Content-Length {length} larger than the {len(body)} body bytes received"
-            )
-        body = body[:length]
-    elif not datagram:
-        raise SipParseError("missing Content-Length on a stream transport")
     if isinstance(first[0], int):
         status, reason, version = first
         msg: Request | Response = Response(status, str(reason), headers, body, str(version))
     else:
         method, uri, version = first
         msg = Request(str(method), str(uri), headers, body, str(version))
-    if msg.version.upper() != "SIP/2.0":
-        raise SipParseError(f"unsupported SIP version {msg.version[:20]!r}", status_code=505,
-                            reason="Version Not Supported")
+    try:
+        _check_version(msg.version)
+        cl = headers.get("Content-Length")
+        if cl is not None:
+            if not cl.isascii() or not cl.isdigit() or len(cl) > 9:
+                raise _bad(f"bad Content-Length {cl[:20]!r}", "Malformed Content-Length")
+            length = int(cl)
+            if length > len(body):
+                raise _bad(
+                    f"Content-Length {length} larger than the {len(body)} body bytes received",
+                    "Content-Length mismatch",
+                )
+            if length < len(body):
+                msg.body = body[:length]
+        elif not datagram:
+            raise _bad("missing Content-Length on a stream transport", "Missing Content-Length")
+    except SipParseError as err:
+        err.message = msg
+        raise
     return msg

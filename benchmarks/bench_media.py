@@ -1,0 +1,389 @@
+"""Media engine benchmark: N channels of real RTP on loopback through the engine.
+
+What runs: the engine in ``workers`` processes (``switch.media.worker``; one for N <= 1000,
+two above, by default), every channel receiving 50 packets/s of PCMU from a separate
+generator process, going through the jitter buffer, decode, in-band DTMF detection (on
+every channel), a two-party bridge (channels 2i <-> 2i+1), encode, and back out to the
+generator, which also receives. The generator is ``benchmarks/rtpgen.c`` compiled with
+``cc -O2`` into a temp dir (sendmmsg/recvmmsg, absolute-deadline pacing); without a
+compiler a Python generator (much less capable) is used and the output says so.
+
+Figures (printed as a table and written as JSON):
+
+* ``cpu_core_pct``: engine processes' CPU time (utime + stime from /proc) over the run,
+  in % of one core; ``cpu_us_per_ch_tick``: the same per channel per 20 ms tick.
+* ``late_ticks``: ticks that started more than 2 ms after their deadline (``Ticker``).
+* ``lost_in_engine``: frames the generator sent whose bridged copy never came back. On
+  loopback nothing else loses packets, so this counts every drop inside the engine host
+  (socket overflow, late in the jitter buffer, skipped ticks).
+* ``added_p50/p99_ms`` (end to end, measured by the receiver): for each frame,
+  arrival - (its due playout tick). The due tick of frame k of a channel is
+  ``T + k * 20 ms`` where T is the tick grid point (the engine ticks on
+  ``t0 + j * 20 ms``, shared monotonic clock) at or before the earliest
+  ``arrival - k * 20 ms`` of that channel, i.e. the playout slot the jitter buffer
+  assigned. It is the engine's processing + scheduling latency plus the receiver's own
+  wake-up latency, on top of the playout delay.
+* ``engine_p50/p99_ms`` (inside the engine): per packet, send-loop completion time of
+  its tick minus the tick deadline (an upper bound per packet).
+* ``playout_ms``: jitter-buffer delay actually used, due tick - send time, median. It
+  is the configured minimum (20 ms) plus the wait for the next tick (0-20 ms, channel
+  phases are uniform over the tick except 2 ms either side of the deadline).
+
+Run: ``python -m benchmarks.bench_media`` (N = 100, 500, 1000, 2000) or ``--smoke``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsp import g711
+from switch.media.config import MediaConfig
+from switch.media.engine_host import DELAY_BINS
+from switch.media.service import MediaService
+
+logger = logging.getLogger(__name__)
+
+PERIOD_NS = 20_000_000
+_HERE = Path(__file__).resolve().parent
+
+
+def safe_octets() -> tuple[bytes, int]:
+    """16 PCMU octets (and a fill octet) that survive decode -> encode unchanged.
+
+    Low-level values (0xF0..0xFE are small positive samples) keep the test audio quiet.
+    """
+    octets = np.arange(256, dtype=np.uint8)
+    same = g711.ulaw_encode(g711.ulaw_decode(octets)) == octets
+    candidates = [v for v in range(0xF0, 0x100) if same[v]] + \
+                 [v for v in range(0xE0, 0xF0) if same[v]]
+    if len(candidates) < 17:
+        raise RuntimeError("not enough round-trip-safe PCMU octets")
+    return bytes(candidates[:16]), 0xFF if same[0xFF] else candidates[16]
+
+
+def build_generator(tmp: Path) -> list[str] | None:
+    """Compile rtpgen.c; None when no C compiler is available."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    exe = tmp / "rtpgen"
+    proc = subprocess.run([cc, "-O2", "-o", str(exe), str(_HERE / "rtpgen.c")],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        logger.warning("rtpgen build failed: %s", proc.stderr)
+        return None
+    return [str(exe)]
+
+
+def free_port_block(count: int, start: int = 20000, stop: int = 60000) -> int:
+    """First port of ``count`` consecutive UDP ports that bind on 127.0.0.1 right now."""
+    base = start
+    while base + count < stop:
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            base += count + 2
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free UDP port block")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process, seconds (from /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def hist_percentile(hist: np.ndarray, q: float) -> float:
+    """Percentile (ms) of a 0.1 ms histogram."""
+    total = int(hist.sum())
+    if total == 0:
+        return float("nan")
+    idx = int(np.searchsorted(np.cumsum(hist), q / 100.0 * total))
+    return (idx + 0.5) / 10.0
+
+
+def analyse(path: Path, t0_ns: int) -> dict[str, Any]:
+    """Loss and delay figures from the generator's per-frame send/arrival times."""
+    raw = np.fromfile(path, dtype=np.int64)
+    n, frames = int(raw[0]), int(raw[1])
+    send = raw[2:2 + n * frames].reshape(n, frames)
+    arr = raw[2 + n * frames:].reshape(n, frames)
+    sent = send > 0
+    got = sent & (arr > 0)
+    k = np.arange(frames, dtype=np.int64) * PERIOD_NS
+    rel = np.where(got, arr - k, np.iinfo(np.int64).max)
+    base = rel.min(axis=1)
+    ok_ch = base < np.iinfo(np.int64).max
+    slot0 = t0_ns + ((base - t0_ns) // PERIOD_NS) * PERIOD_NS  # due tick of frame 0
+    due = slot0[:, None] + k[None, :]
+    added = ((arr - due)[got & ok_ch[:, None]]) / 1e6
+    e2e = ((arr - send)[got]) / 1e6
+    first = np.argmax(sent, axis=1)
+    playout = (slot0 + first * PERIOD_NS - send[np.arange(n), first])[ok_ch] / 1e6
+
+    def pct(a: np.ndarray, q: float) -> float:
+        return float(np.percentile(a, q)) if a.size else float("nan")
+
+    return {
+        "frames_sent": int(sent.sum()),
+        "frames_back": int(got.sum()),
+        "lost_in_engine": int((sent & ~got).sum()),
+        "added_p50_ms": pct(added, 50), "added_p99_ms": pct(added, 99),
+        "added_max_ms": float(added.max()) if added.size else float("nan"),
+        "e2e_p50_ms": pct(e2e, 50), "e2e_p99_ms": pct(e2e, 99),
+        "playout_ms": pct(playout, 50),
+    }
+
+
+async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | None,
+                  tmp: Path, jitter_ms: int) -> dict[str, Any]:
+    """One benchmark point: N channels, bridged in pairs, for ``duration_s``."""
+    n -= n % 2
+    per_worker = -(-n // max(1, workers)) + 8
+    port_min = free_port_block(2 * per_worker * max(1, workers) + 2)
+    cfg = MediaConfig(rtp_port_min=port_min,
+                      rtp_port_max=port_min + 2 * per_worker * max(1, workers) - 1,
+                      workers=workers, jitter_min_ms=jitter_ms, jitter_max_ms=200,
+                      inactivity_timeout_s=0)
+    nsock = max(1, min(16, n // 125))
+    gen_base = free_port_block(nsock, start=port_min + 2 * per_worker * max(1, workers) + 100)
+    svc = MediaService(cfg, seed=7)
+    await svc.start()
+    try:
+        assert svc.t0 is not None
+        chans = []
+        for i in range(0, n, 2):
+            a = await svc.open_channel(remote=("127.0.0.1", gen_base + i % nsock))
+            b = await svc.open_channel(remote=("127.0.0.1", gen_base + (i + 1) % nsock),
+                                       near=a.channel_id)
+            await svc.bridge(a.channel_id, b.channel_id)
+            chans += [a, b]
+        rng = np.random.default_rng(n)
+        phases = rng.integers(2_000_000, 18_000_000, n)
+        ports_file = tmp / f"ports-{n}.txt"
+        ports_file.write_text("".join(f"{c.local_addr[1]} {int(ph)}\n"
+                                      for c, ph in zip(chans, phases, strict=True)))
+        t0_ns = round(svc.t0 * 1e9)
+        start_ns = t0_ns + (-(-(time.monotonic_ns() + 500_000_000 - t0_ns) // PERIOD_NS)
+                            * PERIOD_NS)
+        frames = int(duration_s * 50)
+        out_file = tmp / f"frames-{n}.bin"
+        safe, fill = safe_octets()
+        pids = [b.pid for b in svc.backends if getattr(b, "pid", None)]
+        cpu0 = [proc_cpu_s(p) for p in pids] if pids else [time.process_time()]
+        health0 = await svc.health()
+        wall0 = time.monotonic()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        argv = [str(ports_file), str(out_file), str(nsock), str(gen_base), str(start_ns),
+                str(PERIOD_NS), str(frames), "0", safe.hex(), str(fill), "300"]
+        cmd = (gen_cmd or [sys.executable, "-m", "benchmarks.bench_media", "--generate"]) + argv
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+        try:
+            stdout, _ = await asyncio.wait_for(proc.communicate(), duration_s + 60)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = time.monotonic() - wall0
+        cpu1 = [proc_cpu_s(p) for p in pids] if pids else [time.process_time()]
+        health = await svc.health()
+    finally:
+        await svc.shutdown()
+    gen = json.loads(stdout.decode())
+    result = analyse(out_file, t0_ns)
+    if os.environ.get("BENCH_MEDIA_KEEP"):
+        shutil.copy(out_file, os.environ["BENCH_MEDIA_KEEP"])
+    cpu = sum(cpu1) - sum(cpu0)
+    hist = sum(np.asarray(h["delay_hist"]) - np.asarray(h0["delay_hist"])
+               for h, h0 in zip(health, health0, strict=True))
+    hist = np.asarray(hist).reshape(DELAY_BINS)
+    totals = {key: sum(h[key] - h0[key] for h, h0 in zip(health, health0, strict=True))
+              for key in ("late_ticks", "ticks", "skipped_ticks", "late_packets",
+                          "concealed_frames", "foreign", "bad")}
+    result.update({
+        "channels": n, "workers": workers, "duration_s": round(wall, 2),
+        "generator": "c" if gen_cmd else "python",
+        "cpu_core_pct": 100.0 * cpu / wall,
+        "cpu_us_per_ch_tick": 1e6 * cpu / wall / 50 / n,
+        "gen_cpu_core_pct": 100.0 * ((ru1.ru_utime + ru1.ru_stime)
+                                     - (ru0.ru_utime + ru0.ru_stime)) / wall,
+        "engine_p50_ms": hist_percentile(hist, 50), "engine_p99_ms": hist_percentile(hist, 99),
+        "jitter_min_ms": jitter_ms,
+        "generator_counters": gen,
+        **totals,
+    })
+    return result
+
+
+_COLUMNS = [
+    ("channels", "N", "{:>5}"), ("workers", "wrk", "{:>3}"),
+    ("cpu_core_pct", "cpu%core", "{:>8.1f}"), ("cpu_us_per_ch_tick", "us/ch/tick", "{:>10.1f}"),
+    ("late_ticks", "late", "{:>5}"), ("ticks", "ticks", "{:>6}"),
+    ("frames_sent", "sent", "{:>8}"), ("lost_in_engine", "lost", "{:>6}"),
+    ("added_p50_ms", "add p50", "{:>7.2f}"), ("added_p99_ms", "add p99", "{:>7.2f}"),
+    ("engine_p50_ms", "eng p50", "{:>7.2f}"), ("engine_p99_ms", "eng p99", "{:>7.2f}"),
+    ("playout_ms", "playout", "{:>7.1f}"), ("gen_cpu_core_pct", "gen%", "{:>5.1f}"),
+]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The human-readable table (times in ms)."""
+    print("  ".join(f"{title:>{len(fmt.format(0)) if 'f' not in fmt else 7}}"
+                    for _, title, fmt in _COLUMNS))
+    for row in rows:
+        print("  ".join(fmt.format(row[key]) for key, _, fmt in _COLUMNS))
+
+
+def python_generator(argv: list[str]) -> int:
+    """Fallback for rtpgen.c (same arguments, output file and JSON), one socket loop.
+
+    It is far slower than the C generator (one ``sendto`` call per packet from Python), so
+    results above a few hundred channels measure the generator, not the engine.
+    """
+    (ports_file, out_file, nsock_s, base_s, start_s, period_s, frames_s, pt_s, safe_hex,
+     fill_s, drain_s) = argv
+    import selectors  # fallback path only
+
+    lines = [line.split() for line in Path(ports_file).read_text().splitlines() if line]
+    ports = [int(p) for p, _ in lines]
+    phase = np.asarray([int(ph) for _, ph in lines], dtype=np.int64)
+    n, frames, nsock = len(ports), int(frames_s), int(nsock_s)
+    start, period, pt = int(start_s), int(period_s), int(pt_s)
+    safe = bytes.fromhex(safe_hex)
+    nib = {v: i for i, v in enumerate(safe)}
+    socks = []
+    sel = selectors.DefaultSelector()
+    for s in range(nsock):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", int(base_s) + s))
+        sock.setblocking(False)
+        socks.append(sock)
+        sel.register(sock, selectors.EVENT_READ)
+    send = np.zeros((n, frames), dtype=np.int64)
+    arr = np.zeros((n, frames), dtype=np.int64)
+    order = np.argsort(phase, kind="stable")
+    counters = {"sent": 0, "send_errors": 0, "received": 0, "invalid": 0, "duplicates": 0,
+                "other": 0}
+    fill = bytes([int(fill_s, 0)]) * 149
+    end_at = start + frames * period + int(drain_s) * 1_000_000
+    ptr, total = 0, n * frames
+    while True:
+        now = time.monotonic_ns()
+        while ptr < total:
+            k, c = divmod(ptr, n)
+            c = int(order[c])
+            if start + int(phase[c]) + k * period > now:
+                break
+            x, body = 0, bytearray()
+            for i in range(4):
+                v = (c >> (4 * i)) & 15
+                body.append(safe[v])
+                x ^= v
+            for i in range(6):
+                v = (k >> (4 * i)) & 15
+                body.append(safe[v])
+                x ^= v
+            body.append(safe[x ^ 5])
+            pkt = bytes([0x80, pt | (0x80 if k == 0 else 0)]) + (k & 0xFFFF).to_bytes(2, "big") \
+                + (k * 160).to_bytes(4, "big") + (0x10000 + c).to_bytes(4, "big") + body + fill
+            try:
+                socks[c % nsock].sendto(pkt, ("127.0.0.1", ports[c]))
+                send[c, k] = time.monotonic_ns()
+                counters["sent"] += 1
+            except OSError:
+                counters["send_errors"] += 1
+            ptr += 1
+        if ptr >= total and now >= end_at:
+            break
+        for key, _ in sel.select(0.0005):
+            while True:
+                try:
+                    data = key.fileobj.recv(2048)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    break
+                at = time.monotonic_ns()
+                counters["received"] += 1
+                if len(data) != 172 or data[1] & 0x7F != pt:
+                    counters["other"] += 1
+                    continue
+                vals = [nib.get(b, -1) for b in data[12:23]]
+                if min(vals) < 0:
+                    counters["invalid"] += 1
+                    continue
+                c = sum(v << (4 * i) for i, v in enumerate(vals[:4]))
+                k = sum(v << (4 * i) for i, v in enumerate(vals[4:10]))
+                x = 0
+                for v in vals[:10]:
+                    x ^= v
+                if x ^ 5 != vals[10] or c >= n or k >= frames:
+                    counters["invalid"] += 1
+                elif arr[c, k]:
+                    counters["duplicates"] += 1
+                else:
+                    arr[c, k] = at
+    with open(out_file, "wb") as f:
+        np.asarray([n, frames], dtype=np.int64).tofile(f)
+        send.tofile(f)
+        arr.tofile(f)
+    print(json.dumps({"channels": n, "frames": frames, **counters}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--generate"]:
+        return python_generator(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--channels", default="100,500,1000,2000")
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds per point")
+    parser.add_argument("--workers", default="auto", help="'auto' (1 up to 1000, else 2) or N")
+    parser.add_argument("--jitter-ms", type=int, default=20)
+    parser.add_argument("--python-generator", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="N=10 for 2 s")
+    parser.add_argument("--json", help="write results here (default: stdout after the table)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    counts = [10] if args.smoke else [int(x) for x in args.channels.split(",")]
+    duration = 2.0 if args.smoke else args.duration
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_media_") as tmpdir:
+        tmp = Path(tmpdir)
+        gen_cmd = None if args.python_generator else build_generator(tmp)
+        for n in counts:
+            workers = (1 if n <= 1000 else 2) if args.workers == "auto" else int(args.workers)
+            rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp, args.jitter_ms)))
+    print_table(rows)
+    text = json.dumps({"benchmark": "media", "results": rows}, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

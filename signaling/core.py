@@ -1,0 +1,797 @@
+"""SipCore: the sans-IO SIP user-agent core (RFC 3261 §8, §12–§17; RFC 3581; RFC 6026).
+
+Drive it the aioquic way: feed ``handle_datagram(data, source, now)`` (or
+``handle_message`` for stream transports), ``handle_timer(now)`` when ``next_deadline()``
+passes, and the application's ``send_request``/``send_response`` calls; after each, drain
+``datagrams_to_send()`` and ``events()``. No sockets, no clock, no asyncio.
+
+What the core does before the application sees a request (§8.2, in this order):
+
+1. Transaction matching (§17.2.3): retransmissions are answered with the last response and
+   never reported twice; the ACK for a non-2xx stops its transaction there.
+2. Via ``received``/``rport`` stamping (§18.2.1, RFC 3581) and response routing (§18.2.2).
+3. Validation (:mod:`signaling.validate`): 400/416/505 with a reason naming the problem.
+4. Loop checks: our own branch in a Via (482), Max-Forwards 0 (483, OPTIONS excepted).
+5. Method (§8.2.1): 501 for methods we do not know, 405 for known ones not in ``allow``.
+6. Dialog (§12.2.2): 481 for unknown To tags, 500 for CSeq out of order, 491 on glare;
+   merged requests without To tag (§8.2.2.2): 482.
+7. Require (§8.2.2.3): 420 with Unsupported. Content (§8.2.3): 415 with Accept /
+   Accept-Encoding.
+8. CANCEL (§9.2) and OPTIONS (§11.2) are answered here; everything else becomes a
+   :class:`~signaling.events.RequestReceived` the application answers with
+   :meth:`SipCore.send_response`.
+
+The UAC side creates dialogs from 1xx/2xx (§12.1.2), ACKs every 2xx itself (§13.2.2.4,
+re-sending the ACK for 2xx retransmissions) and builds CANCEL (§9.1). The UAS side creates
+dialogs from the responses it sends, re-sends its 2xx until the ACK (§13.3.1.4) and reports
+``AckTimedOut`` after 64*T1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from random import Random
+
+from .dialog import Dialog, DialogId, DialogState, Uas2xxRetransmitter, next_hop_uri
+from .errors import LocalSipError, RemoteSipError, SipParseError
+from .events import (
+    AckReceived,
+    AckTimedOut,
+    Address,
+    CancelReceived,
+    DialogTerminated,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportError,
+)
+from .ids import IdGenerator
+from .message import Headers, Request, Response, make_response
+from .parser import parse_message
+from .timers import TimerConfig
+from .transaction import (
+    Effect,
+    ServerInviteTransaction,
+    Transaction,
+    TransactionState,
+    build_cancel,
+    client_key,
+    server_key,
+)
+from .transaction_layer import ClientTransaction, ServerTransaction, TransactionLayer
+from .transport import response_destination, stamp_received, uri_address
+from .validate import validate_request, validate_response
+
+__all__ = ["DEFAULT_ALLOW", "KNOWN_METHODS", "CoreConfig", "SipCore"]
+
+logger = logging.getLogger(__name__)
+
+#: Methods of RFC 3261 and the extensions in common use; others get 501 (§21.5.2).
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+    "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+})
+DEFAULT_ALLOW = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "REGISTER", "REFER",
+    "NOTIFY", "MESSAGE",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Settings of one SIP core (STYLE §4.7: a docstring per field)."""
+
+    host: str = "127.0.0.1"
+    """Our sent-by host (Via) and Contact host."""
+    port: int = 5060
+    """Our sent-by port."""
+    transport: str = "udp"
+    """Transport named in our Via and used for next hops without a transport param."""
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    """T1/T2/T4 and the 100 Trying delay."""
+    supported: tuple[str, ...] = ()
+    """Option tags we implement (Supported; anything else in Require gets 420)."""
+    accept: tuple[str, ...] = (
+        "application/sdp", "application/dtmf-relay", "application/dtmf", "text/plain",
+        "message/sipfrag",
+    )
+    """Body types we take (415 otherwise, §8.2.3)."""
+    accept_encoding: tuple[str, ...] = ("identity",)
+    """Content codings we take (415 with Accept-Encoding otherwise, §8.2.3)."""
+    user_agent: str | None = "softswitch"
+    """User-Agent/Server header value; None sends none."""
+    answer_options: bool = True
+    """Answer OPTIONS with 200 + capabilities (§11.2); False passes them up."""
+    auto_ack: bool = True
+    """ACK each 2xx as soon as it arrives (§13.2.2.4); False: call ``send_ack``."""
+
+
+class SipCore:
+    """The sans-IO UA core. See the module docstring for the processing rules.
+
+    Args:
+        config: addresses, timers and capabilities.
+        rng: random source for branches, tags and Call-IDs (seeded in tests).
+    """
+
+    def __init__(self, config: CoreConfig | None = None, *, rng: Random | None = None) -> None:
+        self.config = config or CoreConfig()
+        self.ids = IdGenerator(rng)
+        self.layer = TransactionLayer(self.config.timers, self)
+        self.dialogs: dict[DialogId, Dialog] = {}
+        self.allow: set[str] = set(DEFAULT_ALLOW)
+        self._events: deque[Event] = deque()
+        self._merged: dict[tuple[str, str, int, str], str] = {}
+        self._early_client: dict[str, list[DialogId]] = {}
+        self._early_server: dict[str, list[DialogId]] = {}
+        self._uas_invite_tag: dict[str, str] = {}
+        self._pending_cancel: set[str] = set()
+        self._transport_upper = self.config.transport.upper()
+        self._host_lower = self.config.host.lower()
+        self._supported = frozenset(t.lower() for t in self.config.supported)
+        self._accept = frozenset(a.lower() for a in self.config.accept)
+        self._accept_encoding = frozenset(a.lower() for a in self.config.accept_encoding)
+        self.stats: dict[str, int] = {
+            "parse_errors": 0, "dropped": 0, "bad_responses": 0, "stray_acks": 0,
+            "stray_responses": 0, "rejected": 0,
+        }
+        self._special = {
+            "CANCEL": self._recv_cancel,
+            "OPTIONS": self._recv_options,
+        }
+
+    # ====================================================================================
+    # Driving the core
+    # ====================================================================================
+    def handle_datagram(self, data: bytes, source: Address, now: float) -> None:
+        """One UDP datagram (or one framed stream message) from ``source``."""
+        try:
+            message = parse_message(data, datagram=not source.reliable)
+        except SipParseError as err:
+            self.stats["parse_errors"] += 1
+            self._answer_unparsable(data, source, err)
+            return
+        self.handle_message(message, source, now)
+
+    def handle_message(self, message: Request | Response, source: Address, now: float) -> None:
+        """A parsed message (stream transports frame and parse before calling this)."""
+        if isinstance(message, Request):
+            self._receive_request(message, source, now)
+        else:
+            self._receive_response(message, now)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every transaction and 2xx-retransmission timer due at ``now``."""
+        self.layer.handle_timer(now)
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` must next be called; None when nothing is pending."""
+        return self.layer.next_deadline()
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        """Everything produced since the last call, in order."""
+        out = self.layer.outbox
+        if out:
+            self.layer.outbox = []
+        return out
+
+    def next_event(self) -> Event | None:
+        """The oldest pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> list[Event]:
+        """All pending events, oldest first."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    # ====================================================================================
+    # Receiving requests
+    # ====================================================================================
+    def _receive_request(self, request: Request, source: Address, now: float) -> None:
+        try:
+            key = server_key(request)
+        except SipParseError as err:
+            self._answer_stateless(request, source, err.status_code, err.reason)
+            return
+        txn = self.layer.server.get(key)
+        if txn is not None or request.method == "ACK":
+            self._absorb_or_ack(request, key, txn, source, now)
+            return
+        try:
+            dest = response_destination(stamp_received(request, source), source)
+        except SipParseError as err:
+            self._answer_stateless(request, source, err.status_code, err.reason)
+            return
+        new = self.layer.create_server(key, request, dest, now)
+        try:
+            validate_request(request)
+            rejection = self._check_request(request, new)
+        except RemoteSipError as err:
+            rejection = (err.status_code, err.reason, [("Warning", _warning(err.detail))])
+        if rejection is not None:
+            self.stats["rejected"] += 1
+            self._reject(new, request, *rejection, now=now)
+            return
+        special = self._special.get(request.method)
+        if special is not None and special(request, new, source, now):
+            return
+        dialog_id = new.tu if isinstance(new.tu, DialogId) else None
+        self._events.append(RequestReceived(request, new.id, source, dialog_id))
+
+    def _absorb_or_ack(
+        self, request: Request, key: str, txn: ServerTransaction | None, source: Address,
+        now: float,
+    ) -> None:
+        if txn is not None:
+            found, _ = self.layer.receive_request(request, txn.dest, now, key)
+            if found is not None:
+                return
+        if request.method == "ACK":
+            try:
+                self._recv_ack_2xx(request, source, now)
+            except SipParseError as err:
+                self.stats["stray_acks"] += 1
+                logger.debug("dropped malformed ACK: %s", err.detail)
+
+    def _check_request(
+        self, request: Request, txn: ServerTransaction
+    ) -> tuple[int, str, list[tuple[str, str]]] | None:
+        """Steps 4–7 of the module docstring; returns (status, reason, extra headers)."""
+        method = request.method
+        if self._via_loop(request):
+            return 482, "Loop Detected", []
+        mf = request.max_forwards
+        if mf == 0 and method != "OPTIONS":
+            return 483, "Too Many Hops", []
+        if method not in self.allow:
+            allow = [("Allow", ", ".join(sorted(self.allow)))]
+            if method in KNOWN_METHODS:
+                return 405, "Method Not Allowed", allow
+            return 501, "Not Implemented", allow
+        to_tag = request.to_tag
+        if to_tag is not None:
+            bad = self._check_in_dialog(request, txn, to_tag)
+            if bad is not None:
+                return bad
+        elif method != "CANCEL":
+            mkey = (request.from_tag or "", request.call_id, request.cseq.seq, method)
+            other = self._merged.get(mkey)
+            if other is not None and other != txn.id:
+                return 482, "Loop Detected - merged request", []
+            self._merged[mkey] = txn.id
+            txn.tu = mkey
+        if method != "CANCEL" and "Require" in request.headers:
+            missing = [t for t in request.headers.get_all("Require")
+                       if t.lower() not in self._supported]
+            if missing:
+                return 420, "Bad Extension", [("Unsupported", ", ".join(missing))]
+        if request.body:
+            return self._check_content(request)
+        return None
+
+    def _check_in_dialog(
+        self, request: Request, txn: ServerTransaction, to_tag: str
+    ) -> tuple[int, str, list[tuple[str, str]]] | None:
+        if request.method == "CANCEL":
+            return None  # matched by transaction, not by dialog (§9.2)
+        did = DialogId(request.call_id, to_tag, request.from_tag or "")
+        dialog = self.dialogs.get(did)
+        if dialog is None:
+            return 481, "Call/Transaction Does Not Exist", []
+        bad = dialog.check_request(request)
+        if bad is not None:
+            extra = []
+            if bad[0] == 500 and request.method == "INVITE":
+                # §14.2: Retry-After between 0 and 10 s after a 500 for overlapping INVITEs.
+                extra.append(("Retry-After", str(self.ids._rng.randint(0, 10))))
+            return bad[0], bad[1], extra
+        txn.tu = did
+        return None
+
+    def _check_content(self, request: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
+        ctype = request.content_type
+        if ctype is not None and ctype not in self._accept:
+            return 415, "Unsupported Media Type", [("Accept", ", ".join(self.config.accept))]
+        for enc in request.headers.get_all("Content-Encoding"):
+            if enc.strip().lower() not in self._accept_encoding:
+                return 415, "Unsupported Media Type", [
+                    ("Accept-Encoding", ", ".join(self.config.accept_encoding))]
+        return None
+
+    def _via_loop(self, request: Request) -> bool:
+        """A request carrying a Via with our sent-by and a branch of one of our live client
+        transactions has come back to us (§16.3 item 4, §8.2.2.2)."""
+        raw = request.headers.get_raw_all("Via")
+        if len(raw) == 1 and "," not in raw[0]:
+            return False  # one hop: its only Via is the sender's
+        if not any(self._host_lower in v.lower() for v in raw):
+            return False
+        for via in request.vias[1:]:
+            branch = via.branch
+            if (via.host.lower() == self._host_lower and (via.port or 5060) == self.config.port
+                    and branch and client_key(branch, request.method) in self.layer.client):
+                return True
+        return False
+
+    def _reject(self, txn: ServerTransaction, request: Request, status: int, reason: str,
+                extra: list[tuple[str, str]], *, now: float) -> None:
+        tag = None if request.to_tag else self.ids.tag()
+        response = make_response(request, status, reason, to_tag=tag, extra=extra)
+        self._decorate(response)
+        self.layer.send_response(txn, response, now)
+
+    # -- special methods (return True when fully handled) --------------------------------
+    def _recv_cancel(self, request: Request, txn: ServerTransaction, source: Address,
+                     now: float) -> bool:
+        """§9.2: a CANCEL matching a pending INVITE gets 200 and the INVITE gets 487."""
+        invite_key = txn.id[: txn.id.rindex("|")] + "|INVITE"
+        invite = self.layer.server.get(invite_key)
+        if not isinstance(invite, ServerInviteTransaction):
+            self._reject(txn, request, 481, "Call/Transaction Does Not Exist", [], now=now)
+            return True
+        tag = self._uas_invite_tag.get(invite.id) or self.ids.tag()
+        ok = make_response(request, 200, to_tag=tag)
+        self._decorate(ok)
+        self.layer.send_response(txn, ok, now)
+        if invite.state is TransactionState.PROCEEDING and invite.request is not None:
+            terminated = make_response(invite.request, 487, to_tag=tag)
+            self._decorate(terminated)
+            self.send_response(terminated, invite.id, now)
+            self._events.append(CancelReceived(request, invite.id, source))
+        return True
+
+    def _recv_options(self, request: Request, txn: ServerTransaction, source: Address,
+                      now: float) -> bool:
+        """§11.2: answer OPTIONS with our capabilities unless the application wants them."""
+        if not self.config.answer_options:
+            return False
+        extra = [
+            ("Allow", ", ".join(sorted(self.allow))),
+            ("Accept", ", ".join(self.config.accept)),
+            ("Accept-Encoding", ", ".join(self.config.accept_encoding)),
+        ]
+        if self.config.supported:
+            extra.append(("Supported", ", ".join(self.config.supported)))
+        tag = None if request.to_tag else self.ids.tag()
+        response = make_response(request, 200, to_tag=tag, extra=extra)
+        self._decorate(response)
+        self.layer.send_response(txn, response, now)
+        return True
+
+    def _recv_ack_2xx(self, request: Request, source: Address, now: float) -> None:
+        """An ACK no transaction matched: the ACK for a 2xx, owned by the dialog
+        (§13.3.1.4). The first one stops the 2xx retransmissions and is reported."""
+        to_tag = request.to_tag
+        dialog = None
+        if to_tag:
+            dialog = self.dialogs.get(
+                DialogId(request.call_id, to_tag, request.from_tag or ""))
+        if dialog is None:
+            self.stats["stray_acks"] += 1
+            return
+        seq = request.cseq.seq
+        retx = dialog.uas_2xx
+        if isinstance(retx, Uas2xxRetransmitter) and retx.active and retx.seq == seq:
+            retx.stop()
+            dialog.uas_2xx = None
+        elif dialog.ack_cseq == seq:
+            return  # an ACK retransmission
+        dialog.ack_cseq = seq
+        self._events.append(AckReceived(request, dialog.id, source))
+
+    # ====================================================================================
+    # Receiving responses
+    # ====================================================================================
+    def _receive_response(self, response: Response, now: float) -> None:
+        try:
+            validate_response(response)
+        except SipParseError as err:
+            self.stats["bad_responses"] += 1
+            logger.debug("dropped malformed response: %s", err.detail)
+            return
+        if self.layer.receive_response(response, now) is None:
+            self._stray_response(response)
+
+    def _stray_response(self, response: Response) -> None:
+        """§13.2.2.4: a 2xx retransmission after the INVITE transaction ended gets the
+        same ACK again; anything else is dropped (§17.1.3 "stray")."""
+        self.stats["stray_responses"] += 1
+        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
+            return
+        dialog = self.dialogs.get(
+            DialogId(response.call_id, response.from_tag or "", response.to_tag or ""))
+        if dialog is not None and dialog.ack_cseq == response.cseq.seq and dialog.ack_wire:
+            assert isinstance(dialog.ack_dest, Address)
+            self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
+
+    # -- TransactionUser callbacks ------------------------------------------------------
+    def on_response(self, txn: Transaction, response: Response, now: float) -> None:
+        request = txn.request
+        if request is None:
+            return
+        # The response is reported before any DialogTerminated it causes.
+        mark = len(self._events)
+        if txn.method == "INVITE":
+            did = self._invite_response(txn, request, response, now)
+            if did is False:
+                return
+        else:
+            did = self._non_invite_response(request, response)
+        event = ResponseReceived(response, txn.id, did or None)
+        if len(self._events) == mark:
+            self._events.append(event)
+        else:
+            self._events.insert(mark, event)
+
+    def _invite_response(self, txn: Transaction, request: Request, response: Response,
+                         now: float) -> DialogId | bool | None:
+        """Dialog work for a response to our INVITE; False means "absorbed"."""
+        status = response.status
+        in_dialog = request.to_tag is not None
+        to_tag = request.to_tag if in_dialog else response.to_tag
+        did = DialogId(request.call_id, request.from_tag or "", to_tag) if to_tag else None
+        dialog = self.dialogs.get(did) if did else None
+        if status < 200:
+            if dialog is None and did is not None and not in_dialog and status > 100:
+                dialog = self._add_dialog(Dialog.from_uac(request, response))
+                self._early_client.setdefault(txn.id, []).append(dialog.id)
+            elif dialog is not None and not in_dialog:
+                dialog.update_from_response(request, response)
+            if txn.id in self._pending_cancel:
+                self._pending_cancel.discard(txn.id)
+                self._send_cancel(txn, now)
+            return did
+        self._pending_cancel.discard(txn.id)
+        if status < 300:
+            if dialog is not None and dialog.ack_cseq == response.cseq.seq:
+                self._resend_ack(dialog)  # 2xx retransmission (Accepted state, RFC 6026)
+                return False
+            if dialog is None and did is not None and not in_dialog:
+                dialog = self._add_dialog(Dialog.from_uac(request, response))
+            elif dialog is not None:
+                dialog.update_from_response(request, response)
+                dialog.request_finished("INVITE", request.cseq.seq)
+            if dialog is not None:
+                dialog.ack_cseq = response.cseq.seq
+                if self.config.auto_ack:
+                    self._send_ack(dialog, response.cseq.seq)
+            return did
+        if in_dialog and dialog is not None:
+            dialog.request_finished("INVITE", request.cseq.seq)
+            if status in (408, 481):
+                self._end_dialog(dialog, f"{status}")
+        else:
+            self._end_early(self._early_client.get(txn.id), "rejected")
+        return did
+
+    def _non_invite_response(self, request: Request, response: Response) -> DialogId | None:
+        to_tag = request.to_tag
+        if to_tag is None:
+            return None
+        did = DialogId(request.call_id, request.from_tag or "", to_tag)
+        dialog = self.dialogs.get(did)
+        if dialog is None or response.status < 200:
+            return did
+        if request.method == "UPDATE":
+            dialog.request_finished("UPDATE", request.cseq.seq)
+            dialog.update_from_response(request, response)
+        if request.method == "BYE" or response.status in (408, 481):
+            self._end_dialog(dialog, "bye" if request.method == "BYE" else str(response.status))
+        return did
+
+    def on_server_ack(self, txn: Transaction, ack: Request, now: float) -> None:
+        """An ACK reusing the INVITE's branch reached the Accepted state: a 2xx ACK."""
+        self._recv_ack_2xx(ack, txn.dest, now)
+
+    def on_failure(self, txn: Transaction, effect: Effect, now: float) -> None:
+        request = txn.request
+        if not txn.SERVER and request is not None:
+            if request.to_tag is not None:
+                # §12.2.1.2: a timeout inside a dialog counts as 408: the dialog ends.
+                dialog = self.dialogs.get(
+                    DialogId(request.call_id, request.from_tag or "", request.to_tag))
+                if dialog is not None and (txn.method in ("BYE", "INVITE")
+                                           or effect is Effect.TIMEOUT):
+                    self._end_dialog(dialog, "timeout")
+            elif txn.method == "INVITE":
+                self._end_early(self._early_client.get(txn.id), "timeout")
+        if effect is Effect.TIMEOUT:
+            self._events.append(TransactionTimedOut(txn.id, txn.method, txn.SERVER))
+        else:
+            self._events.append(TransportError(txn.id, txn.method, txn.SERVER))
+
+    def on_terminated(self, txn: Transaction, now: float) -> None:
+        if txn.SERVER:
+            mkey = txn.tu
+            if isinstance(mkey, tuple) and self._merged.get(mkey) == txn.id:
+                del self._merged[mkey]
+            if txn.method == "INVITE":
+                self._uas_invite_tag.pop(txn.id, None)
+                self._early_server.pop(txn.id, None)
+            return
+        self._pending_cancel.discard(txn.id)
+        if txn.method == "INVITE":
+            self._end_early(self._early_client.pop(txn.id, None), "no-2xx")
+
+    # ====================================================================================
+    # Application API: responses
+    # ====================================================================================
+    def send_response(self, response: Response, transaction_id: str, now: float) -> None:
+        """Answer a request reported by :class:`RequestReceived`.
+
+        Raises:
+            LocalSipError: unknown transaction, or it already sent a final response.
+        """
+        txn = self.layer.server.get(transaction_id)
+        if txn is None:
+            raise LocalSipError(f"no server transaction {transaction_id!r}")
+        request = txn.request
+        self.layer.send_response(txn, response, now)
+        if request is None:
+            return
+        if txn.method == "INVITE":
+            self._uas_invite_response(txn, request, response, now)
+        elif response.status >= 200 and isinstance(txn.tu, DialogId):
+            dialog = self.dialogs.get(txn.tu)
+            if dialog is None:
+                return
+            if txn.method == "BYE":
+                self._end_dialog(dialog, "bye")
+            elif txn.method == "UPDATE" and response.status < 300:
+                dialog.refresh_target_from_request(request)
+
+    def _uas_invite_response(self, txn: ServerTransaction, request: Request,
+                             response: Response, now: float) -> None:
+        status = response.status
+        if isinstance(txn.tu, DialogId):  # re-INVITE
+            dialog = self.dialogs.get(txn.tu)
+            if dialog is None or status < 200:
+                return
+            dialog.incoming_invite_finished(request.cseq.seq)
+            if status < 300:
+                dialog.refresh_target_from_request(request)
+                self._start_2xx_retransmit(dialog, txn, request, now)
+            return
+        to_tag = response.to_tag
+        if to_tag:
+            self._uas_invite_tag.setdefault(txn.id, to_tag)
+        if status >= 300:
+            self._end_early(self._early_server.get(txn.id), "rejected")
+            return
+        if not to_tag or status == 100:
+            return
+        did = DialogId(request.call_id, to_tag, request.from_tag or "")
+        dialog = self.dialogs.get(did)
+        if dialog is None:
+            dialog = self._add_dialog(Dialog.from_uas(request, response))
+            self._early_server.setdefault(txn.id, []).append(did)
+        else:
+            dialog.confirm_uas(response)
+        if status >= 200:
+            self._start_2xx_retransmit(dialog, txn, request, now)
+
+    def _start_2xx_retransmit(self, dialog: Dialog, txn: ServerTransaction,
+                              request: Request, now: float) -> None:
+        old = dialog.uas_2xx
+        if isinstance(old, Uas2xxRetransmitter):
+            old.stop()
+        dialog.uas_2xx = Uas2xxRetransmitter(
+            self, dialog, request.cseq.seq, txn._wire, txn.dest, self.config.timers, now)
+
+    # -- RetransmitOwner -----------------------------------------------------------------
+    def send_datagram(self, data: bytes, dest: Address) -> None:
+        self.layer.outbox.append((data, dest))
+
+    def schedule(self, obj: Uas2xxRetransmitter) -> None:
+        self.layer.schedule(obj)
+
+    def ack_timed_out(self, dialog: Dialog) -> None:
+        dialog.uas_2xx = None
+        self._events.append(AckTimedOut(dialog.id))
+
+    # ====================================================================================
+    # Application API: requests
+    # ====================================================================================
+    def via(self, branch: str | None = None) -> str:
+        """A Via value for a request we originate (§8.1.1.7), with rport (RFC 3581)."""
+        b = branch or self.ids.branch()
+        host, port = self.config.host, self.config.port
+        return f"SIP/2.0/{self._transport_upper} {host}:{port};rport;branch={b}"
+
+    def contact(self, user: str | None = None) -> str:
+        """Our Contact value."""
+        at = f"{user}@" if user else ""
+        t = "" if self.config.transport.lower() == "udp" else f";transport={self.config.transport}"
+        return f"<sip:{at}{self.config.host}:{self.config.port}{t}>"
+
+    def create_request(
+        self,
+        method: str,
+        request_uri: str,
+        *,
+        from_: str,
+        to: str,
+        call_id: str | None = None,
+        cseq: int = 1,
+        contact: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> Request:
+        """An out-of-dialog request per §8.1.1: fresh branch, From tag and Call-ID."""
+        if ";tag=" not in from_.replace(" ", "").lower():
+            from_ = f"{from_};tag={self.ids.tag()}"
+        items = [
+            ["Via", self.via()],
+            ["Max-Forwards", "70"],
+            ["From", from_],
+            ["To", to],
+            ["Call-ID", call_id or self.ids.call_id(self.config.host)],
+            ["CSeq", f"{cseq} {method}"],
+        ]
+        if contact is not None or method in ("INVITE", "REGISTER", "SUBSCRIBE", "REFER"):
+            items.append(["Contact", contact or self.contact()])
+        if self.config.user_agent:
+            items.append(["User-Agent", self.config.user_agent])
+        if body and content_type:
+            items.append(["Content-Type", content_type])
+        headers = Headers._from_canonical(items)
+        for name, value in extra or ():
+            headers.add(name, value)
+        return Request(method, request_uri, headers, body)
+
+    def send_request(self, request: Request, destination: Address, now: float) -> str:
+        """Start a client transaction for ``request`` towards ``destination``; returns its id.
+
+        Raises:
+            LocalSipError: ACK (use :meth:`send_ack`), or a reused branch.
+        """
+        return self.layer.send_request(request, destination, now).id
+
+    def send_in_dialog(
+        self,
+        dialog_id: DialogId,
+        method: str,
+        now: float,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> str:
+        """Build (§12.2.1.1) and send a request inside a dialog; returns the transaction id."""
+        dialog = self._dialog(dialog_id)
+        request = dialog.create_request(method, self.via(), body=body,
+                                        content_type=content_type, extra=extra)
+        return self.send_request(request, self._next_hop(request), now)
+
+    def send_ack(self, dialog_id: DialogId, invite_seq: int, now: float, *, body: bytes = b"",
+                 content_type: str | None = None) -> None:
+        """ACK a 2xx manually (``auto_ack=False``), e.g. to carry the SDP answer."""
+        self._send_ack(self._dialog(dialog_id), invite_seq, body, content_type)
+
+    def cancel(self, transaction_id: str, now: float) -> str | None:
+        """§9.1: cancel our pending INVITE. Sent at once if a provisional response arrived,
+        else as soon as one does. Returns the CANCEL's transaction id, or None when the
+        INVITE already completed (nothing to cancel)."""
+        txn = self.layer.client.get(transaction_id)
+        if txn is None or txn.method != "INVITE" or txn.request is None:
+            return None
+        key = client_key(txn.request.top_via.branch or "", "CANCEL")
+        if txn.state is TransactionState.PROCEEDING:
+            self._send_cancel(txn, now)
+        elif txn.state is TransactionState.CALLING:
+            self._pending_cancel.add(txn.id)
+        else:
+            return None
+        return key
+
+    def transport_error(self, transaction_id: str, now: float, *, server: bool = False) -> None:
+        """The shell reports that a message of this transaction could not be sent."""
+        table = self.layer.server if server else self.layer.client
+        txn = table.get(transaction_id)
+        if txn is not None:
+            self.layer._now = now
+            txn.transport_error(now)
+
+    def dialog(self, dialog_id: DialogId) -> Dialog | None:
+        return self.dialogs.get(dialog_id)
+
+    # ====================================================================================
+    # Internals
+    # ====================================================================================
+    def _dialog(self, dialog_id: DialogId) -> Dialog:
+        dialog = self.dialogs.get(dialog_id)
+        if dialog is None:
+            raise LocalSipError(f"no dialog {dialog_id}")
+        return dialog
+
+    def _add_dialog(self, dialog: Dialog) -> Dialog:
+        if dialog.local_contact is None:
+            dialog.local_contact = self.contact()
+        self.dialogs[dialog.id] = dialog
+        return dialog
+
+    def _end_dialog(self, dialog: Dialog, reason: str) -> None:
+        if self.dialogs.pop(dialog.id, None) is None:
+            return
+        dialog.terminate()
+        retx = dialog.uas_2xx
+        if isinstance(retx, Uas2xxRetransmitter):
+            retx.stop()
+        self._events.append(DialogTerminated(dialog.id, reason))
+
+    def _end_early(self, ids: list[DialogId] | None, reason: str) -> None:
+        for did in ids or ():
+            dialog = self.dialogs.get(did)
+            if dialog is not None and dialog.state is DialogState.EARLY:
+                self._end_dialog(dialog, reason)
+
+    def _next_hop(self, request: Request) -> Address:
+        return uri_address(next_hop_uri(request), self.config.transport)
+
+    def _send_ack(self, dialog: Dialog, seq: int, body: bytes = b"",
+                  content_type: str | None = None) -> None:
+        ack = dialog.create_ack(seq, self.via(), body=body, content_type=content_type)
+        dialog.ack_wire = ack.serialize()
+        dialog.ack_dest = self._next_hop(ack)
+        dialog.ack_cseq = seq
+        self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
+
+    def _resend_ack(self, dialog: Dialog) -> None:
+        if dialog.ack_wire and isinstance(dialog.ack_dest, Address):
+            self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
+
+    def _send_cancel(self, txn: ClientTransaction, now: float) -> None:
+        assert txn.request is not None
+        self.layer.send_request(build_cancel(txn.request), txn.dest, now)
+
+    def _decorate(self, response: Response) -> None:
+        if self.config.user_agent:
+            response.headers.add("Server", self.config.user_agent)
+
+    def _answer_stateless(self, request: Request, source: Address, status: int,
+                          reason: str) -> None:
+        """A request too broken for a transaction (bad Via/CSeq): answer to its source."""
+        self.stats["dropped"] += 1
+        if request.method == "ACK":
+            return
+        needed = ("Via", "From", "To", "Call-ID", "CSeq")
+        if all(n in request.headers for n in needed):
+            self.layer.outbox.append(
+                (make_response(request, status, reason).serialize(), source))
+
+    def _answer_unparsable(self, data: bytes, source: Address, err: SipParseError) -> None:
+        """§21.4.1: answer 400 (or the error's own code) when the bytes are a request
+        whose Via, From, To, Call-ID and CSeq can be copied; drop anything else."""
+        from .parser import parse_head
+
+        head = data.lstrip(b"\r\n")
+        cut = head.find(b"\r\n\r\n")
+        if cut < 0:
+            cut = head.find(b"\n\n")
+        try:
+            start, items = parse_head(head if cut < 0 else head[:cut])
+        except SipParseError:
+            self.stats["dropped"] += 1
+            return
+        parts = start.split(" ")
+        if start.startswith("SIP/") or len(parts) != 3 or parts[0] == "ACK":
+            self.stats["dropped"] += 1
+            return
+        copied = [[k, v] for k, v in items if k in ("Via", "From", "To", "Call-ID", "CSeq")]
+        if {k for k, _ in copied} != {"Via", "From", "To", "Call-ID", "CSeq"}:
+            self.stats["dropped"] += 1
+            return
+        resp = Response(err.status_code, err.reason, Headers._from_canonical(copied))
+        resp.headers.add("Warning", _warning(err.detail))
+        self.layer.outbox.append((resp.serialize(), source))
+
+
+def _warning(detail: str) -> str:
+    """§20.43 Warning 399 (miscellaneous) with the parser's description."""
+    text = detail.replace("\\", "").replace('"', "'")[:120]
+    return f'399 softswitch "{text}"'

@@ -1,0 +1,247 @@
+"""The composition root: the one place that wires concrete classes into a running node.
+
+Start-up order: storage (schema, demo users on first start) -> SIP core and services ->
+sockets. Shutdown (SIGINT/SIGTERM) is the reverse: stop accepting, let the services
+finish (pending bindings are written), close the sockets, close the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+from signaling.aio.driver import SipDriver
+from signaling.aio.transport import TransportSet
+from signaling.auth import DigestAuthenticator, LockoutPolicy
+from signaling.core import CoreConfig, SipCore
+from signaling.events import (
+    Address,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportError,
+)
+from signaling.keepalive import KeepAliveTracker
+from signaling.message import make_response
+from signaling.registrar import Registrar
+from signaling.timers import TimerConfig
+from storage.db import Database, StorageError
+from storage.demo import ensure_demo_users, format_demo_users
+from storage.repositories import LocationRepository, UserRepository
+
+from .config import Config
+from .registration import RegistrationService
+from .trace import SipTrace
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Node", "run_node"]
+
+#: Methods this node answers today; the core answers others with 405/501 + Allow.
+NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE"})
+
+
+def advertised_host(bind: str) -> str:
+    """The address we put in Via/Contact: the bind address unless it is a wildcard."""
+    if bind not in ("0.0.0.0", "::", ""):
+        return bind
+    try:
+        host = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        host = "127.0.0.1"
+    return host
+
+
+def _nonce_secret(data_dir: Path) -> bytes:
+    """A persistent secret so that nonces handed out before a restart stay verifiable."""
+    path = data_dir / "nonce.key"
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data
+    except FileNotFoundError:
+        pass
+    data = secrets.token_bytes(32)
+    path.write_bytes(data)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
+    return data
+
+
+class Node:
+    """One running switch node."""
+
+    def __init__(self, config: Config, sip_trace: str | None = None) -> None:
+        self.config = config
+        self.sip_trace_path = sip_trace
+        self.db = Database(config.db.url)
+        self.trace: SipTrace | None = None
+        self.transports: TransportSet | None = None
+        self.driver: SipDriver | None = None
+        self.registration: RegistrationService | None = None
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        cfg = self.config
+        sip = cfg.sip
+        data_dir = Path(cfg.node.data_dir)
+        await self.db.start()
+        users = UserRepository(self.db)
+        created = await ensure_demo_users(users, sip.realm)
+        if created:
+            # Shown once on stdout, never logged (the log may be shipped elsewhere).
+            print(format_demo_users(created, sip.realm), flush=True)
+
+        host = advertised_host(sip.bind)
+        core = SipCore(
+            CoreConfig(
+                host=host,
+                port=sip.port,
+                transport="udp" if "udp" in sip.active_transports else "tcp",
+                timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
+                user_agent=sip.user_agent or None,
+            )
+        )
+        core.allow = set(NODE_METHODS)
+        self.driver = driver = SipDriver(core, self._on_event)
+
+        registrar = Registrar(
+            (sip.domain, host, "127.0.0.1", "localhost"),
+            min_expires_s=sip.min_expires_s,
+            max_expires_s=sip.max_expires_s,
+            default_expires_s=sip.default_expires_s,
+        )
+        auth = DigestAuthenticator(
+            sip.realm,
+            _nonce_secret(data_dir),
+            nonce_lifetime_s=sip.nonce_lifetime_s,
+            algorithms=sip.auth_algorithms,
+            lockout=LockoutPolicy(
+                max_failures=sip.auth_max_failures,
+                window_s=sip.auth_window_s,
+                lockout_s=sip.auth_lockout_s,
+            ),
+        )
+        keepalive = None
+        if sip.options_keepalive_s > 0:
+            keepalive = KeepAliveTracker(
+                interval_s=sip.options_keepalive_s,
+                timeout_s=min(8.0, sip.options_keepalive_s / 2),
+            )
+        self.registration = RegistrationService(
+            core, driver.flush, driver.now, registrar, auth, users, LocationRepository(self.db),
+            local=Address("udp", host, sip.port), keepalive=keepalive,
+        )
+        await self.registration.start()
+
+        if self.sip_trace_path:
+            self.trace = SipTrace(self.sip_trace_path)
+            self.trace.attach(asyncio.get_running_loop())
+        trace = self.trace
+        self.transports = TransportSet(
+            sink=driver.on_inbound,
+            max_message_bytes=sip.max_message_bytes,
+            max_headers=sip.max_headers,
+            trace=(lambda d, t, lo, re, data: trace.record(d, t, lo, re, data, _wall()))
+            if trace is not None
+            else None,
+            tls_context=self._tls_context(),
+        )
+        driver.attach(self.transports)
+        for transport in sip.active_transports:
+            port = sip.tls_port if transport == "tls" else sip.port
+            if transport == "udp":
+                await self.transports.listen_udp(sip.bind, port)
+            else:
+                await self.transports.listen_stream(transport, sip.bind, port)
+        logger.info(
+            "softswitch ready: SIP %s on %s port %d (domain %s), database %s",
+            "/".join(sip.active_transports), sip.bind, sip.port, sip.domain,
+            self.db.display_url,
+        )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        sip = self.config.sip
+        if not (sip.tls_cert and sip.tls_key):
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(sip.tls_cert, sip.tls_key)
+        return ctx
+
+    def _on_event(self, event: object) -> None:
+        """Route core events to the services that own them."""
+        reg = self.registration
+        if isinstance(event, RequestReceived):
+            method = event.request.method
+            if method == "REGISTER" and reg is not None:
+                reg.handle_register(event)
+                return
+            if method in ("ACK",):
+                return
+            assert self.driver is not None
+            # No call handling in this node yet: refuse clearly instead of timing out.
+            status = 481 if method == "BYE" else 480
+            self.driver.core.send_response(
+                make_response(event.request, status, to_tag=self.driver.core.ids.tag()),
+                event.transaction_id, self.driver.now(),
+            )
+        elif (
+            isinstance(event, (ResponseReceived, TransactionTimedOut, TransportError))
+            and reg is not None
+        ):
+            reg.handle_keepalive_result(event)
+
+    async def stop(self) -> None:
+        logger.info("shutting down")
+        if self.transports is not None:
+            await self.transports.close()
+        if self.registration is not None:
+            await self.registration.stop()
+        if self.driver is not None:
+            self.driver.close()
+        if self.trace is not None:
+            self.trace.close()
+        await self.db.close()
+        logger.info("stopped")
+
+
+def _wall() -> float:
+    import time
+
+    return time.time()
+
+
+async def _main(config: Config, sip_trace: str | None) -> int:
+    node = Node(config, sip_trace)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, node.stopping.set)
+    try:
+        await node.start()
+    except (StorageError, OSError, ssl.SSLError) as exc:
+        logger.error("start-up failed: %s", exc)
+        await node.stop()
+        return 1
+    await node.stopping.wait()
+    await node.stop()
+    return 0
+
+
+def run_node(config: Config, sip_trace: str | None = None) -> int:
+    """Run a node until SIGINT/SIGTERM; the exit code for the CLI."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        uvloop = None
+    if uvloop is not None and sys.platform != "win32":
+        return uvloop.run(_main(config, sip_trace))
+    return asyncio.run(_main(config, sip_trace))

@@ -9,7 +9,7 @@ BLAS is limited to one thread (``OPENBLAS_NUM_THREADS=1`` etc., set before numpy
 run as ``python -m``), so CPU seconds are the cost on one core; otherwise a second BLAS
 thread spinning on a small matrix product inflates CPU time without saving wall time.
 
-Scenarios (audio per channel, looped from a 12 s pool of 64 distinct signals):
+Scenarios (audio per channel, looped from a pool of up to 64 distinct signals of 12 s):
 * ``mixed``: a quarter each of the four below (the expected load);
 * ``silence``: low hiss (-60 dBm0);
 * ``noise``: white noise at -20 dBm0 (every window is analysed, nothing passes);
@@ -52,8 +52,8 @@ def _clip(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
-def _signal(kind: str, rng: np.random.Generator) -> np.ndarray:
-    n = POOL_SECONDS * FS
+def _signal(kind: str, rng: np.random.Generator, pool_seconds: int) -> np.ndarray:
+    n = pool_seconds * FS
     if kind == "silence":
         return _clip(rng.standard_normal(n) * float(dbm0_to_amplitude(-60.0)) / np.sqrt(2))
     if kind == "noise":
@@ -81,15 +81,16 @@ def _signal(kind: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(kind)
 
 
-def _pool(scenario: str, rng: np.random.Generator) -> np.ndarray:
+def _pool(scenario: str, rng: np.random.Generator, pool_seconds: int) -> np.ndarray:
     kinds = ["silence", "noise", "music", "dtmf"] if scenario == "mixed" else [scenario]
-    return np.stack([_signal(kinds[i % len(kinds)], rng) for i in range(POOL_ROWS)])
+    rows = min(POOL_ROWS, 4 * pool_seconds)
+    return np.stack([_signal(kinds[i % len(kinds)], rng, pool_seconds) for i in range(rows)])
 
 
 def run_scenario(scenario: str, channels: int, seconds: float) -> dict[str, object]:
     rng = np.random.default_rng(2024)
-    pool = _pool(scenario, rng)
-    rows = np.arange(channels) % POOL_ROWS
+    pool = _pool(scenario, rng, min(POOL_SECONDS, max(2, int(seconds) + 1)))
+    rows = np.arange(channels) % pool.shape[0]
     offsets = (np.arange(channels) * 977) % (pool.shape[1] - TICK)
     ticks = int(seconds * FS / TICK)
     det = BatchDtmfDetector(channels)

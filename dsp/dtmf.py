@@ -24,15 +24,23 @@ How it works (all channels in one pass, per engine tick):
    window pairs agreeing on a digit start it, ``misses_to_end`` windows without it end it.
 
 Q.24 (AT&T column) limits and how they are met (windows of 10 ms at hop 5 ms):
-* duration: a 40 ms tone always gives >= 7 windows fully inside it, a 23 ms tone at most
-  4 windows that pass the purity test, so 6 consecutive windows (5 hits) separate them;
+* duration: a 40 ms tone always contains >= 6 whole windows (7 when aligned, and a window
+  mostly covered by the tone usually passes too); a 23 ms tone gives at most 4 windows that
+  pass the purity test; 6 consecutive windows (5 hits) are required.  Measured over every
+  sample alignment, with or without noise at 15 dB SNR: tones of 27 ms and less are never
+  reported, tones of 36 ms and more always are;
 * a 10 ms interruption spoils at most 3-4 windows (< ``misses_to_end`` = 5), a 40 ms pause
   spoils >= 8, so it separates digits;
-* twist: the high group may be up to 4 dB above the low group ("reverse twist") or up to
-  8 dB below it ("normal twist", a loop attenuates high frequencies more); limits are set
-  1 dB wider to absorb measurement error;
+* twist, stated as level(high group) - level(low group): Q.24 asks for operation from +4 dB
+  to -8 dB.  The names differ between documents, so the sign is what counts; here, as in
+  Asterisk ``dsp.c`` and spandsp, "normal twist" is the high group *weaker* (up to 8 dB: a
+  loop attenuates high frequencies more) and "reverse twist" is the high group *stronger*
+  (up to 4 dB).  The limits are set 1 dB wider to absorb measurement error;
 * level: 0 to -25 dBm0 per frequency operate, -55 dBm0 must not: threshold -36 dBm0;
 * frequency: +/-1.5 % operate, +/-3.5 % must not.
+
+Talk-off: checked on espeak-ng speech in seven languages (Mandarin included) at levels
+from -26 to -2 dBm0 and on synthetic music (tests/unit/dsp/test_dsp_talkoff.py).
 """
 
 from __future__ import annotations
@@ -123,6 +131,7 @@ class _Track:
     start_win: int = 0
     last_win: int = 0
     misses: int = 0
+    seen_win: int = -1  # last window stepped here (the fast path may have gone further)
     pending: list[DtmfEvent] = field(default_factory=list)
 
     @property
@@ -174,6 +183,8 @@ class BatchDtmfDetector:
         self._prev_cand = np.full(capacity, -1, dtype=np.int16)
         self._nwin = np.zeros(capacity, dtype=np.int64)
         self._busy = np.zeros(capacity, dtype=bool)
+        self._digit = np.full(capacity, -1, dtype=np.int16)  # mirror of _Track.digit
+        self._steady_win = np.full(capacity, -1, dtype=np.int64)
         self._tracks = [_Track() for _ in range(capacity)]
 
     # ------------------------------------------------------------------ slots
@@ -187,15 +198,18 @@ class BatchDtmfDetector:
         self._prev_cand[slot] = -1
         self._nwin[slot] = 0
         self._busy[slot] = False
+        self._digit[slot] = -1
+        self._steady_win[slot] = -1
         self._tracks[slot] = _Track()
 
     def flush(self, slot: int) -> list[DtmfEvent]:
         """End of the slot's audio: report a digit still in progress (with its duration so
         far) and clear the hit/miss state.  The sample index keeps counting."""
-        track = self._tracks[slot]
+        track = self._catch_up(slot)
         events = self._end_digit(track) if track.digit >= 0 else []
-        self._tracks[slot] = _Track()
+        self._tracks[slot] = _Track(seen_win=track.seen_win)
         self._busy[slot] = False
+        self._digit[slot] = -1
         return events
 
     # --------------------------------------------------------------- analysis
@@ -249,22 +263,48 @@ class BatchDtmfDetector:
         if blocks.shape[1] == 0:
             return []
         cand, hit = self._analyse(blocks, nh)
-        rows = np.flatnonzero((cand >= 0).any(axis=1) | self._busy)
         nwin_before = self._nwin.copy()
         self._nwin += nh
+        # Fast path: a digit in progress that every new window confirms only moves its
+        # end forward (misses stay 0), so it is recorded here in one vector operation;
+        # the Python state machine catches up from _steady_win when it next runs.
+        active = self._digit >= 0
+        steady = np.zeros(self.capacity, dtype=bool)
+        if active.any():
+            match = cand == self._digit[:, None]
+            if cand.shape[1] > 1:
+                match |= np.arange(cand.shape[1])[None, :] >= nh[:, None]
+            steady = active & match.all(axis=1) & (nh > 0)
+            self._steady_win[steady] = self._nwin[steady] - 1
+        rows = np.flatnonzero(((cand >= 0).any(axis=1) | self._busy) & ~steady)
         events: list[tuple[int, DtmfEvent]] = []
         for i in rows.tolist():
-            track = self._tracks[i]
+            track = self._catch_up(i)
             base = int(nwin_before[i])
             cand_row = cand[i].tolist()
             hit_row = hit[i].tolist()
             for j in range(int(nh[i])):
                 self._step_track(track, base + j, cand_row[j], hit_row[j])
+            track.seen_win = base + int(nh[i]) - 1
             if track.pending:
                 events.extend((i, ev) for ev in track.pending)
                 track.pending.clear()
             self._busy[i] = track.busy
+            self._digit[i] = track.digit
         return events
+
+    def _catch_up(self, slot: int) -> _Track:
+        """Apply the windows the fast path confirmed since the track last ran."""
+        track = self._tracks[slot]
+        steady_until = int(self._steady_win[slot])
+        if steady_until > track.seen_win:
+            # every window in between matched the digit: no misses, run state is moot
+            # (a digit can only end after misses_to_end windows without it)
+            track.last_win = steady_until
+            track.seen_win = steady_until
+            track.misses = 0
+            track.run_digit, track.run = -1, 0
+        return track
 
     def _analyse(self, blocks: NDArray[np.int16], nh: NDArray[np.int64]
                  ) -> tuple[NDArray[np.int16], NDArray[np.bool_]]:

@@ -10,9 +10,9 @@ concealment with G.711"), adapted to a zero-delay, one-call-per-tick engine:
 * Concealed audio loops the last period of the template, two periods from 10 ms and
   three from 20 ms; each loop's last P/4 samples are overlap-added with the P/4 samples
   *before* it, so it loops without a click. It is at full level for the first 10 ms,
-  then attenuated linearly by 20 % per 10 ms, reaching silence at 60 ms (App. I §I.2.4).
+  then attenuated linearly by 20 % per 10 ms, reaching silence at 60 ms.
 * The first good frame after an erasure is overlap-added with the continuation of the
-  synthetic signal over P/4 + 4 ms per extra 10 ms of erasure, at most 10 ms (§I.2.5).
+  synthetic signal over P/4 + 4 ms per extra 10 ms of erasure, at most 10 ms.
 
 Differences from Appendix I, deliberate: App. I delays all output by 3.75 ms so it can
 also overlap-add at the *start* of an erasure. We add no delay to the media path; the
@@ -47,7 +47,8 @@ OLA_STEP_SAMPLES = 32  # +4 ms of overlap-add per extra 10 ms of erasure
 def _gain(offsets: NDArray[np.intp]) -> NDArray[np.float32]:
     """Attenuation for samples ``offsets`` samples into an erasure."""
     g = 1.0 - (offsets - FULL_LEVEL_SAMPLES) * ATTEN_PER_SAMPLE
-    return np.clip(g, 0.0, 1.0).astype(np.float32)
+    gain: NDArray[np.float32] = np.clip(g, 0.0, 1.0).astype(np.float32)
+    return gain
 
 
 class Plc:
@@ -115,7 +116,8 @@ class Plc:
         y = self._synth(idx, offsets) * _gain(offsets)
         self._erased[idx] += self.frame
         self._push(idx, y)
-        return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+        pcm: NDArray[np.int16] = np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+        return pcm
 
     # -- internals ----------------------------------------------------------------------
     def _push(self, idx: NDArray[np.intp], x: NDArray[np.float32]) -> None:
@@ -137,7 +139,7 @@ class Plc:
         """The concealment signal ``offsets`` samples into the erasure (before attenuation).
 
         One pitch period is looped for the first 10 ms, two from 10 ms and three from
-        20 ms (App. I §I.2.3, so long erasures do not buzz), cross-faded over P/4 at each
+        20 ms (as App. I does, so long erasures do not buzz), cross-faded over P/4 at each
         switch. The loops are in phase (each is a whole number of periods ending at the
         same sample), so the cross-fades are benign.
         """
@@ -150,7 +152,7 @@ class Plc:
         return ((y1 * (1.0 - w2) + y2 * w2) * (1.0 - w3) + y3 * w3).astype(np.float32)
 
     def _fade_in(self, idx: NDArray[np.intp], x: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Overlap-add the synthetic continuation into the first good frame (§I.2.5)."""
+        """Overlap-add the synthetic continuation into the first good frame."""
         erased = self._erased[idx]
         pitch = self._pitch[idx]
         extra = np.maximum(0, (erased - 1) // FULL_LEVEL_SAMPLES)
@@ -161,7 +163,8 @@ class Plc:
         offsets = erased[:, None] + n
         synth = self._synth(idx, offsets) * _gain(offsets)
         w = np.clip((n + 1) / (length[:, None] + 1), 0.0, 1.0).astype(np.float32)
-        return (synth * (1.0 - w) + x * w).astype(np.float32)
+        mixed: NDArray[np.float32] = (synth * (1.0 - w) + x * w).astype(np.float32)
+        return mixed
 
 
 def _loop(
@@ -172,7 +175,7 @@ def _loop(
 ) -> NDArray[np.float32]:
     """Loop the last ``span`` samples of ``snap``; the loop's last ``quarter`` samples are
     overlap-added with the ``quarter`` samples before the loop, so that its end leads
-    into its start without a click (App. I §I.2.3)."""
+    into its start without a click."""
     pos = HISTORY_SAMPLES - span + offsets % span
     y = np.take_along_axis(snap, pos, axis=1)
     into_tail = pos - (HISTORY_SAMPLES - quarter)
@@ -182,7 +185,7 @@ def _loop(
 
 
 def find_pitch(hist: NDArray[np.float32]) -> NDArray[np.intp]:
-    """Pitch period per row by normalized autocorrelation (App. I §I.2.2, full search).
+    """Pitch period per row by normalized autocorrelation (full search over the range).
 
     Args:
         hist: ``(k, HISTORY_SAMPLES)`` recent output, newest last.
@@ -196,4 +199,5 @@ def find_pitch(hist: NDArray[np.float32]) -> NDArray[np.intp]:
     corr = np.einsum("kwn,kn->kw", windows, target)
     energy = np.einsum("kwn,kwn->kw", windows, windows)
     score = corr / np.sqrt(energy + 1.0)
-    return (PITCH_MAX - np.argmax(score, axis=1)).astype(np.intp)
+    pitch: NDArray[np.intp] = (PITCH_MAX - np.argmax(score, axis=1)).astype(np.intp)
+    return pitch

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from .errors import SipParseError
 from .headers import format_auth_params, parse_auth_params
 from .location import UserCredentials
+from .uri import SipUri
 
 __all__ = [
     "AuthResult",
@@ -504,10 +505,25 @@ class DigestAuthenticator:
 
 
 def _same_uri(a: str, b: str) -> bool:
-    """The digest-uri names the Request-URI (exact, or equal ignoring case and spaces)."""
-    if a == b:
+    """The digest-uri names the Request-URI's resource (RFC 2617 §3.2.2.5).
+
+    Compared on scheme, user, host and port, not on URI parameters: phones such as pyVoIP
+    1.6 put ``;transport=UDP`` in the digest-uri but not in the Request-URI. The response
+    hash still covers the exact digest-uri string, and nonces are bound to the source
+    address, so this leniency does not let a credential be replayed elsewhere.
+    """
+    if a == b or a.strip().lower() == b.strip().lower():
         return True
-    return a.strip().lower() == b.strip().lower()
+    try:
+        ua, ub = SipUri.parse(a.strip()), SipUri.parse(b.strip())
+    except SipParseError:
+        return False
+    return (
+        ua.scheme == ub.scheme
+        and (ua.user or "") == (ub.user or "")
+        and ua.host.lower() == ub.host.lower()
+        and (ua.port or 0) == (ub.port or 0)
+    )
 
 
 # --- client (trunks) -----------------------------------------------------------------------

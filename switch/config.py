@@ -128,12 +128,12 @@ class SipConfig:
     """Longest registration granted; longer requests are cut down to this."""
     default_expires_s: int = field(default=3600, metadata=_m(lo=1, hi=86400))
     """Registration time when the REGISTER asks for none (RFC 3261 §10.2.1.1)."""
-    auth_algorithms: tuple[str, ...] = field(default=("MD5", "SHA-256"),
+    auth_algorithms: tuple[str, ...] = field(default=("MD5",),
                                              metadata=_m(choices=("MD5", "SHA-256")))
     """Digest algorithms challenged with, one WWW-Authenticate each, in this order (RFC 8760
-    §2.4). MD5 comes first by default because many phones and tools (sipsak 0.9.8, SIPp
-    3.6) read only the first challenge and fail on SHA-256; a site whose phones all do
-    SHA-256 can list it first."""
+    §2.4). MD5 only by default: sipsak 0.9.8 and SIPp 3.6 read only the first challenge and
+    fail on SHA-256, and baresip 1.0 rejects the whole response when any challenge names an
+    algorithm it lacks. A site whose phones all do SHA-256 lists ["SHA-256", "MD5"]."""
     auth_max_failures: int = field(default=5, metadata=_m(lo=1, hi=1000))
     """Failed digest attempts from one source/user within auth_window_s before lockout."""
     auth_window_s: int = field(default=60, metadata=_m(lo=1, hi=86400))

@@ -3,7 +3,7 @@
 Pure core: ``now`` is passed in.
 
 Why: a peer may send the same key press twice, as RFC 4733 events *and* as tones left in
-the audio (many gateways do, and RFC 4733 §2.6 only says they SHOULD NOT), or as INFO
+the audio (many gateways do, although RFC 4733 advises against it), or as INFO
 *and* RFC 4733. Users must never see a doubled digit. Rules, in order:
 
 1. Once RFC 4733 has been seen on the channel, in-band detections are dropped: the

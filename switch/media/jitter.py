@@ -200,7 +200,11 @@ class JitterBuffer:
             return
         ext = self._unwrap_ts(ts)
         if ext is None:
+            # A new timestamp base (sender restart, or silence longer than _RESYNC_S):
+            # forget the stream but keep what we learnt about the network's jitter.
+            kept = (self._jitter_s, self._peak_s, self._jitter_n, self._target)
             self._flush()
+            self._jitter_s, self._peak_s, self._jitter_n, self._target = kept
             self.resyncs += 1
             self._have_seq = True
             self._last_seq = seq

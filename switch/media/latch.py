@@ -1,4 +1,4 @@
-"""Symmetric RTP latching (RFC 4961 symmetric RTP, "comedia" behaviour of RFC 4145 §4).
+"""Symmetric RTP latching (RFC 4961 symmetric RTP; the "comedia" behaviour of SBCs).
 
 Pure core: ``now`` is passed in.
 

@@ -213,6 +213,9 @@ class PlayerBank:
     def play(self, slot: int, items: Sequence[NDArray[np.int16]], *, loop: bool = False,
              barge_in: bool = True) -> None:
         """Start playing ``items`` on ``slot``, replacing (stopping) what it was playing."""
+        for item in items:  # validate all before touching the pool or the slot
+            if np.asarray(item).dtype != np.int16:
+                raise MediaError(f"prompt samples must be int16, got {np.asarray(item).dtype}")
         if self.playing[slot] or self._queue[slot]:
             self._end(slot, FinishReason.STOPPED)
         keys = [self._intern(item) for item in items if np.asarray(item).size]

@@ -1,7 +1,7 @@
 """Prompt files: WAV decoding to the engine's format, and a cache of decoded prompts.
 
 The media engine works in one format only: 8 kHz mono ``int16`` frames of 160 samples
-(G.711 narrowband, ITU-T G.711 section 1). Prompt files come from anywhere (studio WAVs at
+(the G.711 narrowband rate). Prompt files come from anywhere (studio WAVs at
 44.1/48 kHz, 24-bit, stereo; telephony WAVs already in mu-law or A-law), so :func:`load_wav`
 decodes every common WAV encoding and converts it once, at load time:
 
@@ -9,13 +9,14 @@ decodes every common WAV encoding and converts it once, at load time:
   spec; the others are signed little-endian);
 * ``WAVE_FORMAT_IEEE_FLOAT`` (tag 3) at 32 and 64 bits;
 * ``WAVE_FORMAT_ALAW`` (tag 6) and ``WAVE_FORMAT_MULAW`` (tag 7), expanded with the
-  ITU-T G.711 tables (section 2, tables 1a/2a);
+  ITU-T G.711 expansion rules (its Tables 1 and 2), as 256-entry lookup tables;
 * ``WAVE_FORMAT_EXTENSIBLE`` (tag 0xFFFE) whose sub-format is one of the above.
 
 Several channels are mixed down to mono by averaging; any sample rate is converted to
-8 kHz with a polyphase FIR (``scipy.signal.resample_poly``, which applies its own
-anti-aliasing low-pass). A data chunk whose declared size runs past the end of the file (a
-recording cut short) is read up to the last whole frame, so a crashed recording still plays.
+8 kHz by ``dsp.resample.to_rate`` (a polyphase FIR, ``scipy.signal.resample_poly``, whose
+Kaiser-window low-pass keeps 44.1/48 kHz studio prompts from aliasing into the band).
+A data chunk whose declared size runs past the end of the file (a recording cut short) is
+read up to the last whole frame, so a crashed recording still plays.
 
 Rules: decoded prompts are read-only arrays (``flags.writeable = False``) because one array
 is shared by every channel that plays it; every failure is a :class:`MediaError`.
@@ -24,9 +25,9 @@ is shared by every channel that plays it; every failure is a :class:`MediaError`
 from __future__ import annotations
 
 import logging
-import math
 import os
 import struct
+import tempfile
 from collections import OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
@@ -34,8 +35,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import resample_poly
 
+from dsp.resample import to_rate
 from switch.media.errors import PromptNotFoundError, WavFormatError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ __all__ = [
     "alaw_to_linear",
     "load_wav",
     "read_wav",
-    "resample_to",
     "ulaw_to_linear",
     "write_wav",
 ]
@@ -173,22 +173,10 @@ def _decode(raw: bytes, tag: int, bits: int, width: int, name: str) -> NDArray[n
     raise WavFormatError(f"{name}: unsupported WAV encoding (format tag {tag}, {bits} bits)")
 
 
-def resample_to(pcm: NDArray[np.floating], from_rate: int, to_rate: int = SAMPLE_RATE
-                ) -> NDArray[np.float64]:
-    """Convert a 1-D signal between sample rates with a polyphase FIR.
-
-    ``resample_poly`` designs a Kaiser-window low-pass at the lower of the two Nyquist
-    frequencies, so 44.1/48 kHz studio prompts do not alias into the telephone band.
-    """
-    if from_rate == to_rate or pcm.size == 0:
-        return np.asarray(pcm, dtype=np.float64)
-    g = math.gcd(from_rate, to_rate)
-    return np.asarray(resample_poly(pcm, to_rate // g, from_rate // g), dtype=np.float64)
-
-
 def to_int16(pcm: NDArray[np.floating]) -> NDArray[np.int16]:
     """Round and saturate float samples at the 16-bit scale to ``int16``."""
-    return np.clip(np.rint(pcm), -32768, 32767).astype(np.int16)
+    out: NDArray[np.int16] = np.clip(np.rint(pcm), -32768, 32767).astype(np.int16)
+    return out
 
 
 def load_wav(path: str | os.PathLike[str]) -> NDArray[np.int16]:
@@ -199,8 +187,8 @@ def load_wav(path: str | os.PathLike[str]) -> NDArray[np.int16]:
         WavFormatError: malformed file or unsupported encoding.
     """
     pcm, rate = read_wav(path)
-    mono = pcm.mean(axis=1) if pcm.shape[1] > 1 else pcm[:, 0]
-    out = to_int16(resample_to(mono, rate, SAMPLE_RATE))
+    mono = to_int16(pcm.mean(axis=1) if pcm.shape[1] > 1 else pcm[:, 0])
+    out = to_rate(mono, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else mono
     out.flags.writeable = False
     return out
 
@@ -221,10 +209,15 @@ def write_wav(path: str | os.PathLike[str], pcm: NDArray[np.int16],
         len(payload),
     )
     target = os.fspath(path)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(header + payload)
-    os.replace(tmp, target)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target) or ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header + payload)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 K = TypeVar("K", bound=Hashable)

@@ -250,21 +250,41 @@ def time_zh(t: _dt.time | _dt.datetime, *, period: bool = True, seconds: bool = 
 
 
 _NUM_RE = re.compile(r"(\d+(?:\.\d+)?)(%?)")
+_MONEY_RE = re.compile(r"[¥￥](\d+(?:\.\d{1,2})?)元?|(\d+(?:\.\d{1,2})?)元")
+_YEAR_RE = re.compile(r"(\d{4})年")
+_CLOCK_RE = re.compile(r"(?<![\d:])([01]?\d|2[0-3])[:：]([0-5]\d)(?![\d:])")
 
 
 def normalize_zh(text: str, *, spell_min_digits: int = 5) -> str:
     """Replace Arabic numerals in Chinese text by Chinese words, for TTS.
 
-    Heuristics, in order: a run of ``spell_min_digits`` or more digits, or one with a leading
-    zero, is a phone/account/order number and is read digit by digit; ``50%`` -> 百分之五十;
-    a decimal ``12.5`` -> 十二点五; any other integer is read as a cardinal. Money and dates
-    should be formatted by :func:`amount_zh` / :func:`date_zh` before they reach this point:
-    this function does not guess that "12.30" is an amount.
+    Heuristics, in order:
+
+    1. money: ``120元``, ``¥12.30``, ``12.30元`` -> :func:`amount_zh` (一百二十元整,
+       十二元三角);
+    2. years: four digits before 年 are read digit by digit (2026年 -> 二零二六年);
+    3. clock times ``15:30`` -> 十五点三十分 (24 h, no day period: the text may already
+       say 下午);
+    4. a run of ``spell_min_digits`` or more digits, or one with a leading zero, is a
+       phone/account/order number and is read digit by digit;
+    5. ``50%`` -> 百分之五十; a decimal ``12.5`` -> 十二点五; other integers are cardinals.
+
+    Values the IVR knows the type of should still be formatted by :func:`amount_zh`,
+    :func:`date_zh`, :func:`digits_zh` before they are put into text.
     """
 
-    def repl(m: re.Match[str]) -> str:
-        number, percent = m.group(1), m.group(2)
-        whole, _, frac = number.partition(".")
+    def money(m: re.Match[str]) -> str:
+        return amount_zh(m.group(1) or m.group(2))
+
+    def clock(m: re.Match[str]) -> str:
+        hour, minute = int(m.group(1)), int(m.group(2))
+        if minute == 0:
+            return number_zh(hour) + "点整"
+        return number_zh(hour) + "点" + ("零" if minute < 10 else "") + number_zh(minute) + "分"
+
+    def number(m: re.Match[str]) -> str:
+        value, percent = m.group(1), m.group(2)
+        whole, _, frac = value.partition(".")
         if not frac and not percent and (len(whole) >= spell_min_digits or
                                          (len(whole) > 1 and whole[0] == "0")):
             return digits_zh(whole)
@@ -273,7 +293,10 @@ def normalize_zh(text: str, *, spell_min_digits: int = 5) -> str:
             words += "点" + digits_zh(frac)
         return ("百分之" + words) if percent else words
 
-    return _NUM_RE.sub(repl, text)
+    text = _MONEY_RE.sub(money, text)
+    text = _YEAR_RE.sub(lambda m: digits_zh(m.group(1)) + "年", text)
+    text = _CLOCK_RE.sub(clock, text)
+    return _NUM_RE.sub(number, text)
 
 
 # ---------------------------------------------------------------------------------- English

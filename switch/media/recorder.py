@@ -110,9 +110,13 @@ class WavRecorder:
         self.closed = False
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            os.write(self._fd, _header(channels, sample_rate, 0))
         except OSError as exc:
             raise RecorderError(f"{self.path}: cannot create recording: {exc}") from exc
+        try:
+            os.write(self._fd, _header(channels, sample_rate, 0))
+        except OSError as exc:
+            os.close(self._fd)
+            raise RecorderError(f"{self.path}: cannot write header: {exc}") from exc
 
     @property
     def samples_written(self) -> int:
@@ -177,7 +181,7 @@ class WavRecorder:
         self._pending_samples = 0
         self._write_payload(payload)
 
-    def _write_payload(self, payload: bytes | memoryview) -> None:
+    def _write_payload(self, payload: bytes) -> None:
         """Append laid-out little-endian sample bytes, then fix the header (rule 2)."""
         self._flush_at = self._flush_samples
         if self.data_bytes + len(payload) > _MAX_DATA_BYTES:
@@ -275,9 +279,9 @@ class CallRecorder:
         n = leg_a.shape[0]
         if leg_a.shape != leg_b.shape or leg_a.ndim != 1:
             raise RecorderError(f"legs must be equal 1-D frames: {leg_a.shape}, {leg_b.shape}")
-        if leg_a.dtype is not _INT16 or leg_b.dtype is not _INT16:
-            if leg_a.dtype != np.int16 or leg_b.dtype != np.int16:
-                raise RecorderError("recorder needs int16 samples")
+        if (leg_a.dtype is not _INT16 or leg_b.dtype is not _INT16) and (
+                leg_a.dtype != np.int16 or leg_b.dtype != np.int16):
+            raise RecorderError("recorder needs int16 samples")
         pos = self._pos
         if pos + n > self._capacity:
             self.flush()
@@ -306,7 +310,7 @@ class CallRecorder:
             return
         n, self._pos = self._pos, 0
         if self._stereo:
-            self.wav._write_payload(memoryview(self._buf[:n]).cast("B"))
+            self.wav._write_payload(self._buf[:n].tobytes())
         else:
             mixed = mix_saturating(self._buf[0, :n], self._buf[1, :n])
             self.wav._write_payload(mixed.astype("<i2").tobytes())
@@ -368,9 +372,9 @@ def repair_wav(path: str | os.PathLike[str]) -> int:
         head = f.read(HEADER_BYTES)
         if len(head) < HEADER_BYTES or head[:4] != b"RIFF" or head[36:40] != b"data":
             raise RecorderError(f"{name}: not a recorder WAV file")
-        channels = struct.unpack_from("<H", head, 22)[0]
+        channels: int = struct.unpack_from("<H", head, 22)[0]
         size = os.fstat(f.fileno()).st_size
-        data_bytes = min(size - HEADER_BYTES, _MAX_DATA_BYTES)
+        data_bytes: int = min(size - HEADER_BYTES, _MAX_DATA_BYTES)
         data_bytes -= data_bytes % (2 * max(channels, 1))
         f.truncate(HEADER_BYTES + data_bytes)
         f.seek(4)

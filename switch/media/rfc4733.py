@@ -8,14 +8,15 @@ Payload (§2.3)::
      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
     |     event     |E|R| volume    |          duration             |
 
-One event is one RTP timestamp (§2.5.1.1: all packets of an event carry the timestamp of
+One event is one RTP timestamp (§2.5.1: all packets of an event carry the timestamp of
 its start). The sender repeats it: a start packet with the M bit, updates with a growing
 duration every packet interval, then the final packet (E bit) three times (§2.5.1.4).
 So the receiver keys events by timestamp: the first packet seen with a timestamp it has
-not seen is a new digit, whatever its M bit says (the start packet may be lost, §2.5.2.1),
+not seen is a new digit, whatever its M bit says (the start packet may be lost, §2.5.2),
 and everything else with that timestamp is ignored. A long event is split into segments
-when its duration would overflow 16 bits (§2.5.2.3): a segment whose timestamp is the
-previous timestamp plus the previous duration, for the same event, continues it.
+when its duration would overflow 16 bits (long-duration events, §2.5): a segment whose
+timestamp is the previous timestamp plus the previous duration, for the same event,
+continues it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = [
     "encode_event",
 ]
 
-# RFC 4733 §3.2, Table 7: DTMF named events.
+# RFC 4733 §3.2: the DTMF named events (codes 0-15).
 EVENT_CODES: dict[str, int] = {
     **{str(d): d for d in range(10)},
     "*": 10,
@@ -55,7 +56,7 @@ CODE_DIGITS: dict[int, str] = {code: digit for digit, code in EVENT_CODES.items(
 _EVENT = struct.Struct("!BBH")
 # Remembered event timestamps, so late repeats of finished events are never re-reported.
 _RECENT_EVENTS = 16
-# A digit whose end packets never came is finished after this much silence (§2.5.2.1
+# A digit whose end packets never came is finished after this much silence (§2.5.2
 # leaves the value to the receiver; senders update at least every 50 ms).
 DEFAULT_END_TIMEOUT_S = 0.5
 
@@ -184,7 +185,7 @@ class DtmfReceiver:
         return self._start(ts, ev, now)
 
     def _continues_segment(self, ts: int, ev: TelephoneEvent) -> bool:
-        """§2.5.2.3: a long event's next segment starts where the previous one ended."""
+        """Long-duration events (§2.5): the next segment starts where the last one ended."""
         return (
             self._active_ts is not None
             and ev.event == self._active_event
@@ -251,8 +252,8 @@ class DtmfSender:
     ) -> list[tuple[bool, int, bytes, float]]:
         """All packets of one event, with their send time relative to the first.
 
-        The start packet has the M bit (§2.5.1.2); one update per ``ptime_ms`` carries the
-        duration so far (§2.5.1.3); the final packet has the E bit and the full duration
+        The start packet has the M bit (§2.5.1); one update per ``ptime_ms`` carries the
+        duration so far; the final packet has the E bit and the full duration
         and is sent three times at the update interval (§2.5.1.4). Every packet has the
         timestamp ``start_ts``.
 

@@ -153,7 +153,7 @@ class EspeakTts:
 
     def _init_pyttsx3(self) -> None:
         """Create the pyttsx3 engine (runs in the worker thread)."""
-        import pyttsx3
+        import pyttsx3  # type: ignore[import-untyped]
 
         self._engine = pyttsx3.init("espeak")
         driver_module = sys.modules.get("pyttsx3.drivers.espeak")
@@ -291,7 +291,14 @@ class EspeakTts:
         self.renders += 1
         logger.debug("tts render voice=%s rate=%d text=%r", speech.voice, rate, speech.text)
         if self.backend == "pyttsx3":
-            pcm = await loop.run_in_executor(self._executor, self._render_pyttsx3, speech, rate)
+            try:
+                pcm = await loop.run_in_executor(self._executor, self._render_pyttsx3, speech,
+                                                 rate)
+            except TtsError as exc:
+                if self.requested_backend != "auto" or shutil.which(self.binary) is None:
+                    raise
+                logger.warning("pyttsx3 render failed (%s); retrying with %s", exc, self.binary)
+                pcm = await self._render_cli(speech, rate)
         else:
             pcm = await self._render_cli(speech, rate)
         pcm.flags.writeable = False

@@ -312,3 +312,13 @@ def test_bank_loop_music_on_hold_and_shared_pool() -> None:
     assert bank.playing.tolist() == [True, False, False]
     bank.play(1, [])
     assert bank.pop_finished() == [(1, FinishReason.COMPLETED)]
+
+
+def test_bank_rejects_bad_items_without_side_effects() -> None:
+    bank = PlayerBank(2)
+    bank.play(0, [ramp(800, 0)])
+    with pytest.raises(MediaError):
+        bank.play(0, [ramp(160, 0), np.zeros(160, dtype=np.float32)])
+    assert bank.playing[0]  # the current play was not disturbed
+    with pytest.raises(MediaError):
+        Player([np.zeros(10, dtype=np.int32)])

@@ -181,12 +181,28 @@ def test_time_zh_24h_and_seconds() -> None:
 
 
 def test_normalize_zh() -> None:
-    text = "您的账号0012345，欠费120元，电话13800000000，用量3.5吨，完成50%"
+    text = "您的账号0012345，欠费120元，电话13800000000，用量3.5吨，完成50%，共12户"
     assert normalize_zh(text) == (
-        "您的账号零零一二三四五，欠费一百二十元，电话一三八零零零零零零零零，"
-        "用量三点五吨，完成百分之五十"
+        "您的账号零零一二三四五，欠费一百二十元整，电话一三八零零零零零零零零，"
+        "用量三点五吨，完成百分之五十，共十二户"
     )
     assert normalize_zh("没有数字") == "没有数字"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("应缴¥12.30", "应缴十二元三角"),
+        ("应缴12.05元", "应缴十二元零五分"),
+        ("￥0.5元", "五角"),
+        ("2026年11月30日", "二零二六年十一月三十日"),
+        ("下午15:05前", "下午十五点零五分前"),
+        ("9:00开门", "九点整开门"),
+        ("编号A-0012", "编号A-零零一二"),
+    ],
+)
+def test_normalize_zh_money_dates_times(text: str, expected: str) -> None:
+    assert normalize_zh(text) == expected
 
 
 def test_contains_cjk() -> None:

@@ -137,6 +137,33 @@ async def test_cli_backend_renders_the_same(tmp_path: Path) -> None:
 
 
 @needs_espeak
+async def test_auto_backend_retries_a_failed_render_with_the_binary(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = EspeakTts()
+    try:
+        await engine.render("warm up", "en-us", 160)
+        if engine.backend != "pyttsx3":
+            pytest.skip("pyttsx3 backend not in use")
+
+        def broken(*_: object) -> np.ndarray:
+            raise TtsError("simulated pyttsx3 failure")
+
+        monkeypatch.setattr(engine, "_render_pyttsx3", broken)
+        pcm = await engine.render(ENGLISH, "en-us", 160)
+        assert rms(pcm) > 500
+        forced = EspeakTts(backend="pyttsx3")
+        try:
+            await forced.render("warm up", "en-us", 160)
+            monkeypatch.setattr(forced, "_render_pyttsx3", broken)
+            with pytest.raises(TtsError, match="simulated"):
+                await forced.render(ENGLISH, "en-us", 160)
+        finally:
+            forced.close()
+    finally:
+        engine.close()
+
+
+@needs_espeak
 async def test_bad_requests(tts: EspeakTts) -> None:
     with pytest.raises(TtsError, match="unknown espeak-ng voice"):
         await tts.render("hello", "no-such-voice", 160)

@@ -38,17 +38,24 @@ __all__ = [
 class AudioCodec(Protocol):
     """What the media engine needs from a codec.
 
-    Attributes:
+    Attributes (read-only):
         name: encoding name as written in SDP ``a=rtpmap`` (RFC 4566 §6), e.g. ``"PCMU"``.
         clock_rate: RTP timestamp rate in Hz (RFC 3551 §4.5).
         sample_rate: PCM sample rate in Hz at the codec's input/output.
         channels: audio channels per stream (1 for telephony).
     """
 
-    name: str
-    clock_rate: int
-    sample_rate: int
-    channels: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def clock_rate(self) -> int: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
 
     def encode(self, pcm: NDArray[np.int16]) -> NDArray[np.uint8]:
         """int16 PCM ``(N, samples)`` -> payload bytes ``(N, bytes)``."""

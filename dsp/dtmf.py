@@ -278,14 +278,18 @@ class BatchDtmfDetector:
             self._steady_win[steady] = self._nwin[steady] - 1
         rows = np.flatnonzero(((cand >= 0).any(axis=1) | self._busy) & ~steady)
         events: list[tuple[int, DtmfEvent]] = []
-        for i in rows.tolist():
+        if rows.size == 0:
+            return events
+        step = self._step_track
+        for i, base, count, cand_row, hit_row in zip(
+                rows.tolist(), nwin_before[rows].tolist(), nh[rows].tolist(),
+                cand[rows].tolist(), hit[rows].tolist(), strict=True):
             track = self._catch_up(i)
-            base = int(nwin_before[i])
-            cand_row = cand[i].tolist()
-            hit_row = hit[i].tolist()
-            for j in range(int(nh[i])):
-                self._step_track(track, base + j, cand_row[j], hit_row[j])
-            track.seen_win = base + int(nh[i]) - 1
+            for j in range(count):
+                if cand_row[j] < 0 and track.digit < 0 and track.run == 0:
+                    continue  # idle and nothing heard: the step would change nothing
+                step(track, base + j, cand_row[j], hit_row[j])
+            track.seen_win = base + count - 1
             if track.pending:
                 events.extend((i, ev) for ev in track.pending)
                 track.pending.clear()

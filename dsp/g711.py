@@ -73,7 +73,8 @@ def _build_ulaw_encode() -> NDArray[np.uint8]:
     low = 15 - ((magnitude >> segno) & 0x0F)
     code = (high << 4) | low
     code = np.where(x >= 0, code | 0x80, code)
-    return code.astype(np.uint8)
+    result: NDArray[np.uint8] = code.astype(np.uint8)
+    return result
 
 
 def _build_alaw_encode() -> NDArray[np.uint8]:
@@ -84,7 +85,8 @@ def _build_alaw_encode() -> NDArray[np.uint8]:
     shift = np.maximum(bitlen - 5, 0)
     code = np.where(ix > 15, (ix >> shift) + (shift << 4), ix)
     code = np.where(x >= 0, code | 0x80, code) ^ 0x55
-    return code.astype(np.uint8)
+    result: NDArray[np.uint8] = code.astype(np.uint8)
+    return result
 
 
 def _build_ulaw_decode() -> NDArray[np.int16]:
@@ -95,7 +97,8 @@ def _build_ulaw_decode() -> NDArray[np.int16]:
     mantissa = inverted & 0x0F
     step = 4 << (exponent + 1)
     value = (0x80 << exponent) + step * mantissa + step // 2 - 4 * _ULAW_BIAS
-    return (sign * value).astype(np.int16)
+    result: NDArray[np.int16] = (sign * value).astype(np.int16)
+    return result
 
 
 def _build_alaw_decode() -> NDArray[np.int16]:
@@ -107,7 +110,8 @@ def _build_alaw_decode() -> NDArray[np.int16]:
     value = (mantissa << 4) + 8
     value = np.where(exponent > 1, value << np.maximum(exponent - 1, 0), value)
     sign = np.where(code & 0x80, 1, -1)
-    return (sign * value).astype(np.int16)
+    result: NDArray[np.int16] = (sign * value).astype(np.int16)
+    return result
 
 
 _ULAW_ENCODE = _build_ulaw_encode()

@@ -152,6 +152,7 @@ def mix_groups(frames: NDArray[np.int16], members: NDArray[np.intp],
         if np.any(g != 1.0):
             scaled = heard.astype(np.float32) * g[:, None]
             np.clip(scaled, _INT16_MIN, _INT16_MAX, out=scaled)
-            return np.rint(scaled).astype(np.int16)
+            result: NDArray[np.int16] = np.rint(scaled).astype(np.int16)
+            return result
     np.clip(heard, _INT16_MIN, _INT16_MAX, out=heard)
     return heard.astype(np.int16)

@@ -45,7 +45,8 @@ def to_rate(pcm: NDArray[np.int16], from_rate: int, to_rate: int = 8000) -> NDAr
     if x.shape[-1] == 0:
         return np.zeros((*x.shape[:-1], 0), dtype=np.int16)
     # imported here so that "import dsp" stays light (scipy.signal takes ~0.3 s to load)
-    from scipy.signal import resample_poly
+    from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
     y = resample_poly(x.astype(np.float32), up, down, axis=-1)
-    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    result: NDArray[np.int16] = np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    return result

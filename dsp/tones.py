@@ -9,15 +9,17 @@ Levels are per frequency component in dBm0 (see :mod:`dsp.level` for the referen
 sine peaks at about 22,827 in int16).  Output is int16, saturated (never wrapped).
 
 Sources of the tone plans (frequencies, cadences and levels):
-* "cn": China, YD/T 1037 style plan as listed in ITU-T E.180 Supplement 2 (Operational
-  Bulletin 781): 450 Hz; dial continuous, ringback 1 s on 4 s off, busy 0.35/0.35 s,
-  congestion 0.7/0.7 s, call waiting 0.4 s on 4 s off.
-* "us": North American "precise tone plan" (ANSI T1.401 / Bellcore LSSGR): dial 350+440 Hz
-  at -13 dBm0, ringback 440+480 Hz at -19 dBm0 2 s on 4 s off, busy 480+620 Hz at -24 dBm0
-  0.5/0.5 s, reorder 480+620 Hz 0.25/0.25 s, call waiting 440 Hz 0.3 s.
+* "cn": China, as listed in "Various tones used in national networks (according to ITU-T
+  Recommendation E.180)", Annex to ITU Operational Bulletin 781: 450 Hz; dial continuous,
+  ringback 1 s on 4 s off, busy 0.35/0.35 s, congestion 0.7/0.7 s, call waiting 0.4 s on
+  4 s off.  Level -10 dBm0 (our choice; the list gives no level).
+* "us": the North American Precise Tone Plan (Bellcore LSSGR): dial 350+440 Hz at
+  -13 dBm0 per tone, ringback 440+480 Hz at -19 dBm0 2 s on 4 s off, busy 480+620 Hz at
+  -24 dBm0 0.5/0.5 s, reorder (congestion) 480+620 Hz 0.25/0.25 s, call waiting 440 Hz
+  0.3 s (repeated here every 10 s).
 * "etsi": ETSI ETR 187 / TR 101 041-2 harmonized European tones: 425 Hz; dial continuous,
   ringing 1 s on 4 s off, busy 0.5/0.5 s, congestion 0.25/0.25 s, call waiting two 0.2 s
-  bursts 0.2 s apart, repeated.
+  bursts 0.2 s apart (repeated here every 5 s).  Level -10 dBm0.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ PROFILES: dict[str, ToneProfile] = {
 
 
 def _to_int16(x: NDArray[np.floating]) -> NDArray[np.int16]:
-    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    result: NDArray[np.int16] = np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    return result
 
 
 def _sines(freqs_hz: tuple[float, ...], amplitudes: NDArray[np.float64],
@@ -140,7 +143,8 @@ def _cadence_gate(cadence_ms: tuple[int, ...], index: NDArray[np.int64],
     bounds = np.cumsum(np.asarray(cadence_ms, dtype=np.int64)) * sample_rate // 1000
     pos = np.mod(index, bounds[-1])
     segment = np.searchsorted(bounds, pos, side="right")
-    return (segment % 2) == 0
+    result: NDArray[np.bool_] = (segment % 2) == 0
+    return result
 
 
 def render_tone(pattern: TonePattern, start_sample: NDArray[np.int64] | int, n: int,

@@ -10,14 +10,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Union
 
 __all__ = [
-    "Ask", "Attr", "Binary", "CalendarDecl", "CalRule", "CallSub", "Enqueue", "Expr", "Flow",
-    "FuncCall", "Goto", "Hangup", "Hotkey", "If", "Interp", "KeyEntry", "ListExpr", "Literal",
-    "Lookup", "Menu", "Name", "OnClause", "Option", "Play", "Program", "QueueDecl", "Record",
-    "Return", "Say", "SetVar", "Setting", "SourceDecl", "Span", "Step", "StepNode", "Stmt",
-    "Sub", "Tag", "Template", "Transfer", "Unary", "Value", "Var", "Voicemail",
+    "Ask",
+    "Attr",
+    "Binary",
+    "CalRule",
+    "CalendarDecl",
+    "CallSub",
+    "Enqueue",
+    "Expr",
+    "Flow",
+    "FuncCall",
+    "Goto",
+    "Hangup",
+    "Hotkey",
+    "If",
+    "Interp",
+    "KeyEntry",
+    "ListExpr",
+    "Literal",
+    "Lookup",
+    "Menu",
+    "Name",
+    "OnClause",
+    "Option",
+    "Play",
+    "Program",
+    "QueueDecl",
+    "Record",
+    "Return",
+    "Say",
+    "SetVar",
+    "Setting",
+    "SourceDecl",
+    "Span",
+    "Step",
+    "StepNode",
+    "Stmt",
+    "Sub",
+    "Tag",
+    "Template",
+    "Transfer",
+    "Unary",
+    "Value",
+    "Var",
+    "Voicemail",
 ]
 
 
@@ -93,7 +131,7 @@ class Binary:
     span: Span
 
 
-Expr = Union[Literal, Var, Attr, FuncCall, ListExpr, Unary, Binary]
+Expr = Literal | Var | Attr | FuncCall | ListExpr | Unary | Binary
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +295,8 @@ class Voicemail:
     span: Span
 
 
-Stmt = Union[Say, Play, SetVar, Tag, Goto, CallSub, Return, Hangup, If, Lookup, Transfer,
-             Enqueue, Record, Voicemail]
+Stmt = (Say | Play | SetVar | Tag | Goto | CallSub | Return | Hangup | If | Lookup | Transfer
+        | Enqueue | Record | Voicemail)
 #: Statements whose "on" clauses are outcome branches.
 WithOutcomes = (Lookup, Transfer, Enqueue, Record, Voicemail)
 
@@ -305,7 +343,7 @@ class Sub:
     span: Span
 
 
-StepNode = Union[Step, Menu, Ask]
+StepNode = Step | Menu | Ask
 
 
 # ------------------------------------------------------------------------------ declarations

@@ -34,7 +34,8 @@ _GROUPS = {"daily": range(7), "每天": range(7), "weekdays": range(5), "工作�
            "weekend": range(5, 7), "周末": range(5, 7)}
 _RANGE_RE = re.compile(r"^(.+?)(?:-|至|到)(.+)$")
 EXCEPTION_KINDS = {"closed": "closed", "休息": "closed", "open": "open", "上班": "open"}
-DAY_WORDS = sorted([*_DAYS, *_GROUPS, *EXCEPTION_KINDS])
+DAY_WORDS = sorted([*_DAYS, *_GROUPS, *EXCEPTION_KINDS, "mon-fri", "mon-sat", "sat-sun",
+                    "周一至周五", "周一至周六"])
 
 
 def day_set(word: str) -> frozenset[int] | None:

@@ -43,6 +43,8 @@ LIMITS_S = {
     "input": (1, 60), "interdigit": (0.5, 30), "lookup": (0.1, 30), "transfer": (5, 180),
     "maxwait": (10, 3600), "maxlen": (1, 600),
 }
+_TIMER_ZH = {"input": "输入", "interdigit": "按键间隔", "lookup": "查询", "transfer": "转接",
+             "maxwait": "最长等待", "maxlen": "录音时长"}
 MAX_RETRIES = 9
 MAX_DIGITS = 32
 _ANNOUNCE_ZH = re.compile(r"按\s*([0-9*#]|星号|井号)")
@@ -62,7 +64,7 @@ class _Checker:
     def __init__(self, program: A.Program) -> None:
         self.p = program
         self.out: list[Diagnostic] = []
-        self.steps = {s.name.text for s in program.steps}
+        self.step_names = {s.name.text for s in program.steps}
         self.subs = {s.name.text: s for s in program.subs}
         self.queues = {q.name.text for q in program.queues}
         self.calendars = {c.name.text for c in program.calendars}
@@ -90,13 +92,13 @@ class _Checker:
         if value is None or value.number is None:
             if required:
                 self.emit("E190", span, f"no {kind} timeout set here or in the flow header",
-                          f"没有设置{kind}超时（本步骤和流程头都没有）")
+                          f"没有设置{_TIMER_ZH[kind]}超时（本步骤和流程头都没有）")
             return
         lo, hi = LIMITS_S[kind]
         secs = float(value.number)
         if not lo <= secs <= hi:
             self.emit("E191", value.span, f"{kind} time {value.raw} is outside {lo}-{hi} s",
-                      f"{kind} 时间 {value.raw} 超出合理范围 {lo}-{hi} 秒")
+                      f"{_TIMER_ZH[kind]}时间 {value.raw} 超出合理范围 {lo}-{hi} 秒")
 
     # ---------------------------------------------------------------- declarations
     def declarations(self) -> None:
@@ -200,14 +202,14 @@ class _Checker:
 
     # ---------------------------------------------------------------- names
     def target(self, name: A.Name) -> None:
-        if name.text in self.steps:
+        if name.text in self.step_names:
             return
         if name.text in self.subs:
             self.emit("E110", name.span, f"'{name.text}' is a sub: use 'call {name.text}()'",
                       f"'{name.text}' 是子流程，请用 'call {name.text}()'")
             return
         self.emit("E110", name.span, f"undefined step '{name.text}'",
-                  f"未定义的步骤 '{name.text}'", did_you_mean(name.text, self.steps))
+                  f"未定义的步骤 '{name.text}'", did_you_mean(name.text, self.step_names))
 
     def undefined_queue(self, text: str, span: A.Span) -> None:
         self.emit("E113", span, f"undefined queue '{text}'", f"未定义的队列 '{text}'",
@@ -364,7 +366,7 @@ class _Checker:
             self.block(c.body, in_sub)
 
     # ---------------------------------------------------------------- steps
-    def steps(self) -> None:
+    def all_steps(self) -> None:
         for node in self.p.steps:
             if isinstance(node, A.Step):
                 self.block(node.body, in_sub=False)
@@ -509,7 +511,7 @@ def check(program: A.Program) -> list[Diagnostic]:
     """All diagnostics of a parsed program, sorted by position."""
     c = _Checker(program)
     c.declarations()
-    c.steps()
+    c.all_steps()
     c.out.extend(FlowAnalysis(program).run())
     unique = {(d.code, d.span, d.message_en): d for d in c.out}
     return sorted(unique.values(), key=Diagnostic.sort_key)

@@ -65,7 +65,7 @@ class _Indenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
-    def handle_NL(self, token: Token) -> Iterator[Token]:  # noqa: N802 (lark's name)
+    def handle_NL(self, token: Token) -> Iterator[Token]:
         if self.paren_level > 0:
             return
         yield token
@@ -456,7 +456,7 @@ _EXAMPLES: dict[str, list[str]] = {
     "compare": ["step a:\n  if x = 1:\n    hangup\n"],
     "arrow": ["menu m:\n  1 a\n", "menu m:\n  prompt \"x\"\n  1 a\n",
               "menu m:\n  1 -> a\n  2 b\n"],
-    "quote": ["step a:\n  say 您好\n", "step a:\n  say hello\n"],
+    "quote": ["step a:\n  say 您好\n", "step a:\n  say hello\n", "step a:\n  说 您好\n"],
     "elseif": ["step a:\n  if x:\n    hangup\n  else if y:\n    hangup\n"],
 }
 _EXAMPLE_TEXT = {

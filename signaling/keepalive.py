@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import SipParseError
 from .events import Address
 from .headers import NameAddr
 from .ids import IdGenerator
@@ -86,6 +87,7 @@ class KeepAliveTracker:
         down_after: int = 2,
         up_after: int = 1,
         udp_only: bool = True,
+        nat_only: bool = True,
     ) -> None:
         if interval_s <= 0 or timeout_s <= 0 or timeout_s >= interval_s:
             raise ValueError("need 0 < timeout_s < interval_s")
@@ -96,7 +98,9 @@ class KeepAliveTracker:
         self.down_after = down_after
         self.up_after = up_after
         self.udp_only = udp_only
+        self.nat_only = nat_only
         self._targets: dict[tuple[str, str], _Target] = {}
+        self._by_aor: dict[str, set[str]] = {}  # aor -> contacts, so update() is O(own)
 
     def _offset(self, key: tuple[str, str]) -> float:
         spread_ms = int(self.interval_s * 1000)
@@ -111,11 +115,18 @@ class KeepAliveTracker:
                 continue
             if not b.source_host or not b.source_port:
                 continue
+            if self.nat_only and not _behind_nat(b):
+                continue
             ping = KeepAlivePing(aor, b.contact, b.registered_contact or b.contact,
                                  Address(b.transport.lower(), b.source_host, b.source_port))
             wanted[(aor, b.contact)] = ping
-        for key in [k for k in self._targets if k[0] == aor and k not in wanted]:
-            del self._targets[key]
+        known = self._by_aor.get(aor, set())
+        for contact in [c for c in known if (aor, c) not in wanted]:
+            del self._targets[(aor, contact)]
+        if wanted:
+            self._by_aor[aor] = {key[1] for key in wanted}
+        else:
+            self._by_aor.pop(aor, None)
         for key, ping in wanted.items():
             t = self._targets.get(key)
             if t is None:
@@ -191,6 +202,22 @@ class KeepAliveTracker:
 
     def __len__(self) -> int:
         return len(self._targets)
+
+
+def _behind_nat(b: Binding) -> bool:
+    """True when the phone's own Contact differs from where its REGISTER came from.
+
+    Only such contacts need pings (the NAT binding would close); pinging every UDP phone
+    would cost each dead one eleven retransmissions per interval for nothing (the approach
+    of Kamailio's nathelper, which pings NATed contacts only).
+    """
+    try:
+        uri = SipUri.parse(b.registered_contact or b.contact)
+    except SipParseError:
+        return True
+    host = uri.host.strip("[]").lower()
+    port = uri.port or 5060
+    return host != b.source_host.strip("[]").lower() or port != b.source_port
 
 
 def build_options(

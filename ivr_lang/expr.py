@@ -44,7 +44,13 @@ class IvrRuntimeError(IvrError):
 
     def __init__(self, message: str, span: A.Span | None = None) -> None:
         super().__init__(f"{span}: {message}" if span else message)
+        self.message = message
         self.span = span
+
+    def short(self) -> str:
+        """``line:col: message`` without the file name (for transcripts)."""
+        return (f"{self.span.line}:{self.span.col}: {self.message}" if self.span
+                else self.message)
 
 
 @dataclass(slots=True)

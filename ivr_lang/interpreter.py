@@ -178,6 +178,14 @@ class Interpreter:
                              else {})
         op = S.flow_setting(program, "operator")
         self.operator_queue = op.raw if op is not None else None
+        self._specs: dict[int, S.InputSpec] = {}
+
+    def spec(self, node: A.Menu | A.Ask) -> S.InputSpec:
+        """The node's resolved input parameters (cached: the program is immutable)."""
+        found = self._specs.get(id(node))
+        if found is None:
+            found = self._specs[id(node)] = S.input_spec(self.p, node)
+        return found
 
     # ------------------------------------------------------------------ plumbing
     def _trace(self, kind: str, detail: str, span: A.Span | None = None) -> None:
@@ -222,7 +230,7 @@ class Interpreter:
             except IvrRuntimeError as exc:
                 logger.warning("ivr runtime error in %s step %s: %s", self.p.file, self.step,
                                exc)
-                self._trace("error", str(exc), exc.span)
+                self._trace("error", exc.short(), exc.span)
                 jump = await self._on_error(handled_error)
                 handled_error = True
             if isinstance(jump, _Goto):
@@ -244,7 +252,7 @@ class Interpreter:
         try:
             return await self.block(clause.body)
         except IvrRuntimeError as exc:
-            self._trace("error", str(exc), exc.span)
+            self._trace("error", exc.short(), exc.span)
             return _End(await self._fallback())
 
     async def _fallback(self) -> str:
@@ -301,7 +309,7 @@ class Interpreter:
         return True
 
     async def _menu(self, menu: A.Menu) -> _Jump:
-        spec = S.input_spec(self.p, menu)
+        spec = self.spec(menu)
         entries = {e.key: e for e in menu.entries}
         timeout = float(spec.timeout_s or 5)
         inter = float(spec.interdigit_s or DEFAULT_INTERDIGIT_S)
@@ -327,7 +335,7 @@ class Interpreter:
                 return res  # type: ignore[return-value]
 
     async def _ask(self, ask: A.Ask) -> _Jump:
-        spec = S.input_spec(self.p, ask)
+        spec = self.spec(ask)
         timeout = float(spec.timeout_s or 5)
         inter = float(spec.interdigit_s or DEFAULT_INTERDIGIT_S)
         rx = re.compile(spec.pattern) if spec.pattern else None

@@ -33,7 +33,7 @@ from .diagnostics import Diagnostic, IvrSyntaxError, Severity, did_you_mean
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KEYWORDS", "parse", "parse_expr"]
+__all__ = ["keywords", "parse", "parse_expr"]
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|秒|分钟)$")
 _DURATION_SCALE = {"ms": Decimal("0.001"), "s": Decimal(1), "秒": Decimal(1),
@@ -121,14 +121,14 @@ def _keyword_terminals() -> dict[str, str]:
     return out
 
 
-KEYWORDS: frozenset[str] = frozenset()  # filled lazily by parse(); see _keywords()
-
-
+@lru_cache(maxsize=1)
 def _keywords() -> dict[str, str]:
-    global KEYWORDS
-    kw = _keyword_terminals()
-    KEYWORDS = frozenset(kw.values())
-    return kw
+    return _keyword_terminals()
+
+
+def keywords() -> frozenset[str]:
+    """Every keyword of the language, English and Chinese (names cannot use them)."""
+    return frozenset(_keywords().values())
 
 
 # --------------------------------------------------------------------------- tree -> AST

@@ -14,9 +14,13 @@ module stays pure).
 Mocked data (the fixture, a TOML file such as demo/hotline_mock.toml): ``[[tables.NAME]]``
 rows are loaded into an in-memory SQLite database, so ``sql`` sources run their real
 queries; ``[python.NAME] result = {...}`` gives a Python source's return value;
-``[http.SOURCE] result = {...}`` an HTTP source's JSON. Per-call overrides (``mock:``
-header lines or ``--mock``) force failures: ``lookup bills = error|timeout|empty``,
-``transfer 13900000000 = busy``, ``queue 客服组 = timeout``, ``record = empty``.
+``[http.SOURCE] result = {...}`` an HTTP source's JSON.
+
+Key tokens: one per input (``"1 123456#"``); ``-`` presses nothing; ``!9`` presses 9 during
+the next prompt (barge-in: a hotkey during a ``say``, or a menu choice before the prompt
+ends). Per-call overrides (``mock:`` header lines or ``--mock``) force outcomes:
+``lookup bills = error|timeout|empty``, ``transfer 13900000000 = busy``,
+``queue 客服组 = timeout``, ``record = empty``, ``voicemail = empty``.
 """
 
 from __future__ import annotations
@@ -129,25 +133,37 @@ class FakeCall:
     def log(self, text: str) -> None:
         self.lines.append(f"[{self.step}] {text}")
 
+    def _barge(self, bargein: bool) -> str:
+        """A key token written ``!9`` is pressed during the prompt (barge-in)."""
+        if bargein and self.keys and self.keys[0].startswith("!"):
+            token = self.keys.pop(0)[1:]
+            self.log(f"press during prompt: {token}")
+            return token
+        return ""
+
     async def say(self, text: str, *, bargein: bool) -> str:
         self.log(f"say: {text}")
         self.now_s += SECONDS_PER_CHAR * len(text)
-        return ""
+        return self._barge(bargein)
 
     async def play(self, file: str, *, bargein: bool) -> str:
         self.log(f"play: {file}")
         self.now_s += 3.0
-        return ""
+        return self._barge(bargein)
 
     async def collect(self, *, max_digits: int, timeout_s: float, interdigit_s: float,
                       end_keys: str, first: str = "") -> str:
-        token = self.keys.pop(0) if self.keys else ""
+        done = bool(first) and (len(first) >= max_digits or any(k in first for k in end_keys))
+        token = "" if done else (self.keys.pop(0) if self.keys else "")
         if token in NOTHING or token == "":
-            self.log("press: (nothing)")
-            self.now_s += timeout_s
-            return first
-        self.log(f"press: {token}")
-        self.now_s += 0.3 * len(token)
+            if not first:
+                self.log("press: (nothing)")
+                self.now_s += timeout_s
+                return ""
+            token = ""
+        else:
+            self.log(f"press: {token}")
+            self.now_s += 0.3 * len(token)
         keys = first + token
         # The CallHandle contract: collection stops at the end key or at max_digits keys,
         # whichever comes first (keys pressed after that are not part of this input).

@@ -277,8 +277,10 @@ class Transaction:
             self._sink.schedule(self)
 
     def _arm_retx(self, now: float, interval: float) -> None:
+        """Arm the retransmit slot; a zero interval (nothing armed before, e.g. over a
+        reliable transport) arms nothing, so a timer can never re-fire at the same now."""
         self._retx_interval = interval
-        self._retx_at = now + interval
+        self._retx_at = now + interval if interval > 0 else None
         self._set_deadline()
 
     def _arm_timeout(self, now: float, duration: float) -> None:

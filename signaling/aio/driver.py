@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import SipCore
+from ..errors import RemoteSipError
 from ..events import Address
 from ..message import Request, Response
 from .transport import TransportSet
@@ -36,6 +37,7 @@ class SipDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flushing = False
+        self.dropped = 0
 
     def attach(self, transports: TransportSet) -> None:
         self.transports = transports
@@ -52,10 +54,16 @@ class SipDriver:
         """The ``Sink`` given to :class:`TransportSet`."""
         source = Address(transport, host, port, conn_id)
         now = self._loop.time()
-        if isinstance(data, (bytes, bytearray)):
-            self.core.handle_datagram(bytes(data), source, now)
-        else:
-            self.core.handle_message(data, source, now)
+        try:
+            if isinstance(data, (bytes, bytearray)):
+                self.core.handle_datagram(bytes(data), source, now)
+            else:
+                self.core.handle_message(data, source, now)
+        except RemoteSipError as exc:
+            # The core answers what it can answer; a message too broken even for that is
+            # dropped here, counted, and the node goes on (never an unhandled exception).
+            self.dropped += 1
+            logger.info("dropped a message from %s: %s", source, exc.detail)
         self.flush()
 
     def _on_timer(self) -> None:

@@ -441,6 +441,8 @@ class AcdEngine:
 
     def _on_wrapup_ended(self, now: float, ev: WrapUpEnded, work: _Work) -> None:
         agent = self._agent(ev.agent_id)
+        if agent.state is not AgentState.WRAP_UP:
+            raise AgentStateError(agent.state, AgentInput.WRAPUP_END)
         self._end_wrapup(now, agent, work)
 
     def _check_leave_empty(self, now: float, work: _Work) -> None:

@@ -73,9 +73,11 @@ class RtpEndpoint:
     """
 
     def __init__(self, slot: int, port: int, rtp: tuple[Any, _Protocol],
-                 rtcp: tuple[Any, _Protocol], release: Callable[[int], None]) -> None:
+                 rtcp: tuple[Any, _Protocol], release: Callable[[int], None],
+                 rtp_sock: socket.socket | None = None) -> None:
         self.slot = slot
         self.port = port
+        self._sock = rtp_sock
         self._rtp_tr, self._rtp_proto = rtp
         self._rtcp_tr, self._rtcp_proto = rtcp
         self._release = release
@@ -93,9 +95,18 @@ class RtpEndpoint:
         return self._rtp_proto.errors + self._rtcp_proto.errors + self.send_errors
 
     def send(self, data: bytes | memoryview, addr: tuple[str, int]) -> None:
-        """Send one RTP datagram (never raises, rule 3)."""
+        """Send one RTP datagram (never raises, rule 3).
+
+        Straight on the non-blocking socket: a UDP datagram is written whole or not at all,
+        and on this machine ``socket.sendto`` costs about half of uvloop's
+        ``transport.sendto`` (3.5 vs 7.6 us). A full send buffer drops the packet (counted),
+        as a router would; RTP must not queue behind itself.
+        """
         try:
-            self._rtp_tr.sendto(data, addr)
+            if self._sock is not None:
+                self._sock.sendto(data, addr)
+            else:
+                self._rtp_tr.sendto(data, addr)
         except (OSError, RuntimeError, ValueError) as exc:
             self.send_errors += 1
             logger.debug("slot %d RTP send failed: %s", self.slot, exc)
@@ -170,5 +181,5 @@ async def open_endpoint(loop: asyncio.AbstractEventLoop, allocator: Any, slot: i
             rtcp_sock.close()
             allocator.release(port)
             raise
-        return RtpEndpoint(slot, port, rtp, rtcp, allocator.release)
+        return RtpEndpoint(slot, port, rtp, rtcp, allocator.release, rtp_sock)
     raise EndpointError(f"could not bind an RTP port pair on {host} after {attempts} attempts")

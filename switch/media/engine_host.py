@@ -238,13 +238,13 @@ class EngineHost:
         out = engine.tick(now)
         chans = engine._chans
         eps = self._ep
-        buf = memoryview(out.packets)
+        data = out.packets
         off = 0
         for slot in out.slots.tolist():
             ep = eps[slot]
             remote = chans[slot].remote  # type: ignore[union-attr]
             if ep is not None and remote is not None:
-                ep.send(buf[off : off + PACKET_BYTES], remote)
+                ep.send(data[off : off + PACKET_BYTES], remote)
             off += PACKET_BYTES
         for slot, data in out.extra:
             ep, ch = eps[slot], chans[slot]

@@ -32,13 +32,14 @@ from switch.acd import (
     Strategy,
     WrapUpEnded,
 )
-from switch.acd.agent import TRANSITIONS, AgentInput, transition
+from switch.acd.agent import TRANSITIONS, AgentEffect, AgentInput, transition
 
 
 @given(st.sampled_from(AgentState), st.sampled_from(AgentInput))
 def test_every_pair_is_valid_or_our_error(state: AgentState, agent_input: AgentInput) -> None:
     try:
         effect, new = transition(state, agent_input)
+        assert effect is None or isinstance(effect, AgentEffect)
     except AgentStateError as exc:
         assert (state, agent_input) not in TRANSITIONS
         assert exc.state is state and exc.agent_input is agent_input

@@ -57,7 +57,8 @@ def test_all_problems_reported_at_once_sorted() -> None:
 
 
 def test_announced_keys_zh_and_en() -> None:
-    assert announced_keys("查询请按1，投诉请按 2，结束请按井号键，返回按星号") == {"1", "2", "#", "*"}
+    said = announced_keys("查询请按1，投诉请按 2，结束请按井号键，返回按星号")
+    assert said == {"1", "2", "#", "*"}
     assert announced_keys("For billing press 1, or press pound to finish") == {"1", "#"}
 
 

@@ -163,3 +163,11 @@ def test_normalize_turns_data_into_expression_values() -> None:
         "a": Decimal(1), "b": Decimal("0.1"), "c": ["2026-01-02"], "d": None}
     with pytest.raises(IvrRuntimeError):
         normalize(object())
+
+
+def test_barge_in_hotkey_during_say_and_menu_choice_during_prompt() -> None:
+    body = 'step a:\n  say "欢迎"\n  -> m\n\n' + MENU
+    lines = run(body, "!0")
+    assert lines[:3] == ["[a] say: 欢迎", "[a] press during prompt: 0", "[a] -> op"]
+    lines = run(MENU, "!1")  # 1 pressed while the menu prompt is still playing
+    assert lines[:3] == ["[m] say: 甲请按1", "[m] press during prompt: 1", "[m] say: 甲"]

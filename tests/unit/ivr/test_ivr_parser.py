@@ -40,8 +40,8 @@ def test_every_node_has_a_span_with_file_line_col() -> None:
 
 
 def test_chinese_keywords_and_fullwidth_colon() -> None:
-    p = parse("步骤 开始：\n  说 “您好”\n  如果 caller == \"1\"：\n    挂机\n  否则：\n    转到 开始\n",
-              "zh.ivr")
+    src = "步骤 开始：\n  说 “您好”\n  如果 caller == \"1\"：\n    挂机\n  否则：\n    转到 开始\n"
+    p = parse(src, "zh.ivr")
     step = p.steps[0]
     assert isinstance(step, A.Step)
     say, cond = step.body
@@ -109,7 +109,7 @@ def test_syntax_errors_become_diagnostics(src: str, code: str, line: int, col: i
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('step menu:ask->"#\n 1()[]=说：“”\t') + ["\u3000"]),
+@given(st.text(alphabet=st.sampled_from([*list('step menu:ask->"#\n 1()[]=说：“”\t'), "\u3000"]),
                max_size=60))
 def test_any_text_parses_or_raises_syntax_error(text: str) -> None:
     try:

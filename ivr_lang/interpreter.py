@@ -16,8 +16,9 @@ Rules:
   loops without input, the budget catches anything that slips through at run time).
 * Rule 3 -- input steps count bad attempts (no input and wrong input alike); after
   ``retries + 1`` of them the ``failure`` branch runs (the step's, else the flow's).
-* Rule 4 -- hotkeys work in menus (a menu key of the same value wins, and the checker
-  flags the collision); inside ``ask`` every key is data.
+* Rule 4 -- hotkeys work everywhere the caller can press a key: in menus, during prompts
+  (barge-in), and in ``ask`` when the whole entry is that one key and the ask needs more
+  than one digit (so "0#" reaches the operator, while the 0 in account "100201" is data).
 """
 
 from __future__ import annotations
@@ -347,6 +348,11 @@ class Interpreter:
                                              interdigit_s=inter, end_keys=spec.end_keys,
                                              first=first)
             self._tick(ask.span)
+            if len(digits) == 1 and digits in self.hotkeys and spec.min_digits > 1:
+                hk = self.hotkeys[digits]  # Rule 4: a lone hotkey cannot be data here
+                self.branch(hk.span, "hotkey")
+                self._trace("goto", hk.target.text, hk.span)
+                return _Goto(hk.target.text)
             good = (spec.min_digits <= len(digits) <= spec.max_digits and digits.isdigit()
                     and (rx is None or rx.fullmatch(digits) is not None))
             if digits and good:

@@ -171,3 +171,27 @@ def test_barge_in_hotkey_during_say_and_menu_choice_during_prompt() -> None:
     assert lines[:3] == ["[a] say: 欢迎", "[a] press during prompt: 0", "[a] -> op"]
     lines = run(MENU, "!1")  # 1 pressed while the menu prompt is still playing
     assert lines[:3] == ["[m] say: 甲请按1", "[m] press during prompt: 1", "[m] say: 甲"]
+
+
+def test_lone_hotkey_in_multi_digit_ask_reaches_its_target() -> None:
+    body = ('ask a:\n  prompt "输入"\n  digits 3..4\n  end "#"\n  into n\n'
+            '  on ok:\n    say "{n}"\n    hangup\n  on failure -> op\n')
+    lines = run(body, "0#")
+    assert lines[:3] == ["[a] say: 输入", "[a] press: 0#", "[a] -> op"]
+    assert run(body, "100#")[2] == "[a] say: 100"
+
+
+def test_flow_level_failure_default() -> None:
+    head = HEAD.replace("  operator q\n", "  operator q\n  on failure -> op\n")
+    body = 'menu m:\n  prompt "甲请按1"\n  1 -> op\n'
+    lines = run(body, "- -", head=head)
+    assert lines[-3:-1] == ["[m] -> op", lines[-2]] and "queue q" in lines[-2]
+
+
+def test_calendar_day_words() -> None:
+    from ivr_lang.calendars import day_set
+
+    assert day_set("周一至周五") == day_set("mon-fri") == frozenset(range(5))
+    assert day_set("fri-mon") == frozenset({4, 5, 6, 0})
+    assert day_set("周末") == frozenset({5, 6}) and day_set("星期天") == frozenset({6})
+    assert day_set("funday") is None

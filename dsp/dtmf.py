@@ -5,23 +5,28 @@ How it works (all channels in one pass, per engine tick):
 1. The stream of each channel is cut into half-blocks of ``H`` samples (5 ms), aligned to
    the channel's absolute sample index, so results do not depend on how audio is chunked.
 2. Analysis windows are two consecutive half-blocks (10 ms, Hann window, hop 5 ms).  The
-   windowed DFT at the 8 DTMF frequencies and the 4 second harmonics of the high group is
-   one float32 matrix product of the half-blocks with a precomputed basis (dsp.goertzel);
-   a window's coefficient is the first-half product of its first half-block plus the
-   second-half product of its second half-block.
+   windowed DFT at the 8 DTMF frequencies and the 4 second harmonics of the high group
+   (plus a weighted sum for the DC level) is one float32 matrix product of the
+   half-blocks with a precomputed basis (dsp.goertzel); a window's coefficient is the
+   first-half product of its first half-block plus the second-half product of its
+   second half-block.
 3. Per window, vectorized over channels: strongest row and column, then
    * level: each of the two tones >= ``min_level_dbm0``;
    * twist within limits;
-   * purity: the two tones carry >= ``min_purity`` of the window's (windowed) energy.
-     Speech and music spread energy over many frequencies; a window only partly covered
-     by a tone also fails, which is what makes the duration limits sharp;
+   * purity: the two tones carry >= ``min_purity`` of the window's (windowed) energy,
+     not counting a DC offset.  Speech and music spread energy over many frequencies; a
+     window only partly covered by a tone also fails, which is what makes the duration
+     limits sharp;
    * second harmonic of the column tone well below it (talk-off, voiced speech);
    * frequency: the phase advance of each tone between consecutive windows (lag H)
      measures its frequency to a few Hz, unambiguous over +/-100 Hz; it must be within
      ``max_freq_deviation`` (2.5 %, the midpoint of Q.24's 1.5 % accept / 3.5 % reject).
-4. A small per-channel state machine in plain Python (only for channels with a candidate
-   or a digit in progress) turns windows into digits: ``hits_to_begin`` consecutive
-   window pairs agreeing on a digit start it, ``misses_to_end`` windows without it end it.
+4. A hit/miss state machine (Asterisk ``dsp.c`` style) turns window results into digits:
+   ``hits_to_begin`` consecutive window pairs agreeing on a digit start it,
+   ``misses_to_end`` windows without it end it.  It only ever sees window results, and
+   its state is a few integer arrays, one entry per channel, so each step is a handful of
+   vector operations for all channels (a Python loop over the 4 windows of a 20 ms tick,
+   never over channels or samples); Python objects are built only for actual events.
 
 Q.24 (AT&T column) limits and how they are met (windows of 10 ms at hop 5 ms):
 * duration: a 40 ms tone always contains >= 6 whole windows (7 when aligned, and a window
@@ -46,7 +51,7 @@ from -26 to -2 dBm0 and on synthetic music (tests/unit/dsp/test_dsp_talkoff.py).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -121,24 +126,6 @@ class DtmfEvent:
     duration: int | None
 
 
-@dataclass
-class _Track:
-    """Hit/miss state of one channel, stepped once per analysis window."""
-
-    run_digit: int = -1
-    run: int = 0
-    digit: int = -1
-    start_win: int = 0
-    last_win: int = 0
-    misses: int = 0
-    seen_win: int = -1  # last window stepped here (the fast path may have gone further)
-    pending: list[DtmfEvent] = field(default_factory=list)
-
-    @property
-    def busy(self) -> bool:
-        return self.run > 0 or self.digit >= 0
-
-
 class BatchDtmfDetector:
     """DTMF detection for ``capacity`` channels (slots) fed in lockstep.
 
@@ -161,9 +148,12 @@ class BatchDtmfDetector:
         freqs = list(DTMF_ROW_HZ) + list(DTMF_COL_HZ) + [2.0 * f for f in DTMF_COL_HZ]
         self._nf = len(freqs)
         basis = goertzel_basis(freqs, win_len, sample_rate, window)  # (2H, 2F)
-        # rows [0, 2F): first half of the window; rows [2F, 4F): second half
-        self._basis_t = np.ascontiguousarray(np.concatenate([basis[:hop].T, basis[hop:].T]))
         w2 = window ** 2
+        # rows [0, 2F]: first half of the window (cos, sin, then w**2 for the DC estimate);
+        # rows [2F + 1, 4F + 2): the same for the second half
+        self._basis_t = np.ascontiguousarray(np.concatenate([
+            basis[:hop].T, w2[None, :hop], basis[hop:].T, w2[None, hop:]]).astype(np.float32))
+        self._inv_w2_sum = float(1.0 / np.sum(w2))
         self._w2 = np.stack([w2[:hop], w2[hop:]], axis=1).astype(np.float32)
         tone_scale = tone_power_scale(win_len, window)
         self._purity_scale = float(np.sum(window) ** 2 / (2.0 * np.sum(w2)))
@@ -173,19 +163,22 @@ class BatchDtmfDetector:
         self._harm = 10.0 ** (cfg.max_harmonic_db / 10.0)
         f8 = np.array(freqs[:8])
         self._f8 = f8
-        self._step = 2.0 * np.pi * f8 * hop / sample_rate  # nominal phase advance per hop
+        self._phase_step = 2.0 * np.pi * f8 * hop / sample_rate  # nominal phase advance per hop
         self._rad_to_hz = sample_rate / (2.0 * np.pi * hop)
         self._carry = np.zeros((capacity, hop), dtype=np.int16)
-        self._prev_first = np.zeros((2 * self._nf, capacity), dtype=np.float32)
+        self._prev_first = np.zeros((2 * self._nf + 1, capacity), dtype=np.float32)
         self._prev_e1 = np.zeros(capacity, dtype=np.float32)
         self._plen = np.zeros(capacity, dtype=np.int64)
         self._prev_x = np.zeros((capacity, 8), dtype=np.complex64)
         self._prev_cand = np.full(capacity, -1, dtype=np.int16)
         self._nwin = np.zeros(capacity, dtype=np.int64)
-        self._busy = np.zeros(capacity, dtype=bool)
-        self._digit = np.full(capacity, -1, dtype=np.int16)  # mirror of _Track.digit
-        self._steady_win = np.full(capacity, -1, dtype=np.int64)
-        self._tracks = [_Track() for _ in range(capacity)]
+        # hit/miss state machine, one entry per slot (see _machine_step)
+        self._run_digit = np.full(capacity, -1, dtype=np.int64)
+        self._run = np.zeros(capacity, dtype=np.int64)
+        self._digit = np.full(capacity, -1, dtype=np.int64)
+        self._start_win = np.zeros(capacity, dtype=np.int64)
+        self._last_win = np.zeros(capacity, dtype=np.int64)
+        self._misses = np.zeros(capacity, dtype=np.int64)
 
     # ------------------------------------------------------------------ slots
     def reset(self, slot: int) -> None:
@@ -197,20 +190,24 @@ class BatchDtmfDetector:
         self._prev_e1[slot] = 0.0
         self._prev_cand[slot] = -1
         self._nwin[slot] = 0
-        self._busy[slot] = False
-        self._digit[slot] = -1
-        self._steady_win[slot] = -1
-        self._tracks[slot] = _Track()
+        self._clear_machine(slot)
 
     def flush(self, slot: int) -> list[DtmfEvent]:
         """End of the slot's audio: report a digit still in progress (with its duration so
         far) and clear the hit/miss state.  The sample index keeps counting."""
-        track = self._catch_up(slot)
-        events = self._end_digit(track) if track.digit >= 0 else []
-        self._tracks[slot] = _Track(seen_win=track.seen_win)
-        self._busy[slot] = False
-        self._digit[slot] = -1
+        events: list[DtmfEvent] = []
+        if self._digit[slot] >= 0 and not self.config.emit_at_onset:
+            events.append(self._event(slot, end=True))
+        self._clear_machine(slot)
         return events
+
+    def _clear_machine(self, slot: int) -> None:
+        self._run_digit[slot] = -1
+        self._run[slot] = 0
+        self._digit[slot] = -1
+        self._start_win[slot] = 0
+        self._last_win[slot] = 0
+        self._misses[slot] = 0
 
     # --------------------------------------------------------------- analysis
     def _half_blocks(self, frames: NDArray[np.int16]) -> tuple[NDArray[np.int16],
@@ -265,50 +262,11 @@ class BatchDtmfDetector:
         cand, hit = self._analyse(blocks, nh)
         nwin_before = self._nwin.copy()
         self._nwin += nh
-        # Fast path: a digit in progress that every new window confirms only moves its
-        # end forward (misses stay 0), so it is recorded here in one vector operation;
-        # the Python state machine catches up from _steady_win when it next runs.
-        active = self._digit >= 0
-        steady = np.zeros(self.capacity, dtype=bool)
-        if active.any():
-            match = cand == self._digit[:, None]
-            if cand.shape[1] > 1:
-                match |= np.arange(cand.shape[1])[None, :] >= nh[:, None]
-            steady = active & match.all(axis=1) & (nh > 0)
-            self._steady_win[steady] = self._nwin[steady] - 1
-        rows = np.flatnonzero(((cand >= 0).any(axis=1) | self._busy) & ~steady)
-        events: list[tuple[int, DtmfEvent]] = []
-        if rows.size == 0:
-            return events
-        step = self._step_track
-        for i, base, count, cand_row, hit_row in zip(
-                rows.tolist(), nwin_before[rows].tolist(), nh[rows].tolist(),
-                cand[rows].tolist(), hit[rows].tolist(), strict=True):
-            track = self._catch_up(i)
-            for j in range(count):
-                if cand_row[j] < 0 and track.digit < 0 and track.run == 0:
-                    continue  # idle and nothing heard: the step would change nothing
-                step(track, base + j, cand_row[j], hit_row[j])
-            track.seen_win = base + count - 1
-            if track.pending:
-                events.extend((i, ev) for ev in track.pending)
-                track.pending.clear()
-            self._busy[i] = track.busy
-            self._digit[i] = track.digit
-        return events
-
-    def _catch_up(self, slot: int) -> _Track:
-        """Apply the windows the fast path confirmed since the track last ran."""
-        track = self._tracks[slot]
-        steady_until = int(self._steady_win[slot])
-        if steady_until > track.seen_win:
-            # every window in between matched the digit: no misses, run state is moot
-            # (a digit can only end after misses_to_end windows without it)
-            track.last_win = steady_until
-            track.seen_win = steady_until
-            track.misses = 0
-            track.run_digit, track.run = -1, 0
-        return track
+        found: list[tuple[int, int, DtmfEvent]] = []
+        for j in range(cand.shape[1]):
+            found += self._machine_step(j, cand[:, j], hit[:, j], nwin_before + j, j < nh)
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [(slot, ev) for slot, _, ev in found]
 
     def _analyse(self, blocks: NDArray[np.int16], nh: NDArray[np.int64]
                  ) -> tuple[NDArray[np.int16], NDArray[np.bool_]]:
@@ -324,17 +282,19 @@ class BatchDtmfDetector:
         cap, nmax, hop = blocks.shape
         nf = self._nf
         flat = blocks.reshape(-1, hop).astype(np.float32)
-        halves = (self._basis_t @ flat.T).reshape(4 * nf, cap, nmax)
-        first, second = halves[: 2 * nf], halves[2 * nf:]
+        halves = (self._basis_t @ flat.T).reshape(4 * nf + 2, cap, nmax)
+        first, second = halves[: 2 * nf + 1], halves[2 * nf + 1:]
         energy = (np.square(flat) @ self._w2).reshape(cap, nmax, 2)
         y = np.concatenate([self._prev_first[:, :, None], first[:, :, :-1]], axis=2)
         y += second
-        y = y.reshape(2 * nf, cap * nmax)  # (2F, R): cos parts then sin parts
+        y = y.reshape(2 * nf + 1, cap * nmax)  # cos parts, sin parts, DC (weighted sum)
         ew = np.concatenate([self._prev_e1[:, None], energy[:, :-1, 0]], axis=1)
         ew += energy[:, :, 1]
-        ew = ew.reshape(-1)
+        # windowed energy without the DC offset (a DC level is no speech, but it would
+        # dilute the purity of a weak tone): E - (sum w^2 x)^2 / sum w^2
+        ew = ew.reshape(-1) - np.square(y[2 * nf]) * self._inv_w2_sum
         power = np.square(y[:nf])
-        power += np.square(y[nf:])
+        power += np.square(y[nf:2 * nf])
         row, pr = _argmax4(power[0:4])
         col, pc = _argmax4(power[4:8])
         p2 = np.where(col < 2, np.where(col == 0, power[8], power[9]),
@@ -360,7 +320,7 @@ class BatchDtmfDetector:
             before = np.where(sj[:, None] > 0,
                               y[bins, flat_now - 1] - 1j * y[bins + nf, flat_now - 1],
                               self._prev_x[si[:, None], bins])
-            advance = np.angle(now * np.conj(before)) - self._step[bins]
+            advance = np.angle(now * np.conj(before)) - self._phase_step[bins]
             advance = (advance + np.pi) % (2.0 * np.pi) - np.pi
             deviation = np.abs(advance * self._rad_to_hz) / self._f8[bins]
             hit[si, sj] = (deviation <= self.config.max_freq_deviation).all(axis=1)
@@ -376,46 +336,59 @@ class BatchDtmfDetector:
         return cand, hit
 
     # ---------------------------------------------------------- state machine
-    def _step_track(self, track: _Track, win: int, cand: int, hit: bool) -> None:
-        """One window of the hit/miss machine (Asterisk dsp.c hits/misses, per window)."""
+    def _machine_step(self, j: int, cand: NDArray[np.int16], hit: NDArray[np.bool_],
+              win: NDArray[np.int64], valid: NDArray[np.bool_]
+              ) -> list[tuple[int, int, DtmfEvent]]:
+        """Window ``j`` of this call for every slot at once: the hit/miss machine of
+        Asterisk ``dsp.c``, vectorized over slots (slots whose window ``j`` does not exist,
+        ``valid`` False, keep their state).
+
+        * run: consecutive hits (window agrees with the previous one on the same digit and
+          both frequencies check out); ``hits_to_begin`` of them start a digit, which
+          began at the first window of the run.
+        * misses: consecutive windows without the current digit; ``misses_to_end`` of
+          them end it, at its last confirming window.
+        """
         cfg = self.config
-        if hit:
-            if cand == track.run_digit:
-                track.run += 1
-            else:
-                track.run_digit, track.run = cand, 1
-        else:
-            track.run_digit, track.run = -1, 0
-        if track.digit >= 0:
-            if cand == track.digit:
-                track.misses = 0
-                track.last_win = win
-            else:
-                track.misses += 1
-                if track.misses >= cfg.misses_to_end:
-                    track.pending.extend(self._end_digit(track))
-        if track.digit < 0 and track.run >= cfg.hits_to_begin:
-            track.digit = track.run_digit
-            track.start_win = win - track.run
-            track.last_win = win
-            track.misses = 0
+        c = cand.astype(np.int64)
+        h = hit & valid
+        run = np.where(h, np.where(c == self._run_digit, self._run + 1, 1), 0)
+        self._run = np.where(valid, run, self._run)
+        self._run_digit = np.where(valid, np.where(h, c, -1), self._run_digit)
+
+        active = (self._digit >= 0) & valid
+        confirm = active & (c == self._digit)
+        miss = active & ~confirm
+        self._last_win = np.where(confirm, win, self._last_win)
+        self._misses = np.where(confirm, 0, self._misses + miss)
+        found: list[tuple[int, int, DtmfEvent]] = []
+        ended = miss & (self._misses >= cfg.misses_to_end)
+        if ended.any():
+            for slot in np.flatnonzero(ended).tolist():
+                if not cfg.emit_at_onset:
+                    found.append((slot, j, self._event(slot, end=True)))
+            self._digit[ended] = -1
+            self._misses[ended] = 0
+
+        begin = valid & (self._digit < 0) & (self._run >= cfg.hits_to_begin)
+        if begin.any():
+            self._digit[begin] = self._run_digit[begin]
+            self._start_win[begin] = win[begin] - self._run[begin]
+            self._last_win[begin] = win[begin]
+            self._misses[begin] = 0
             if cfg.emit_at_onset:
-                track.pending.append(DtmfEvent(_DIGITS[track.digit],
-                                               self._win_start(track.start_win), None))
+                for slot in np.flatnonzero(begin).tolist():
+                    found.append((slot, j, self._event(slot, end=False)))
+        return found
 
-    def _win_start(self, win: int) -> int:
-        """First sample of window ``win`` (window w spans half-blocks w-1 and w)."""
-        return max(0, (win - 1) * self._hop)
-
-    def _end_digit(self, track: _Track) -> list[DtmfEvent]:
-        digit = track.digit
-        track.digit = -1
-        track.misses = 0
-        if self.config.emit_at_onset:
-            return []
-        start = self._win_start(track.start_win)
-        end = (track.last_win + 1) * self._hop
-        return [DtmfEvent(_DIGITS[digit], start, end - start)]
+    def _event(self, slot: int, end: bool) -> DtmfEvent:
+        """The event of the slot's current digit (window w spans half-blocks w-1, w)."""
+        start = max(0, (int(self._start_win[slot]) - 1) * self._hop)
+        digit = _DIGITS[int(self._digit[slot])]
+        if not end:
+            return DtmfEvent(digit, start, None)
+        stop = (int(self._last_win[slot]) + 1) * self._hop
+        return DtmfEvent(digit, start, stop - start)
 
 
 def _argmax4(p: NDArray[np.float32]) -> tuple[NDArray[np.intp], NDArray[np.float32]]:

@@ -32,7 +32,7 @@ from .calendars import DAY_WORDS, day_set, rule_problems
 from .check_flow import FlowAnalysis
 from .diagnostics import Diagnostic, IvrSyntaxError, Severity, did_you_mean
 from .expr import FUNCTIONS, walk
-from .parser import parse
+from .parser import parse, syntax_errors
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ LIMITS_S = {
 _TIMER_ZH = {"input": "输入", "interdigit": "按键间隔", "lookup": "查询", "transfer": "转接",
              "maxwait": "最长等待", "maxlen": "录音时长"}
 MAX_RETRIES = 9
+#: Policy for W194: how long a silent caller may stay in one menu or ask, and the speaking
+#: rate used to estimate prompt length (Mandarin TTS reads about 4-5 characters a second).
+MAX_INPUT_STEP_S = 90
+SPEECH_S_PER_CHAR = 0.2
 MAX_DIGITS = 32
 _ANNOUNCE_ZH = re.compile(r"按\s*([0-9*#]|星号|井号)")
 _ANNOUNCE_EN = re.compile(r"\bpress\s+([0-9*#]|star|pound|hash)\b", re.I)
@@ -407,12 +411,28 @@ class _Checker:
             self.emit("E151", node.name.span, "no 'on failure' exit: a caller who presses "
                       "nothing or garbage must reach a person or a goodbye",
                       "缺少 'on failure' 出口：不按键或乱按的来电者必须转人工或礼貌道别")
-        if is_menu:
+        self.worst_case(node, spec)
+        if isinstance(node, A.Menu):
             self.menu_keys(node, spec)
         else:
             self.ask_digits(node, spec)
             if "ok" not in clauses:
                 self.emit("E152", node.name.span, "ask without 'on ok'", "询问缺少 'on ok' 分支")
+
+    def worst_case(self, node: A.Menu | A.Ask, spec: S.InputSpec) -> None:
+        """W194: a silent caller should not spend minutes in one input step."""
+        if not spec.prompts or spec.retries is None or spec.timeout_s is None:
+            return
+        attempts = max(spec.retries, 0) + 1
+        total = 0.0
+        for i in range(attempts):
+            prompt = spec.prompts[min(i, len(spec.prompts) - 1)]
+            total += SPEECH_S_PER_CHAR * len(prompt.text) + float(spec.timeout_s)
+        if total > MAX_INPUT_STEP_S:
+            self.emit("W194", node.name.span, f"a caller who presses nothing spends about "
+                      f"{total:.0f} s here before the failure branch (limit "
+                      f"{MAX_INPUT_STEP_S} s)", f"不按键的来电者要在这里等约 {total:.0f} 秒才"
+                      f"进入失败分支（上限 {MAX_INPUT_STEP_S} 秒）", warning=True)
 
     def _step_value(self, node: A.Menu | A.Ask, name: str, default: A.Value | None
                     ) -> A.Value | None:
@@ -518,11 +538,13 @@ def check(program: A.Program) -> list[Diagnostic]:
 
 
 def check_source(text: str, filename: str) -> tuple[A.Program | None, list[Diagnostic]]:
-    """Parse and check; a syntax error becomes the only diagnostic (Program is None)."""
+    """Parse and check. With syntax errors, Program is None and the diagnostics are the
+    first syntax error of each broken top-level item (semantic checks need a full parse).
+    """
     try:
         program = parse(text, filename)
     except IvrSyntaxError as exc:
-        return None, [exc.diagnostic]
+        return None, syntax_errors(text, filename) or [exc.diagnostic]
     return program, check(program)
 
 

@@ -1,7 +1,7 @@
 """Flow checks over the step graph (internal to check.py).
 
-* Reachability from the entry step (hotkey, error and failure targets count as roots once
-  any input step is reachable: a caller can press a hotkey in any menu).
+* Reachability from the entry step (hotkey, error and failure targets count as roots: a
+  caller can press a hotkey during any prompt or input).
 * Termination: every path through a step must end in ``->``, ``hangup``, a successful
   ``transfer``/``queue``, or ``return`` inside a sub; key, ``ok`` and ``failure`` blocks of
   input steps likewise. ``noinput``/``nomatch`` blocks may fall through (then the prompt is
@@ -196,8 +196,7 @@ class FlowAnalysis:
         visit(roots)
         extra = [c for cl in self.flow_clauses for st in all_stmts(cl.body)
                  if isinstance(st, A.Goto) for c in [st.target.text]]
-        if any(isinstance(self.nodes[n], A.Menu) for n in reach):
-            extra += [h.target.text for h in self.hotkeys]
+        extra += [h.target.text for h in self.hotkeys]  # a caller can press one anytime
         visit(extra)
         for node in self.p.steps:
             if node.name.text not in reach and self.nodes.get(node.name.text) is node:
@@ -300,9 +299,9 @@ class FlowAnalysis:
             if name in entries:
                 self._node(node, entries[name])
         for sub in self.p.subs:
-            entry = self._sub_entry.get(sub.name.text)
-            if entry is not None:
-                self._block(sub.body, entry | {p.text for p in sub.params})
+            seen = self._sub_entry.get(sub.name.text)
+            if seen is not None:
+                self._block(sub.body, seen | {p.text for p in sub.params})
         for c in self.flow_clauses:
             self._block(c.body, BUILTIN_VARS)
 
@@ -342,8 +341,7 @@ class FlowAnalysis:
         spec = S.input_spec(self.p, node)
         for t in spec.prompts:
             self._template(t, cur)
-        for h in self.hotkeys if isinstance(node, A.Menu) else ():
-            self._jump(h.target.text, cur)
+        self._hotkey_jumps(cur)
         for c in self.flow_clauses:
             if "failure" in {S.canonical(e.text, S.OUTCOMES[A.Flow]) for e in c.events}:
                 self._block(c.body, cur)
@@ -353,6 +351,11 @@ class FlowAnalysis:
         for c in node.clauses:
             events = {S.canonical(ev.text, S.OUTCOMES[type(node)]) for ev in c.events}
             self._block(c.body, cur | {spec.into} if "ok" in events and spec.into else cur)
+
+    def _hotkey_jumps(self, cur: _Set) -> None:
+        """Hotkeys work during menus, asks and prompts (barge-in): a jump from here."""
+        for h in self.hotkeys:
+            self._jump(h.target.text, cur)
 
     def _template(self, t: A.Template, cur: _Set) -> None:
         for part in t.parts:
@@ -375,6 +378,9 @@ class FlowAnalysis:
     def _stmt(self, st: A.Stmt, cur: _Set, rets: list[_Set] | None) -> _Set | None:
         if isinstance(st, A.Say):
             self._template(st.template, cur)
+            self._hotkey_jumps(cur)
+        elif isinstance(st, A.Play):
+            self._hotkey_jumps(cur)
         elif isinstance(st, A.SetVar):
             self._use(st.expr, cur)
             return cur | {st.name.text}

@@ -116,7 +116,11 @@ def _arith(op: str, a: Any, b: Any, span: A.Span) -> Any:
 
 
 def _member(a: Any, b: Any, span: A.Span) -> bool:
-    if isinstance(b, list | dict):
+    if isinstance(b, list):
+        return a in b
+    if isinstance(b, dict):
+        if not isinstance(a, str):
+            raise IvrRuntimeError(f"a record's keys are texts, not {_type_name(a)}", span)
         return a in b
     if isinstance(b, str) and isinstance(a, str):
         return a in b

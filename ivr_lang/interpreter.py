@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CallHandle",
     "CallResult",
+    "CallerHungUp",
     "DataSourceError",
     "Interpreter",
     "LookupFn",
@@ -60,10 +61,15 @@ class DataSourceError(Exception):
     """A data source failed or timed out; the interpreter takes the ``on error`` branch."""
 
 
+class CallerHungUp(Exception):
+    """Raised by a CallHandle method when the caller has gone; the walk stops quietly."""
+
+
 class CallHandle(Protocol):
     """What the interpreter needs from a call (the switch implements it for live channels).
 
-    Every method may take time; each returns only when the action is finished.
+    Every method may take time; each returns only when the action is finished. When the
+    caller hangs up, the pending (and every later) method raises :class:`CallerHungUp`.
     """
 
     caller: str
@@ -223,6 +229,14 @@ class Interpreter:
     # ------------------------------------------------------------------ main loop
     async def run(self) -> CallResult:
         """Run the call from the entry step until it leaves the IVR."""
+        try:
+            return await self._run()
+        except CallerHungUp:
+            self._trace("end", "caller hung up")
+            return CallResult("caller_hangup", self.step, dict(self.vars), dict(self.tags),
+                              self.statements)
+
+    async def _run(self) -> CallResult:
         node: A.StepNode | None = self.p.entry
         handled_error = False
         while node is not None:

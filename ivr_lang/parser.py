@@ -33,7 +33,7 @@ from .diagnostics import Diagnostic, IvrSyntaxError, Severity, did_you_mean
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["keywords", "parse", "parse_expr"]
+__all__ = ["keywords", "parse", "parse_expr", "syntax_errors"]
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|秒|分钟)$")
 _DURATION_SCALE = {"ms": Decimal("0.001"), "s": Decimal(1), "秒": Decimal(1),
@@ -59,8 +59,8 @@ class _Indenter(Indenter):
     """
 
     NL_type = "_NL"
-    OPEN_PAREN_types = ["LPAR", "LSQB"]  # noqa: RUF012 (lark's interface)
-    CLOSE_PAREN_types = ["RPAR", "RSQB"]  # noqa: RUF012
+    OPEN_PAREN_types = ["_LPAR", "LSQB"]  # noqa: RUF012 (lark's interface)
+    CLOSE_PAREN_types = ["_RPAR", "RSQB"]  # noqa: RUF012
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
@@ -480,7 +480,9 @@ def _describe(term: str, kw: dict[str, str]) -> str:
             return f"'{pat.value}'"
     return {"_NL": "end of line", "_INDENT": "indented block", "_DEDENT": "end of block",
             "NAME": "a name", "STRING": "a quoted text", "NUMBER": "a number",
-            "DURATION": "a duration like 5s", "$END": "end of text"}.get(term, term)
+            "DURATION": "a duration like 5s", "$END": "end of text", "_ARROW": "'->'",
+            "_COLON": "':'", "STAR": "'*'", "_COMMA": "','",
+            "_LPAR": "'('", "_RPAR": "')'"}.get(term, term)
 
 
 def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
@@ -490,7 +492,8 @@ def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     width = 1
     code, en, zh, hint = "E001", "syntax error", "语法错误", None
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else "?"
         if ch == "\u3000":
             en, zh = "full-width space; use ordinary spaces", "这里是全角空格，请用半角空格"
         else:
@@ -519,6 +522,10 @@ def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         elif example is not None:
             code = "E005"
             en, zh = _EXAMPLE_TEXT[example]
+        elif tok.type in kw and "NAME" in expected:
+            code = "E007"
+            en = f"'{tok}' is a keyword and cannot be used as a name"
+            zh = f"'{tok}' 是关键字，不能用作名字"
         elif tok.type == "NAME" and any(t in kw for t in expected):
             word = str(tok)
             code = "E004"
@@ -594,3 +601,34 @@ def parse(text: str, filename: str = "<script>") -> A.Program:
         subs=tuple(i for i in items if isinstance(i, A.Sub)),
         flows=tuple(i for i in items if isinstance(i, A.Flow)),
     )
+
+
+_TOP_RE = re.compile(r"^[^\s#]")
+
+
+def syntax_errors(text: str, filename: str = "<script>") -> list[Diagnostic]:
+    """The first syntax error of every top-level item (flow, step, menu, ...), sorted.
+
+    An LALR parser stops at the first error; items are independent, so each is re-parsed
+    alone (padded with blank lines to keep line numbers) to report one error per broken
+    item instead of one per file.
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _TOP_RE.match(line)] or [0]
+    if starts[0] != 0:
+        starts.insert(0, 0)
+    found: dict[tuple[int, int], Diagnostic] = {}
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        chunk = "\n" * start + "\n".join(lines[start:end]) + "\n"
+        try:
+            parse(chunk, filename)
+        except IvrSyntaxError as exc:
+            d = exc.diagnostic
+            found.setdefault((d.span.line, d.span.col), d)
+    if not found:
+        try:
+            parse(text, filename)
+        except IvrSyntaxError as exc:
+            return [exc.diagnostic]
+    return sorted(found.values(), key=Diagnostic.sort_key)

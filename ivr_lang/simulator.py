@@ -16,9 +16,10 @@ rows are loaded into an in-memory SQLite database, so ``sql`` sources run their 
 queries; ``[python.NAME] result = {...}`` gives a Python source's return value;
 ``[http.SOURCE] result = {...}`` an HTTP source's JSON.
 
-Key tokens: one per input (``"1 123456#"``); ``-`` presses nothing; ``!9`` presses 9 during
-the next prompt (barge-in: a hotkey during a ``say``, or a menu choice before the prompt
-ends). Per-call overrides (``mock:`` header lines or ``--mock``) force outcomes:
+Key tokens: one per input (``"1 123456#"``); ``-`` presses nothing; ``hangup`` hangs up;
+``!9`` presses 9 during the next prompt (barge-in: a hotkey during a ``say``, or a menu
+choice before the prompt ends). Per-call overrides (``mock:`` header lines or ``--mock``)
+force outcomes:
 ``lookup bills = error|timeout|empty``, ``transfer 13900000000 = busy``,
 ``queue 客服组 = timeout``, ``record = empty``, ``voicemail = empty``.
 """
@@ -39,7 +40,14 @@ from . import ast as A
 from . import spec as S
 from .check_flow import all_stmts
 from .datasources import DataSources, bind_args
-from .interpreter import CallResult, DataSourceError, Interpreter, TraceEvent, _show
+from .interpreter import (
+    CallerHungUp,
+    CallResult,
+    DataSourceError,
+    Interpreter,
+    TraceEvent,
+    _show,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ __all__ = [
 
 SECONDS_PER_CHAR = 0.2  # rough speaking rate of a Mandarin TTS prompt
 NOTHING = ("-", "_", "(nothing)")
+HANGUP = "hangup"  # key token: the caller hangs up instead of pressing
 
 
 @dataclass(slots=True)
@@ -155,6 +164,9 @@ class FakeCall:
                       end_keys: str, first: str = "") -> str:
         done = bool(first) and (len(first) >= max_digits or any(k in first for k in end_keys))
         token = "" if done else (self.keys.pop(0) if self.keys else "")
+        if token == HANGUP:
+            self.log("caller hangs up")
+            raise CallerHungUp()
         if token in NOTHING or token == "":
             if not first:
                 self.log("press: (nothing)")
@@ -349,8 +361,11 @@ def all_branches(program: A.Program) -> set[str]:
 
 @dataclass(slots=True)
 class Coverage:
+    """Steps ("step X") and branches ("line:col label") of a program, and those hit."""
+
     total: set[str]
     hit: set[str]
+    where: dict[str, str] = field(default_factory=dict)  # branch id -> enclosing step
 
     @property
     def missed(self) -> list[str]:
@@ -375,7 +390,8 @@ class Coverage:
         lines = [f"coverage: steps {len(steps & self.hit)}/{len(steps)} "
                  f"({self.steps_percent:.0f}%), branches {len(branches & self.hit)}/"
                  f"{len(branches)} ({self.branches_percent:.0f}%)"]
-        lines += [f"  not covered: {m}" for m in self.missed]
+        lines += [f"  not covered: {m}" + (f" (in {self.where[m]})" if m in self.where else "")
+                  for m in self.missed]
         return "\n".join(lines)
 
 
@@ -396,7 +412,15 @@ def coverage(program: A.Program, transcripts: Iterable[Transcript]) -> Coverage:
             elif ev.kind == "branch" and ev.span is not None:
                 hit.add(_bid(ev.span, ev.detail))
     total = all_branches(program)
-    return Coverage(total, hit & total)
+    where: dict[str, str] = {}
+    blocks = [(n.span.line, n.span.end_line or n.span.line, n.name.text)
+              for n in [*program.steps, *program.subs]]
+    for b in total:
+        if not b.startswith("step "):
+            line = _sort_key(b)[0]
+            where[b] = next((name for lo, hi, name in blocks if lo <= line < max(hi, lo + 1)),
+                            "flow")
+    return Coverage(total, hit & total, where)
 
 
 # ---------------------------------------------------------------------------- files

@@ -53,6 +53,7 @@ from .message import Headers, Request, Response, make_response
 from .parser import parse_message
 from .timers import TimerConfig
 from .transaction import (
+    ClientInviteTransaction,
     Effect,
     ServerInviteTransaction,
     Transaction,
@@ -63,17 +64,22 @@ from .transaction import (
 )
 from .transaction_layer import ClientTransaction, ServerTransaction, TransactionLayer
 from .transport import response_destination, stamp_received, uri_address
+from .uas_checks import (
+    KNOWN_METHODS,
+    Rejection,
+    answer_unparsable,
+    check_content,
+    check_method,
+    check_require,
+    options_headers,
+    warning,
+)
 from .validate import validate_request, validate_response
 
 __all__ = ["DEFAULT_ALLOW", "KNOWN_METHODS", "CoreConfig", "SipCore"]
 
 logger = logging.getLogger(__name__)
 
-#: Methods of RFC 3261 and the extensions in common use; others get 501 (§21.5.2).
-KNOWN_METHODS = frozenset({
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
-    "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
-})
 DEFAULT_ALLOW = frozenset({
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "REGISTER", "REFER",
     "NOTIFY", "MESSAGE",
@@ -211,7 +217,7 @@ class SipCore:
             validate_request(request)
             rejection = self._check_request(request, new)
         except RemoteSipError as err:
-            rejection = (err.status_code, err.reason, [("Warning", _warning(err.detail))])
+            rejection = (err.status_code, err.reason, [("Warning", warning(err.detail))])
         if rejection is not None:
             self.stats["rejected"] += 1
             self._reject(new, request, *rejection, now=now)
@@ -237,21 +243,16 @@ class SipCore:
                 self.stats["stray_acks"] += 1
                 logger.debug("dropped malformed ACK: %s", err.detail)
 
-    def _check_request(
-        self, request: Request, txn: ServerTransaction
-    ) -> tuple[int, str, list[tuple[str, str]]] | None:
+    def _check_request(self, request: Request, txn: ServerTransaction) -> Rejection | None:
         """Steps 4–7 of the module docstring; returns (status, reason, extra headers)."""
         method = request.method
         if self._via_loop(request):
             return 482, "Loop Detected", []
-        mf = request.max_forwards
-        if mf == 0 and method != "OPTIONS":
+        if request.max_forwards == 0 and method != "OPTIONS":
             return 483, "Too Many Hops", []
-        if method not in self.allow:
-            allow = [("Allow", ", ".join(sorted(self.allow)))]
-            if method in KNOWN_METHODS:
-                return 405, "Method Not Allowed", allow
-            return 501, "Not Implemented", allow
+        bad = check_method(method, self.allow)
+        if bad is not None:
+            return bad
         to_tag = request.to_tag
         if to_tag is not None:
             bad = self._check_in_dialog(request, txn, to_tag)
@@ -264,18 +265,16 @@ class SipCore:
                 return 482, "Loop Detected - merged request", []
             self._merged[mkey] = txn.id
             txn.tu = mkey
-        if method != "CANCEL" and "Require" in request.headers:
-            missing = [t for t in request.headers.get_all("Require")
-                       if t.lower() not in self._supported]
-            if missing:
-                return 420, "Bad Extension", [("Unsupported", ", ".join(missing))]
-        if request.body:
-            return self._check_content(request)
-        return None
+        bad = check_require(request, self._supported)
+        if bad is not None or not request.body:
+            return bad
+        cfg = self.config
+        return check_content(request, self._accept, self._accept_encoding,
+                             ", ".join(cfg.accept), ", ".join(cfg.accept_encoding))
 
     def _check_in_dialog(
         self, request: Request, txn: ServerTransaction, to_tag: str
-    ) -> tuple[int, str, list[tuple[str, str]]] | None:
+    ) -> Rejection | None:
         if request.method == "CANCEL":
             return None  # matched by transaction, not by dialog (§9.2)
         did = DialogId(request.call_id, to_tag, request.from_tag or "")
@@ -292,25 +291,13 @@ class SipCore:
         txn.tu = did
         return None
 
-    def _check_content(self, request: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
-        ctype = request.content_type
-        if ctype is not None and ctype not in self._accept:
-            return 415, "Unsupported Media Type", [("Accept", ", ".join(self.config.accept))]
-        for enc in request.headers.get_all("Content-Encoding"):
-            if enc.strip().lower() not in self._accept_encoding:
-                return 415, "Unsupported Media Type", [
-                    ("Accept-Encoding", ", ".join(self.config.accept_encoding))]
-        return None
-
     def _via_loop(self, request: Request) -> bool:
         """A request carrying a Via with our sent-by and a branch of one of our live client
         transactions has come back to us (§16.3 item 4, §8.2.2.2)."""
-        raw = request.headers.get_raw_all("Via")
-        if len(raw) == 1 and "," not in raw[0]:
+        vias = request.vias  # parsed (and cached) by the transaction key already
+        if len(vias) == 1:
             return False  # one hop: its only Via is the sender's
-        if not any(self._host_lower in v.lower() for v in raw):
-            return False
-        for via in request.vias[1:]:
+        for via in vias[1:]:
             branch = via.branch
             if (via.host.lower() == self._host_lower and (via.port or 5060) == self.config.port
                     and branch and client_key(branch, request.method) in self.layer.client):
@@ -349,13 +336,8 @@ class SipCore:
         """§11.2: answer OPTIONS with our capabilities unless the application wants them."""
         if not self.config.answer_options:
             return False
-        extra = [
-            ("Allow", ", ".join(sorted(self.allow))),
-            ("Accept", ", ".join(self.config.accept)),
-            ("Accept-Encoding", ", ".join(self.config.accept_encoding)),
-        ]
-        if self.config.supported:
-            extra.append(("Supported", ", ".join(self.config.supported)))
+        cfg = self.config
+        extra = options_headers(self.allow, cfg.accept, cfg.accept_encoding, cfg.supported)
         tag = None if request.to_tag else self.ids.tag()
         response = make_response(request, 200, to_tag=tag, extra=extra)
         self._decorate(response)
@@ -748,6 +730,8 @@ class SipCore:
     def _send_cancel(self, txn: ClientTransaction, now: float) -> None:
         assert txn.request is not None
         self.layer.send_request(build_cancel(txn.request), txn.dest, now)
+        if isinstance(txn, ClientInviteTransaction):
+            txn.cancel_sent(now)
 
     def _decorate(self, response: Response) -> None:
         if self.config.user_agent:
@@ -765,33 +749,8 @@ class SipCore:
                 (make_response(request, status, reason).serialize(), source))
 
     def _answer_unparsable(self, data: bytes, source: Address, err: SipParseError) -> None:
-        """§21.4.1: answer 400 (or the error's own code) when the bytes are a request
-        whose Via, From, To, Call-ID and CSeq can be copied; drop anything else."""
-        from .parser import parse_head
-
-        head = data.lstrip(b"\r\n")
-        cut = head.find(b"\r\n\r\n")
-        if cut < 0:
-            cut = head.find(b"\n\n")
-        try:
-            start, items = parse_head(head if cut < 0 else head[:cut])
-        except SipParseError:
+        answer = answer_unparsable(data, err)
+        if answer is None:
             self.stats["dropped"] += 1
-            return
-        parts = start.split(" ")
-        if start.startswith("SIP/") or len(parts) != 3 or parts[0] == "ACK":
-            self.stats["dropped"] += 1
-            return
-        copied = [[k, v] for k, v in items if k in ("Via", "From", "To", "Call-ID", "CSeq")]
-        if {k for k, _ in copied} != {"Via", "From", "To", "Call-ID", "CSeq"}:
-            self.stats["dropped"] += 1
-            return
-        resp = Response(err.status_code, err.reason, Headers._from_canonical(copied))
-        resp.headers.add("Warning", _warning(err.detail))
-        self.layer.outbox.append((resp.serialize(), source))
-
-
-def _warning(detail: str) -> str:
-    """§20.43 Warning 399 (miscellaneous) with the parser's description."""
-    text = detail.replace("\\", "").replace('"', "'")[:120]
-    return f'399 softswitch "{text}"'
+        else:
+            self.layer.outbox.append((answer, source))

@@ -389,9 +389,10 @@ class Uas2xxRetransmitter:
 
     The 2xx is passed to the transport at T1, then at intervals doubling up to T2
     (Timer G's schedule), for at most 64*T1 (Timer H's span); then the owner is told so
-    the session can be ended with a BYE. Over a reliable transport nothing is re-sent, but
-    the ACK is still awaited for 64*T1. It lives in the core's timer heap like a
-    transaction (``deadline`` + ``handle_timer``); :meth:`stop` is lazy deletion.
+    the session can be ended with a BYE. This happens over reliable transports too:
+    2xx retransmission is end to end and a later hop may be UDP (§13.3.1.4). It lives in
+    the core's timer heap like a transaction (``deadline`` + ``handle_timer``);
+    :meth:`stop` is lazy deletion.
     """
 
     __slots__ = ("_give_up_at", "_interval", "_owner", "_t2_cap", "_wire", "deadline", "dest",
@@ -415,9 +416,7 @@ class Uas2xxRetransmitter:
         self._give_up_at = now + config.timer_h()
         self._interval = config.timer_g()
         self._t2_cap = config.t2
-        self.deadline: float | None = (
-            self._give_up_at if dest.reliable else now + self._interval
-        )
+        self.deadline: float | None = now + self._interval
         owner.schedule(self)
 
     def handle_timer(self, now: float) -> None:

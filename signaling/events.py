@@ -23,7 +23,6 @@ __all__ = [
     "Event",
     "RequestReceived",
     "ResponseReceived",
-    "TransactionTerminated",
     "TransactionTimedOut",
     "TransportError",
 ]
@@ -123,15 +122,6 @@ class TransportError:
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionTerminated:
-    """A client transaction reached Terminated without timing out. Only emitted when the
-    core is configured to report it (tests, tracing); not needed by ordinary applications."""
-
-    transaction_id: str
-    method: str
-
-
-@dataclass(frozen=True, slots=True)
 class AckTimedOut:
     """§13.3.1.4: our 2xx to an INVITE was retransmitted for 64*T1 without an ACK. The
     dialog stays confirmed but the session SHOULD be ended with a BYE by the application."""
@@ -155,7 +145,6 @@ Event = (
     | CancelReceived
     | TransactionTimedOut
     | TransportError
-    | TransactionTerminated
     | AckTimedOut
     | DialogTerminated
 )

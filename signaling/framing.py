@@ -33,13 +33,17 @@ from __future__ import annotations
 import re
 
 from .errors import MessageTooLarge, SipParseError
-from .message import Request, Response
-from .parser import HEAD_END_RE, MAX_HEADERS, MAX_MESSAGE_BYTES, parse_message
+from .message import Message, Request, Response
+from .parser import MAX_HEADERS, MAX_MESSAGE_BYTES, find_head_end, parse_message
 
 __all__ = ["StreamFramer"]
 
 # Content-Length or its compact form "l", at the start of a header line; LWS before ':'.
 _CL_RE = re.compile(rb"\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def _strip_zeros(v: bytes) -> bytes:
+    return (v.lstrip(b"0") or b"0") if v else v
 
 
 class StreamFramer:
@@ -159,15 +163,16 @@ class StreamFramer:
         """Locate the empty line and read Content-Length. False: need more data."""
         buf = self._buf
         limit = self._max_bytes
-        m = HEAD_END_RE.search(buf, max(0, self._scan_from - 3))
-        if m is None:
+        found = find_head_end(buf, max(0, self._scan_from - 3))
+        if found is None:
             if len(buf) > limit:
                 self._fail(MessageTooLarge(f"message head longer than {limit} bytes"))
             self._scan_from = len(buf)
             return False
-        head_end = m.end()
-        head = bytes(buf[: m.start()])
-        values = {v.strip() for v in _CL_RE.findall(head)}
+        head_len, head_end = found
+        head = bytes(buf[:head_len])
+        # Compare as numbers ("010" == "10"); an empty value stays empty and fails below.
+        values = {_strip_zeros(v.strip()) for v in _CL_RE.findall(head)}
         if not values:
             err = SipParseError(
                 "missing Content-Length on a stream transport",
@@ -198,7 +203,7 @@ class StreamFramer:
         self._body_len = body_len
         return True
 
-    def _partial(self, head: bytes) -> Request | Response | None:
+    def _partial(self, head: bytes) -> Message | None:
         """Best-effort parse of a head alone, so a 400/513 can still be sent (§18.3)."""
         try:
             return parse_message(head + b"\r\n\r\n", max_bytes=len(head) + 4,

@@ -68,7 +68,7 @@ HVALUE_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESCAPED})*")
 SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 
 # IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT (each octet <= 255)
-IPV4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+IPV4_RE = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
 # hostname = *( domainlabel "." ) toplabel [ "." ]
 # domainlabel = alphanum / alphanum *( alphanum / "-" ) alphanum
 # toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum

@@ -156,7 +156,9 @@ class Via:
             lk = k.lower()
             if lk == "rport" and v is not None:
                 parse_port(v, value)
-            elif lk == "ttl" and (v is None or not v.isdigit() or len(v) > 3 or int(v) > 255):
+            elif lk == "ttl" and (
+                v is None or not (v.isascii() and v.isdigit()) or len(v) > 3 or int(v) > 255
+            ):
                 raise SipParseError(f"bad Via ttl {v!r}")
             elif lk == "received" and not (v and (is_host(v) or is_ipv6(v))):
                 raise SipParseError(f"bad Via received {v!r}")
@@ -322,7 +324,8 @@ class NameAddr:
         if not v.isascii() or not v.isdigit():
             raise SipParseError(f"bad expires parameter {v[:20]!r}")
         # §20.19: a huge value means "as long as possible"; cap to 2**32-1 seconds.
-        return min(int(v[:12]), 2**32 - 1)
+        digits = v.lstrip("0")
+        return min(int(digits[:11] or "0"), 2**32 - 1)
 
     @property
     def q(self) -> float | None:

@@ -5,6 +5,13 @@ canonicalises names (compact forms, case) and frames the body. Typed views of a 
 (Via, CSeq, From/To, Contact) are parsed on first access and cached, so a proxy-like path
 that only needs the branch and Call-ID never pays for the rest. Serialisation writes the
 headers back as stored, so ``parse(bytes(msg))`` round-trips.
+
+Header names: known names (RFC 3261 and the IANA registry, compact forms included) are
+stored in their conventional spelling; unknown names keep the sender's spelling and are
+compared case-insensitively (§7.3.1). The typed views cache: after editing headers of a
+parsed message, call :meth:`Message.invalidate`. A typed view of a malformed header raises
+:class:`SipParseError`; :func:`signaling.validate.validate_request` turns that into a 400
+with a reason phrase naming the header.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def server_key(request: Request, method: str | None = None) -> str:
         method = request.method
         if method == "ACK":
             method = "INVITE"
-    via = request.top_via
+    via = request.vias[0]  # all Vias: the validator needs them next, parsed once
     branch = via.branch
     if branch and branch.startswith(MAGIC_COOKIE):
         return f"{branch}|{via.host.lower()}:{via.port or ''}|{method}"
@@ -394,6 +394,7 @@ _CLIENT_INVITE_TABLE: _Table = {
     (S.PROCEEDING, I.RECV_2XX): (E.PASS_UP, S.ACCEPTED),
     (S.PROCEEDING, I.RECV_3XX_6XX): (E.ACK_AND_PASS_UP, S.COMPLETED),
     (S.PROCEEDING, I.TRANSPORT_ERROR): (E.TRANSPORT_ERR, S.TERMINATED),
+    (S.PROCEEDING, I.TIMER_B): (E.TIMEOUT, S.TERMINATED),  # only armed by a CANCEL (§9.1)
     (S.COMPLETED, I.RECV_1XX): (E.ABSORB, S.COMPLETED),
     (S.COMPLETED, I.RECV_2XX): (E.ABSORB, S.COMPLETED),
     (S.COMPLETED, I.RECV_3XX_6XX): (E.SEND_ACK, S.COMPLETED),
@@ -420,6 +421,7 @@ class ClientInviteTransaction(_ClientTransaction):
     }
     TIMEOUT_TIMER: ClassVar[_TimerMap] = {
         S.CALLING: I.TIMER_B,
+        S.PROCEEDING: I.TIMER_B,
         S.COMPLETED: I.TIMER_D,
         S.ACCEPTED: I.TIMER_M,
     }
@@ -435,6 +437,12 @@ class ClientInviteTransaction(_ClientTransaction):
             self._retx_at = now + self._retx_interval
         self._timeout_at = now + cfg.timer_b()
         self._set_deadline()
+
+    def cancel_sent(self, now: float) -> None:
+        """§9.1: with no final response 64*T1 after our CANCEL, the INVITE transaction is
+        given up (reported as a timeout). Figure 5 has no timer in Proceeding otherwise."""
+        if self.state is S.PROCEEDING and self._timeout_at is None:
+            self._arm_timeout(now, self._sink.config.timer_b())
 
     def receive_response(self, response: Response, now: float) -> None:
         if response.status < 200 and self.state is not S.COMPLETED:

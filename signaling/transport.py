@@ -36,21 +36,31 @@ def stamp_received(request: Request, source: Address) -> Via:
     """Apply §18.2.1 and RFC 3581 §4 to the top Via of ``request`` in place.
 
     Returns the (possibly new) top Via. The header text is only rewritten when something
-    changes, so the common case (a phone with a correct sent-by, no rport) costs one
-    parse of the top Via.
+    changes, so the common case (a phone with a correct sent-by, no rport) costs nothing
+    beyond the Via parse the transaction key needed anyway.
     """
     via = request.top_via
-    new = via
-    if via.host != source.host and via.host.strip("[]") != source.host:
-        new = new.with_received(source.host)
-    rport = via.rport
-    if rport is True:
-        new = new.with_rport(source.port)
-        if new.received is None:
-            # RFC 3581 §4: received MUST be added whenever rport is filled in.
-            new = new.with_received(source.host)
-    if new is via:
+    host = source.host
+    add_received = via.host != host and via.host.strip("[]") != host
+    fill_rport = False
+    for k, v in via.params:
+        if v is None and k.lower() == "rport":
+            fill_rport = True
+            break
+    if not add_received and not fill_rport:
         return via
+    # One construction instead of chained with_param() copies: this runs per request.
+    params: list[tuple[str, str | None]] = []
+    for k, v in via.params:
+        lk = k.lower()
+        if lk == "received":
+            continue
+        if lk == "rport" and fill_rport:
+            v = str(source.port)
+        params.append((k, v))
+    # RFC 3581 §4: received MUST be added whenever rport is filled in.
+    params.append(("received", host))
+    new = Via(via.transport, via.host, via.port, tuple(params))
     items = request.headers._items
     for item in items:
         if item[0] == "Via":
@@ -58,8 +68,11 @@ def stamp_received(request: Request, source: Address) -> Via:
             values[0] = str(new)
             item[1] = ", ".join(values)
             break
-    request.invalidate()
-    request._cache["top_via"] = new
+    cache = request._cache  # keep the other typed views (From, To, CSeq) parsed
+    vias = cache.get("vias")
+    if vias is not None:
+        cache["vias"] = [new, *vias[1:]]
+    cache["top_via"] = new
     return new
 
 

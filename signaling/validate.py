@@ -54,20 +54,31 @@ def _bad(why: str, detail: str | None = None) -> SipParseError:
     return SipParseError(detail or why, reason=f"Bad Request - {why}")
 
 
+def _same_number(a: str, b: str) -> bool:
+    """Two Content-Length values that agree ("010" and "10" do, RFC 4475 §3.3.10)."""
+    a, b = a.strip(), b.strip()
+    return a == b or (a.isdigit() and b.isdigit() and a.lstrip("0") == b.lstrip("0"))
+
+
 def _check_fields(msg: Message) -> None:
     """Checks shared by requests and responses (the §8.2.1/§18.1.2 "well formed" part)."""
     seen: dict[str, str] = {}
-    has_via = False
+    has_via = has_contact = False
+    date: str | None = None
     for k, v in msg.headers._items:
         if k in _SINGLE:
             prev = seen.get(k)
             if prev is not None:
-                if k == "Content-Length" and prev.strip() == v.strip():
+                if k == "Content-Length" and _same_number(prev, v):
                     continue
                 raise _bad(f"Multiple {k} headers", f"more than one {k} header field")
             seen[k] = v
         elif k == "Via":
             has_via = True
+        elif k == "Contact":
+            has_contact = True
+        elif k == "Date" and date is None:
+            date = v
     for name in _MANDATORY:
         if name not in seen:
             raise _bad(f"Missing {name}", f"missing mandatory {name} header")
@@ -79,15 +90,14 @@ def _check_fields(msg: Message) -> None:
     _typed(msg, "cseq", "CSeq")
     _typed(msg, "from_", "From")
     _typed(msg, "to", "To")
-    if "Contact" in msg.headers:
+    if has_contact:
         _typed(msg, "contacts", "Contact")
     if "Max-Forwards" in seen:
         mf = _typed(msg, "max_forwards", "Max-Forwards")
-        if mf is not None and mf > 255:
+        if isinstance(mf, int) and mf > 255:
             raise _bad("Malformed Max-Forwards", f"Max-Forwards {mf} above 255")
     if msg.body and "Content-Type" not in seen:
         raise _bad("Missing Content-Type", "a body without a Content-Type header")
-    date = msg.headers.get("Date")
     if date is not None and _DATE_RE.fullmatch(date) is None:
         raise _bad("Malformed Date", f"Date not an RFC 1123 GMT date: {date[:40]!r}")
 

@@ -38,6 +38,7 @@ from storage.demo import ensure_demo_users, format_demo_users
 from storage.repositories import LocationRepository, UserRepository
 
 from .config import Config
+from .logsetup import call_context
 from .registration import RegistrationService
 from .trace import SipTrace
 
@@ -177,7 +178,16 @@ class Node:
         return ctx
 
     def _on_event(self, event: object) -> None:
-        """Route core events to the services that own them."""
+        """Route core events to the services that own them, with the Call-ID as log
+        context so every line a service logs about this message can be grepped by call."""
+        msg = getattr(event, "request", None) or getattr(event, "response", None)
+        if msg is None:
+            self._dispatch(event)
+            return
+        with call_context(call_id=msg.headers.get("Call-ID")):
+            self._dispatch(event)
+
+    def _dispatch(self, event: object) -> None:
         reg = self.registration
         if isinstance(event, RequestReceived):
             method = event.request.method

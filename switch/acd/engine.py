@@ -22,7 +22,9 @@ Rules:
   ring is allowed to finish; the caller leaves only if that offer fails.
 * Rule 5 (misses): an agent who missed a call is not offered the same call again while another
   candidate exists; ``max_no_answer`` consecutive misses make the agent not ready.
-* Rule 6 (callback): a callback entry keeps the caller's place without a live leg; when it
+* Rule 6 (announcements): with ``announce_frequency_s`` set, the first position/EWT
+  announcement is a timer due at entry, then one every period while the caller is not ringing.
+* Rule 7 (callback): a callback entry keeps the caller's place without a live leg; when it
   reaches an agent, the agent is offered first and ``PlaceCallback`` asks the shell to dial
   the customer ("agent-first", IVR_CTI_ACD.md §C.4). It is logged CALLBACK, never ABANDON.
 """
@@ -73,7 +75,7 @@ from switch.acd.events import (
     WrapUpEnded,
 )
 from switch.acd.log import NONE, QueueEvent, QueueLogEntry, fmt_s
-from switch.acd.queue import Caller, EmptyRule, Queue, QueueConfig, estimate_wait_s
+from switch.acd.queue import Caller, Queue, QueueConfig, estimate_wait_s
 from switch.acd.strategy import select_agents
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class _Offer:
 
 @dataclass(slots=True)
 class _Work:
-    """The actions of one input, plus the log entries (kept in emission order)."""
+    """The actions of one input, log entries included, in emission order."""
 
     actions: list[AcdAction] = field(default_factory=list)
 
@@ -125,6 +127,7 @@ class AcdEngine:
         self.agents: dict[str, Agent] = {}
         self._rng = rng
         self._ready: dict[str, Agent] = {}
+        self._ready_by_skill: dict[str, dict[str, Agent]] = {}
         self._callers: dict[str, Caller] = {}
         self._connected: dict[str, _Connected] = {}
         self._offers: dict[tuple[str, str], _Offer] = {}
@@ -157,8 +160,11 @@ class AcdEngine:
             AcdError: misuse (unknown queue or agent, duplicate call id).
             AgentStateError: an agent request the state table refuses (e.g. log in twice).
         """
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise AcdError(f"not an ACD input: {event!r}")
         work = _Work()
-        self._handlers[type(event)](now, event, work)
+        handler(now, event, work)
         self._dispatch(now, work)
         return work.actions
 
@@ -190,7 +196,7 @@ class AcdEngine:
         if caller is None:
             return None
         queue = self.queues[caller.queue]
-        staffed, ready = self._staffing(queue)
+        staffed, ready = queue.staffing(self.agents.values())
         return estimate_wait_s(queue.position(call_id), staffed, ready, self._aht_s(queue))
 
     def waiting(self, queue: str) -> list[Caller]:
@@ -229,28 +235,6 @@ class AcdEngine:
         total, count = self._handled.get(queue.name, (0.0, 0))
         return total / count if count else queue.config.default_aht_s
 
-    def _eligible(self, agent: Agent, queue: Queue) -> bool:
-        level = agent.skills.get(queue.config.required_skill)
-        cap = queue.config.max_level
-        return level is not None and (cap is None or level <= cap)
-
-    def _staffing(self, queue: Queue) -> tuple[int, int]:
-        staffed = ready = 0
-        for agent in self.agents.values():
-            if agent.state not in (AgentState.LOGGED_OFF, AgentState.NOT_READY) and \
-                    self._eligible(agent, queue):
-                staffed += 1
-                ready += agent.state is AgentState.READY
-        return staffed, ready
-
-    def _is_empty(self, queue: Queue, rule: EmptyRule) -> bool:
-        if rule is EmptyRule.NEVER:
-            return False
-        absent = (AgentState.LOGGED_OFF,) if rule is EmptyRule.NO_AGENT_LOGGED_IN else (
-            AgentState.LOGGED_OFF, AgentState.NOT_READY)
-        return not any(a.state not in absent and self._eligible(a, queue)
-                       for a in self.agents.values())
-
     def _set_state(self, now: float, agent: Agent, agent_input: AgentInput, work: _Work,
                    reason: str = "") -> AgentEffect | None:
         """Run one agent transition: update the record, log it, return the side effect."""
@@ -263,8 +247,12 @@ class AcdEngine:
         agent.state, agent.reason, agent.state_since = new, reason, now
         if new is AgentState.READY:
             self._ready[agent.agent_id] = agent
-        else:
-            self._ready.pop(agent.agent_id, None)
+            for skill in agent.skills:
+                self._ready_by_skill.setdefault(skill, {})[agent.agent_id] = agent
+        elif old is AgentState.READY:
+            del self._ready[agent.agent_id]
+            for skill in agent.skills:
+                del self._ready_by_skill[skill][agent.agent_id]
         if new is AgentState.READY and old is not AgentState.RESERVED:
             agent.idle_since = now
         call = agent.call_id or NONE
@@ -277,9 +265,6 @@ class AcdEngine:
         work.actions.append(AgentStateChanged(agent.agent_id, old, new, reason))
         return effect
 
-    def _agent(self, agent_id: str) -> Agent:
-        return self.agent(agent_id)
-
     # ------------------------------------------------------------------ caller inputs
 
     def _on_arrived(self, now: float, ev: CallerArrived, work: _Work) -> None:
@@ -291,7 +276,7 @@ class AcdEngine:
     def _enter(self, now: float, queue: Queue, call_id: str, priority: int, skill: str,
                level: int | None, work: _Work, hops: int) -> None:
         cfg = queue.config
-        if queue.is_full() or self._is_empty(queue, cfg.join_empty):
+        if queue.is_full() or queue.is_empty(self.agents.values(), cfg.join_empty):
             event = QueueEvent.FULL if queue.is_full() else QueueEvent.JOINEMPTY
             target = cfg.overflow
             self._log(work, now, queue.name, call_id, NONE, event,
@@ -303,6 +288,7 @@ class AcdEngine:
         caller = Caller(call_id, queue.name, priority, now, self._seq,
                         skill=skill or cfg.required_skill,
                         initial_level=level if level is not None else cfg.initial_level)
+        caller.level = queue.allowed_level(caller, now)
         caller.orig_position = queue.insert(caller)
         self._callers[call_id] = caller
         self._log(work, now, queue.name, call_id, NONE, QueueEvent.ENTERQUEUE,
@@ -348,7 +334,7 @@ class AcdEngine:
         self._overflow(now, queue, caller.call_id, caller.priority, reason, work, 0)
 
     def _on_abandoned(self, now: float, ev: CallerAbandoned, work: _Work) -> None:
-        if ev.call_id in self._connected:
+        if ev.call_id in self._connected:  # the hang-up raced the answer: a normal call end
             self._on_call_ended(now, CallEnded(ev.call_id), work)
             return
         caller = self._callers.get(ev.call_id)
@@ -406,7 +392,7 @@ class AcdEngine:
         self._check_leave_empty(now, work)
 
     def _on_logout(self, now: float, ev: AgentLoggedOut, work: _Work) -> None:
-        agent = self._agent(ev.agent_id)
+        agent = self.agent(ev.agent_id)
         offered = agent.call_id if agent.state is AgentState.RESERVED else None
         if agent.state is AgentState.WRAP_UP:
             self._finish_wrapup(now, agent, work)
@@ -420,7 +406,7 @@ class AcdEngine:
         self._logged_off(now, agent, work)
 
     def _on_ready(self, now: float, ev: AgentReady, work: _Work) -> None:
-        agent = self._agent(ev.agent_id)
+        agent = self.agent(ev.agent_id)
         if agent.state is AgentState.WRAP_UP:
             self._finish_wrapup(now, agent, work)
         effect = self._set_state(now, agent, AgentInput.SET_READY, work)
@@ -430,7 +416,7 @@ class AcdEngine:
             agent.missed_in_row = 0
 
     def _on_not_ready(self, now: float, ev: AgentNotReady, work: _Work) -> None:
-        agent = self._agent(ev.agent_id)
+        agent = self.agent(ev.agent_id)
         offered = agent.call_id if agent.state is AgentState.RESERVED else None
         effect = self._set_state(now, agent, AgentInput.SET_NOT_READY, work, ev.reason)
         if effect is AgentEffect.CANCEL_OFFER and offered is not None:
@@ -440,7 +426,7 @@ class AcdEngine:
         self._check_leave_empty(now, work)
 
     def _on_wrapup_ended(self, now: float, ev: WrapUpEnded, work: _Work) -> None:
-        agent = self._agent(ev.agent_id)
+        agent = self.agent(ev.agent_id)
         if agent.state is not AgentState.WRAP_UP:
             raise AgentStateError(agent.state, AgentInput.WRAPUP_END)
         self._end_wrapup(now, agent, work)
@@ -448,7 +434,7 @@ class AcdEngine:
     def _check_leave_empty(self, now: float, work: _Work) -> None:
         for queue in self._queue_order:
             rule = queue.config.leave_empty
-            if rule is EmptyRule.NEVER or not len(queue) or not self._is_empty(queue, rule):
+            if not len(queue) or not queue.is_empty(self.agents.values(), rule):
                 continue
             for caller in queue.callers():
                 if caller.callback_number is None and not caller.offered_to:
@@ -457,7 +443,7 @@ class AcdEngine:
     # ------------------------------------------------------------------ offers and calls
 
     def _on_answered(self, now: float, ev: OfferAnswered, work: _Work) -> None:
-        agent = self._agent(ev.agent_id)
+        agent = self.agent(ev.agent_id)
         offer = self._offers.pop((ev.call_id, ev.agent_id), None)
         if offer is None:  # late, duplicate or lost race: Rule 1
             work.actions.append(WithdrawOffer(ev.call_id, agent.agent_id, agent.device, "stale"))
@@ -487,7 +473,7 @@ class AcdEngine:
                                               agent.device, caller.callback_number))
 
     def _on_rejected(self, now: float, ev: OfferRejected, work: _Work) -> None:
-        agent = self._agent(ev.agent_id)
+        agent = self.agent(ev.agent_id)
         if (ev.call_id, ev.agent_id) in self._offers:
             self._missed_offer(now, ev.call_id, agent, AgentInput.REJECT, "rejected", work)
 
@@ -583,24 +569,41 @@ class AcdEngine:
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(self, now: float, work: _Work) -> None:
-        """Match ready agents with waiting callers, best queue and best caller first."""
+        """Match ready agents with waiting callers, best queue and best caller first.
+
+        Ready agents are indexed by skill, and the best ready level per skill is cached for
+        the pass, so callers nobody ready can take cost one lookup each.
+        """
         if not self._ready:
             return
+        best_level: dict[str, int | None] = {}
         for queue in self._queue_order:
-            for caller in queue.callers():
+            if not len(queue) or (not queue.foreign_skills and
+                                  not self._ready_by_skill.get(queue.config.required_skill)):
+                continue
+            for caller in queue.ordered():
                 if not self._ready:
                     return
-                if not caller.offered_to:
+                if caller.offered_to:
+                    continue
+                skill = caller.skill
+                if skill not in best_level:
+                    pool = self._ready_by_skill.get(skill)
+                    best_level[skill] = min((a.skills[skill] for a in pool.values()),
+                                            default=None) if pool else None
+                level = best_level[skill]
+                if level is not None and level <= caller.level:
                     self._try_offer(now, queue, caller, work)
+                    best_level.clear()   # the pools changed
 
     def _try_offer(self, now: float, queue: Queue, caller: Caller, work: _Work) -> None:
-        allowed = queue.allowed_level(caller, now)
+        allowed = caller.level
         skill = caller.skill
         best = None
         candidates: list[Agent] = []
-        for agent in self._ready.values():
-            level = agent.skills.get(skill)
-            if level is None or level > allowed:
+        for agent in self._ready_by_skill[skill].values():
+            level = agent.skills[skill]
+            if level > allowed:
                 continue
             if best is None or level < best:
                 best, candidates = level, [agent]
@@ -661,10 +664,13 @@ class AcdEngine:
                 position = queue.position(caller.call_id) if cfg.announce_position else None
                 ewt = self.expected_wait_s(caller.call_id) if cfg.announce_holdtime else None
                 work.actions.append(Announce(caller.call_id, queue.name, position, ewt))
-            assert queue.config.announce_frequency_s is not None
-            self._push_timer(when + queue.config.announce_frequency_s, "announce", key)
+            freq = queue.config.announce_frequency_s
+            assert freq is not None
+            nxt = when + freq
+            self._push_timer(nxt if nxt > now else now + freq, "announce", key)  # no catch-up
         elif kind == "widen":
             caller = self._callers[key[0]]
-            nxt = self.queues[caller.queue].next_widening(caller, now)
-            if nxt is not None:
-                self._push_timer(nxt, "widen", key)
+            caller.level = self.queues[caller.queue].allowed_level(caller, now)
+            widen = self.queues[caller.queue].next_widening(caller, now)
+            if widen is not None:
+                self._push_timer(widen, "widen", key)

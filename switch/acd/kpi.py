@@ -49,6 +49,7 @@ __all__ = [
     "interval_kpis",
     "queue_kpis",
     "queue_kpis_by_queue",
+    "team_occupancy",
 ]
 
 _EPS_S = 0.0005  # log durations have millisecond precision
@@ -322,6 +323,15 @@ def agent_kpis(entries: Iterable[QueueLogEntry], *, start: float | None = None,
             kpi.talk_s += rec.talk_s
             kpi.wrapup_s += rec.wrapup_s
     return out
+
+
+def team_occupancy(agents: Iterable[AgentKpi]) -> float | None:
+    """Occupancy of a group of agents: their summed work time over summed staffed time."""
+    work = avail = 0.0
+    for kpi in agents:
+        work += kpi.state_s.get("busy", 0.0) + kpi.state_s.get("wrap_up", 0.0)
+        avail += kpi.state_s.get("ready", 0.0) + kpi.state_s.get("reserved", 0.0)
+    return _ratio(work, work + avail)
 
 
 def agent_interval_kpis(entries: Iterable[QueueLogEntry],

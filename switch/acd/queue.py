@@ -28,10 +28,15 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from switch.acd.agent import Agent, AgentState
+
 logger = logging.getLogger(__name__)
+
+_UNSTAFFED = (AgentState.LOGGED_OFF, AgentState.NOT_READY)
 
 __all__ = [
     "Caller",
@@ -146,6 +151,7 @@ class Caller:
         orig_position: position at entry (for the log).
         skill: required skill.
         initial_level: allowed skill level at entry.
+        level: allowed skill level now (the engine updates it at each widening deadline).
         offered_to: agents currently being offered this call (several for ring-all).
         offer_started: when the current offer began.
         timed_out: max wait passed while an offer was ringing; leave if the offer fails.
@@ -160,6 +166,7 @@ class Caller:
     orig_position: int = 0
     skill: str = ""
     initial_level: int = 1
+    level: int = 1
     offered_to: set[str] = field(default_factory=set)
     offer_started: float = 0.0
     timed_out: bool = False
@@ -183,6 +190,7 @@ class Queue:
         self._callers: list[Caller] = []
         self._by_id: dict[str, Caller] = {}
         self.rr_last_position: int | None = None
+        self.foreign_skills = 0  # callers needing another skill than the queue's
 
     @property
     def name(self) -> str:
@@ -198,6 +206,10 @@ class Queue:
     def callers(self) -> list[Caller]:
         """Callers in service order (a copy)."""
         return list(self._callers)
+
+    def ordered(self) -> Sequence[Caller]:
+        """Callers in service order, without copying (do not insert or remove while iterating)."""
+        return self._callers
 
     def get(self, call_id: str) -> Caller | None:
         """The caller with this call id, if waiting here."""
@@ -216,6 +228,7 @@ class Queue:
         self._keys.insert(index, key)
         self._callers.insert(index, caller)
         self._by_id[caller.call_id] = caller
+        self.foreign_skills += caller.skill != self.config.required_skill
         return index + 1
 
     def remove(self, call_id: str) -> tuple[Caller, int]:
@@ -227,12 +240,36 @@ class Queue:
             raise RuntimeError("queue order corrupted")
         del self._keys[index]
         del self._callers[index]
+        self.foreign_skills -= caller.skill != self.config.required_skill
         return caller, index + 1
 
     def position(self, call_id: str) -> int:
         """1-based position of a waiting caller (Raises ``KeyError`` if absent)."""
         caller = self._by_id[call_id]
         return bisect.bisect_left(self._keys, caller.key(self.config.priority_weight)) + 1
+
+    def eligible(self, agent: Agent) -> bool:
+        """True if the agent has this queue's skill at a level the queue may ever use."""
+        level = agent.skills.get(self.config.required_skill)
+        cap = self.config.max_level
+        return level is not None and (cap is None or level <= cap)
+
+    def staffing(self, agents: Iterable[Agent]) -> tuple[int, int]:
+        """(staffed, ready) eligible agents; staffed = logged in and not "not ready"."""
+        staffed = ready = 0
+        for agent in agents:
+            if agent.state not in _UNSTAFFED and self.eligible(agent):
+                staffed += 1
+                ready += agent.state is AgentState.READY
+        return staffed, ready
+
+    def is_empty(self, agents: Iterable[Agent], rule: EmptyRule) -> bool:
+        """Whether the queue counts as empty under ``rule`` (Rule 5)."""
+        if rule is EmptyRule.NEVER:
+            return False
+        absent = (AgentState.LOGGED_OFF,) if rule is EmptyRule.NO_AGENT_LOGGED_IN else \
+            _UNSTAFFED
+        return not any(a.state not in absent and self.eligible(a) for a in agents)
 
     def allowed_level(self, caller: Caller, now: float) -> int:
         """Highest skill level this caller may be given to now (Rule 3, widening)."""

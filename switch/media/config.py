@@ -60,6 +60,8 @@ class MediaConfig:
         inactivity_timeout_s: no RTP for this long marks the channel inactive (0 = never).
         latch: symmetric RTP: latch to the source of the first valid packets (NAT).
         channels_per_worker: engine slot capacity per worker (0 = derive from the port range).
+        worker_nice: scheduling niceness of worker processes (0 = inherit; negative values
+            need privileges): media has deadlines every 20 ms, signaling and reports do not.
     """
 
     rtp_port_min: int = 10000
@@ -81,6 +83,7 @@ class MediaConfig:
     inactivity_timeout_s: float = 30.0
     latch: bool = True
     channels_per_worker: int = 0
+    worker_nice: int = 0
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ConfigError:
@@ -121,6 +124,8 @@ class MediaConfig:
             raise bad("inactivity_timeout_s", "must not be negative")
         if self.channels_per_worker < 0:
             raise bad("channels_per_worker", "must not be negative")
+        if not -20 <= self.worker_nice <= 19:
+            raise bad("worker_nice", "must be within -20..19")
         object.__setattr__(self, "recordings_dir", Path(self.recordings_dir))
         object.__setattr__(self, "prompt_cache_dir", Path(self.prompt_cache_dir))
 

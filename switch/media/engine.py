@@ -202,6 +202,7 @@ class MediaEngine:
         self.ticks = 0
         self.late_packets = 0
         self.orphans = 0
+        self.dsp_errors = 0
 
     # ------------------------------------------------------------------ channels
 
@@ -464,10 +465,7 @@ class MediaEngine:
         self._apply_pending()
         self._playout(self._live)
         rx, tx = self.pcm_rx, self.pcm_tx
-        for slot, event in self.detector.process(rx[: self.capacity]):
-            ch = self._chans[slot]
-            if ch is not None and ch.inband:
-                self._digits(ch, ch.arbiter.feed_inband(event.digit, now))
+        self._detect_inband(rx, now)
         if self._dtmf_active:
             self._expire_dtmf(now)
         slots = self._open_list
@@ -484,6 +482,20 @@ class MediaEngine:
         events, self._events = self._events, []
         out.events = events
         return out
+
+    def _detect_inband(self, rx: NDArray[np.int16], now: float) -> None:
+        """In-band DTMF for every slot at once; a failing detector costs digits, not audio."""
+        try:
+            found = self.detector.process(rx[: self.capacity])
+        except (ValueError, IndexError, FloatingPointError) as exc:
+            self.dsp_errors += 1
+            if self.dsp_errors == 1 or self.dsp_errors % 1000 == 0:
+                logger.error("in-band DTMF detection failed (%d times): %s", self.dsp_errors, exc)
+            return
+        for slot, event in found:
+            ch = self._chans[slot]
+            if ch is not None and ch.inband:
+                self._digits(ch, ch.arbiter.feed_inband(event.digit, now))
 
     def _expire_dtmf(self, now: float) -> None:
         """Let RFC 4733 receivers end digits whose end packets were lost (section 2.5.2.2)."""
@@ -652,6 +664,7 @@ class MediaEngine:
             "ticks": self.ticks,
             "late_packets": self.late_packets,
             "orphans": self.orphans,
+            "dsp_errors": self.dsp_errors,
             "bad": sum(ch.bad for ch in chans),
             "wrong_pt": sum(ch.wrong_pt for ch in chans),
             "foreign": sum(ch.foreign for ch in chans),

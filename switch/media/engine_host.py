@@ -28,6 +28,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,7 @@ from switch.media.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DELAY_BINS", "EngineHost", "tune_malloc"]
+__all__ = ["DELAY_BINS", "EngineHost", "tune_process"]
 
 DELAY_BINS = 1000  # 0.1 ms bins, the last one is ">= 99.9 ms"
 _RTCP_SPREAD = 50  # ticks over which all channels are checked for a due RTCP report
@@ -233,7 +234,7 @@ class EngineHost:
     # ------------------------------------------------------------------ the tick
 
     def _on_tick(self, deadline: float, now: float) -> None:
-        cpu0 = time.thread_time()
+        cpu0 = time.process_time()
         engine = self.engine
         out = engine.tick(now)
         chans = engine._chans
@@ -257,7 +258,7 @@ class EngineHost:
         self._rtcp_tick(done)
         for kind, slot, payload in out.events:
             self._dispatch(kind, slot, payload, done)
-        self.tick_cpu_s += time.thread_time() - cpu0
+        self.tick_cpu_s += time.process_time() - cpu0
 
     def _dispatch(self, kind: str, slot: int, payload: Any, now: float) -> None:
         if kind == "rtcp":
@@ -369,15 +370,43 @@ _OPS: dict[str, Callable[..., Any]] = {
 }
 
 
-def tune_malloc() -> bool:
-    """Keep freed memory in the heap instead of returning it to the kernel.
+def tune_process() -> dict[str, bool]:
+    """Process-wide settings the media tick needs on a small, busy machine.
 
-    The tick allocates a few MB of temporaries per call; with glibc's defaults those come
-    from fresh ``mmap`` pages every tick and the page faults cost more than the DSP (we
-    measured a 1,000-channel tick at ~30 ms instead of ~3 ms on this machine). Raising
-    the mmap and trim thresholds makes them reuse the same heap pages. Returns False when
-    ``mallopt`` is unavailable (not glibc); nothing else changes then.
+    * BLAS threads = 1. numpy's OpenBLAS starts one spinning thread per core for every
+      matrix product; the tick's products are small (DTMF Goertzel basis), and on 2 busy
+      cores the spinning threads fight the event loop: we measured the 1,000-channel DTMF
+      detection at 16-30 ms per tick with the default and 0.9 ms with one thread.
+      ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` are also set for child processes.
+    * malloc: keep freed memory in the heap instead of returning it to the kernel. The
+      tick allocates a few MB of temporaries; with glibc's defaults those come from fresh
+      ``mmap`` pages every tick and the page faults cost more than the DSP (a 1,000-channel
+      tick measured ~30 ms instead of ~3 ms here).
+
+    Returns which of the two could be applied (neither is fatal when missing).
     """
+    return {"blas_threads": _limit_blas_threads(), "malloc": _tune_malloc()}
+
+
+def _limit_blas_threads() -> bool:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    libdir = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for lib in sorted(libdir.glob("*openblas*")):
+        try:
+            handle = ctypes.CDLL(str(lib))
+        except OSError:
+            continue
+        for name in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                     "openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
+            setter = getattr(handle, name, None)
+            if setter is not None:
+                setter(1)
+                return True
+    return False
+
+
+def _tune_malloc() -> bool:
     path = ctypes.util.find_library("c")
     if path is None:
         return False

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from dsp.tones import dtmf_tone
 from switch.media.config import MediaConfig
-from switch.media.engine_host import EngineHost, tune_malloc
+from switch.media.engine_host import EngineHost, tune_process
 from switch.media.errors import MediaError
 from switch.media.player import FinishReason
 from switch.media.rfc4733 import DigitEvent
@@ -88,7 +88,7 @@ class LocalBackend:
         self.host = EngineHost(config, port_range, on_event, seed=seed)
 
     async def start(self, t0: float | None) -> float:
-        tune_malloc()
+        tune_process()
         return self.host.start(t0)
 
     async def stop(self) -> None:

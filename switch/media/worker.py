@@ -17,7 +17,8 @@ like a local backend. Errors come back as the same exception type for ``MediaErr
 ``KeyError`` and ``ValueError`` (others become ``MediaError`` with the type name).
 
 Rules: the worker runs uvloop when it is installed (falls back to asyncio), raises its
-open-file limit for two sockets per channel, tunes malloc (``engine_host.tune_malloc``),
+open-file limit for two sockets per channel, limits BLAS to one thread and tunes malloc
+(``engine_host.tune_process``),
 and ticks on the grid ``t0 + k * 20 ms`` given by the front, so all workers of a node tick
 in phase. The front stops a worker with ``("stop",)`` and, if it has not exited within the
 timeout, terminates that process (by its own handle, never by name).
@@ -35,7 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from switch.media.config import MediaConfig
-from switch.media.engine_host import EngineHost, tune_malloc
+from switch.media.engine_host import EngineHost, tune_process
 from switch.media.errors import MediaError
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,12 @@ def worker_main(conn: Connection, config: MediaConfig, port_range: tuple[int, in
     logging.basicConfig(level=log_level,
                         format=f"%(asctime)s media-worker[{os.getpid()}] %(name)s %(message)s")
     _raise_nofile()
-    tune_malloc()
+    tune_process()
+    if config.worker_nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, config.worker_nice)
+        except OSError as exc:
+            logging.getLogger(__name__).warning("cannot set worker_nice: %s", exc)
     loop = _new_loop()
     try:
         loop.run_until_complete(_serve(conn, config, port_range, seed, t0))
@@ -164,6 +170,8 @@ class WorkerBackend:
     async def start(self, t0: float | None) -> float:
         """Spawn the worker and wait until it ticks; returns its tick origin."""
         self._loop = loop = asyncio.get_running_loop()
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(var, "1")  # read by numpy at import in the child
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(

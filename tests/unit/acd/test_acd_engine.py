@@ -532,3 +532,40 @@ def _scripted_log(seed: int) -> list:
 def test_same_seed_same_log_and_different_seed_differs() -> None:
     assert _scripted_log(3) == _scripted_log(3)
     assert _scripted_log(3) != _scripted_log(4)
+
+
+def test_agent_on_an_outside_number_through_a_trunk() -> None:
+    h = Harness(QueueConfig("q"))
+    mobile = Device("external", "+8613912345678")
+    h.do(0, AgentLoggedIn("home", mobile, {"q": 1}))
+    (offer,) = of(h.do(1, CallerArrived("q", "c1")), OfferCall)
+    assert offer.device == mobile
+    assert h.events(QueueEvent.AGENTLOGIN)[0].data == ("external:+8613912345678",)
+    with pytest.raises(ValueError):
+        Device("sip", "x")
+    with pytest.raises(ValueError):
+        Device("extension", "")
+
+
+def test_late_timer_handling_does_not_replay_missed_announcements() -> None:
+    h = Harness(QueueConfig("q", announce_frequency_s=10))
+    h.do(0, CallerArrived("q", "c1"))
+    acts = h.engine.handle_timer(95.0)          # the shell was late by 95 s
+    assert len(of(acts, Announce)) == 1          # not one per missed period
+    assert h.engine.next_deadline() == 105.0
+
+
+def test_bad_inputs_and_configs() -> None:
+    h = Harness(QueueConfig("q"))
+    with pytest.raises(AcdError):
+        h.engine.handle(0, object())  # type: ignore[arg-type]
+    for bad in ({"ring_timeout_s": 0}, {"max_len": -1}, {"widen_every_s": 0},
+                {"max_wait_s": 0}, {"announce_frequency_s": -1}):
+        with pytest.raises(ValueError):
+            QueueConfig("q", **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        QueueConfig("a|b")
+    with pytest.raises(ValueError):
+        OverflowTarget("pstn", "x")
+    with pytest.raises(AcdError):
+        h.do(0, CallbackRequested("nobody", "1"))

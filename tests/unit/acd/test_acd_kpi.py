@@ -12,6 +12,7 @@ from switch.acd.kpi import (
     interval_kpis,
     queue_kpis,
     queue_kpis_by_queue,
+    team_occupancy,
 )
 from switch.acd.log import MemoryLogSink, QueueEvent, QueueLogEntry
 
@@ -123,6 +124,9 @@ def test_agent_occupancy_and_handle_times(entries: list[QueueLogEntry]) -> None:
     assert (a1.answered, a1.handled, a1.aht_s) == (1, 1, 120.0)
     window = agent_kpis(entries, start=100.0, end=200.0)["a1"]
     assert window.occupancy == pytest.approx(30 / 100)
+    # a2's log only says "ready" from 0 (its calls carry no AGENTSTATE here): 400 s idle
+    assert team_occupancy(agent_kpis(entries, end=400.0).values()) == \
+        pytest.approx(120 / (120 + 180 + 400))
     a2 = agent_kpis(entries)["a2"]
     assert (a2.answered, a2.talk_s, a2.wrapup_s) == (3, 130.0, 10.0)
     buckets = agent_interval_kpis(entries, 900.0)

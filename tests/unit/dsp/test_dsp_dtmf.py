@@ -292,3 +292,12 @@ def test_config_validation() -> None:
         DtmfConfig(hits_to_begin=0)
     with pytest.raises(ValueError):
         DtmfConfig(min_purity=1.5)
+
+
+def test_dc_offset_does_not_mask_weak_digits() -> None:
+    """A DC offset (cheap ATAs, bad line cards) is removed from the purity test."""
+    for offset in (2000, 8000):
+        for digit in DIGITS:
+            sig = padded(dtmf_tone(digit, 60, -25.0)).astype(np.int32) + offset
+            assert digits(np.clip(sig, -32768, 32767).astype(np.int16)) == digit
+    assert detect(np.full(8000, 5000, dtype=np.int16)) == []

@@ -112,3 +112,10 @@ def test_ask_into_defined_only_in_ok_branch() -> None:
 def test_warnings_do_not_block() -> None:
     _, diags = check_source(HEADER + "step a:\n  queue q\n  hangup\n", "t.ivr")
     assert [d.code for d in diags] == ["W192"] and not has_errors(diags)
+
+
+def test_worst_case_wait_in_one_input_step_is_flagged() -> None:
+    slow = ('menu m:\n  prompt "甲请按1"\n  timeout 30s\n  retries 3\n  1 -> m\n'
+            '  on failure -> m\n')
+    assert _codes(slow) == ["W194"]
+    assert _codes(slow.replace("retries 3", "retries 1")) == []

@@ -115,3 +115,10 @@ def test_cli_transcripts_pass_fail_update(capsys: pytest.CaptureFixture[str],
     assert "FAIL" in capsys.readouterr().out
     assert ivr_test_main([str(SCRIPT), str(broken), "--data", data, "--update"]) == 0
     assert broken.read_text(encoding="utf-8") == src
+
+
+def test_python_m_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    from ivr_lang.__main__ import main
+
+    assert main(["check", str(SCRIPT)]) == 0
+    assert main([]) == 2 and "usage" in capsys.readouterr().out

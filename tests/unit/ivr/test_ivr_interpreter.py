@@ -6,6 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr_lang.check import check_source, has_errors
 from ivr_lang.expr import EvalContext, IvrRuntimeError, evaluate, normalize
@@ -195,3 +197,30 @@ def test_calendar_day_words() -> None:
     assert day_set("fri-mon") == frozenset({4, 5, 6, 0})
     assert day_set("周末") == frozenset({5, 6}) and day_set("星期天") == frozenset({6})
     assert day_set("funday") is None
+
+
+def test_caller_hanging_up_stops_the_walk() -> None:
+    lines = run(MENU, "- hangup")
+    assert lines[-2:] == ["[m] caller hangs up", "end: caller hung up at 8.2s"]
+
+
+_ATOMS = ["1", "2.5", '"a"', '"138"', "true", "null", "x", "r", "r.a", "r.b.c", "[1, \"a\"]",
+          "len(x)", "startswith(x, \"1\")", "open(c)", "[]", "lst"]
+_OPS = ["and", "or", "==", "!=", "<", ">=", "in", "not in", "+", "-"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=4),
+       st.lists(st.sampled_from(_OPS), min_size=3, max_size=3), st.booleans())
+def test_expressions_return_or_raise_runtime_error_only(atoms: list[str], ops: list[str],
+                                                        neg: bool) -> None:
+    text = atoms[0]
+    for op, atom in zip(ops, atoms[1:], strict=False):
+        text = f"({text}) {op} {atom}"
+    if neg:
+        text = f"not ({text})"
+    ctx = _ctx(x="13800000000", r={"a": Decimal(1), "b": None}, lst=[Decimal(1)])
+    try:
+        evaluate(parse_expr(text), ctx)
+    except IvrRuntimeError:
+        pass

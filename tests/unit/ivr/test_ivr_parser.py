@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr_lang import ast as A
+from ivr_lang.check import check, has_errors
 from ivr_lang.diagnostics import IvrSyntaxError, render
 from ivr_lang.parser import parse, parse_expr
+from ivr_lang.simulator import Fixture, SimOptions, simulate
 
 DEMO = Path(__file__).resolve().parents[3] / "ivr_lang" / "demo" / "hotline.ivr"
 
@@ -113,6 +115,37 @@ def test_syntax_errors_become_diagnostics(src: str, code: str, line: int, col: i
                max_size=60))
 def test_any_text_parses_or_raises_syntax_error(text: str) -> None:
     try:
-        parse(text, "fuzz.ivr")
+        program = parse(text, "fuzz.ivr")
     except IvrSyntaxError as exc:
         assert exc.diagnostic.span.line >= 1
+    else:
+        assert isinstance(check(program), list)  # the checker never crashes either
+
+
+_STMT = st.sampled_from([
+    'say "按1"', "-> b", "hangup", "set x = 1", 'say "{x}"', 'if x == 1 -> b', "call s(1)",
+    "queue q maxwait 60s", 'transfer "1":\n{ind}  on busy -> b', 'tag t = x',
+    "lookup r = src(x) timeout 1s:\n{ind}  on error -> b", 'say "{r.v as 金额}"'])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_STMT, min_size=1, max_size=5), st.lists(_STMT, min_size=1, max_size=4))
+def test_checker_and_simulator_never_crash_on_generated_scripts(a: list[str],
+                                                                b: list[str]) -> None:
+    def lines(stmts: list[str], ind: str) -> str:
+        return "".join(ind + x.replace("{ind}", ind) + "\n" for x in stmts)
+
+    src = ("flow f:\n  timeout 5s\n  retries 1\n  operator q\nqueue q\n"
+           'source src(v) python "f"\n'
+           "step a:\n  set x = 1\n" + lines(a, "  ") + "  -> b\n"
+           "menu b:\n  prompt \"按1\"\n  1:\n" + lines(b, "    ") + "    hangup\n"
+           "  on failure -> a\nsub s(v):\n  return\n")
+    try:
+        program = parse(src, "gen.ivr")
+    except IvrSyntaxError:
+        return  # e.g. an indented "on" line under a one-line body
+    diags = check(program)
+    if not has_errors(diags):
+        fixture = Fixture(python={"f": {"v": 1}})
+        t = simulate(program, SimOptions(keys=["1", "-", "1"]), fixture, budget=300)
+        assert t.result.reason in ("hangup", "queued", "transferred", "error")

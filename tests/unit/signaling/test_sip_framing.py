@@ -157,3 +157,13 @@ def test_responses_are_framed_too() -> None:
             b"\r\nok")
     msgs = _feed([resp[:10], resp[10:]])
     assert isinstance(msgs[0], Response) and msgs[0].body == b"ok"
+
+
+def test_equal_content_lengths_with_leading_zeros_agree() -> None:
+    data = _msg(1, b"abc").replace(b"Content-Length: 3\r\n", b"Content-Length: 003\r\nl: 3\r\n")
+    assert [m.body for m in _feed([data])] == [b"abc"]
+    framer = StreamFramer()
+    framer.receive_data(_msg(1).replace(b"Content-Length: 0\r\n", b"Content-Length: \r\n"))
+    with pytest.raises(SipParseError):
+        framer.next_message()
+    assert framer.broken

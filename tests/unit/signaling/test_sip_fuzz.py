@@ -39,7 +39,7 @@ SEED = (
     b"Authorization: Digest username=\"alice\", realm=\"atlanta.com\", nonce=\"x,y\"\r\n"
     b"Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
 )
-SEEDS = [SEED] + [p.read_bytes() for p in sorted(VECTORS.glob("*/*.sip"))]
+SEEDS = [SEED, *(p.read_bytes() for p in sorted(VECTORS.glob("*/*.sip")))]
 
 
 def exercise(msg: Message) -> None:
@@ -94,6 +94,10 @@ def test_random_bytes(data: bytes) -> None:
     check_bytes(data)
 
 
+#: Bytes that matter to SIP syntax, plus a letter and a digit.
+MUTATION_BYTES = [*b'\x00\r\n \t:;,<>"\\%@[]=?*~\xff\xc3', 65, 48]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
     data = bytearray(draw(st.sampled_from(SEEDS)))
@@ -102,7 +106,7 @@ def mutated(draw: st.DrawFn) -> bytes:
             break
         pos = draw(st.integers(0, len(data) - 1))
         op = draw(st.sampled_from(["replace", "insert", "delete", "dup"]))
-        byte = draw(st.sampled_from(list(b'\x00\r\n \t:;,<>"\\%@[]=?*~\xff\xc3') + [65, 48]))
+        byte = draw(st.sampled_from(MUTATION_BYTES))
         if op == "replace":
             data[pos] = byte
         elif op == "insert":

@@ -127,6 +127,7 @@ def test_name_addr_views_and_builders() -> None:
     assert star.is_wildcard and star.uri is None and str(star) == "*"
     huge = NameAddr.parse("<sip:a@h.example>;expires=280297596632815")
     assert huge.expires == 2**32 - 1
+    assert NameAddr.parse("<sip:a@h.example>;expires=000000000000000000030").expires == 30
     for bad_q in ("1.5", "0.1234", "x", "2"):
         with pytest.raises(SipParseError):
             _ = NameAddr.parse(f"<sip:a@h.example>;q={bad_q}").q
@@ -182,7 +183,7 @@ def test_parse_auth_params_digest() -> None:
 
 
 def test_auth_params_escapes_case_and_token68() -> None:
-    scheme, params = parse_auth_params('Digest Username="a\\"b\\\\c",REALM="r, with comma"')
+    _, params = parse_auth_params('Digest Username="a\\"b\\\\c",REALM="r, with comma"')
     assert params == {"username": 'a"b\\c', "realm": "r, with comma"}
     assert parse_auth_params("Basic dXNlcjpwYXNz") == ("Basic", {"token68": "dXNlcjpwYXNz"})
     assert parse_auth_params("Basic dXNlcg==") == ("Basic", {"token68": "dXNlcg=="})

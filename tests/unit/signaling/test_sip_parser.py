@@ -317,3 +317,71 @@ def test_parsed_views_follow_header_edits_after_invalidate() -> None:
     req.headers.set("CSeq", "232 BYE")
     req.invalidate()
     assert req.cseq.seq == 232
+
+
+# -- validate_request / validate_response beyond the torture vectors -----------------------
+def _with(data: bytes, old: bytes, new: bytes) -> Request | Response:
+    assert old in data
+    return parse_message(data.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"Content-Type: application/sdp\r\n", b"", "Bad Request - Missing Content-Type"),
+        (b"Call-ID: a84b4c76e66710", b"Call-ID: a b", "Bad Request - Malformed Call-ID"),
+        (b"Call-ID: a84b4c76e66710", b"Call-ID: a@b@c", "Bad Request - Malformed Call-ID"),
+        (b"Max-Forwards: 70", b"Max-Forwards: 256", "Bad Request - Malformed Max-Forwards"),
+        (b"Max-Forwards: 70", b"Max-Forwards: seventy", "Bad Request - Malformed Max-Forwards"),
+        (b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nMax-Forwards: 69\r\n",
+         "Bad Request - Multiple Max-Forwards headers"),
+        (b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nDate: Sat, 13 Nov 2010 23:29:00 CET\r\n",
+         "Bad Request - Malformed Date"),
+        (b"From: Alice", b"From: Al,ice", "Bad Request - Malformed From"),
+        (b"CSeq: 314159 INVITE", b"CSeq: INVITE", "Bad Request - Malformed CSeq"),
+        (b"Via: SIP/2.0/UDP pc33.atlanta.com", b"Via: SIP/2.0/UDP pc33 atlanta",
+         "Bad Request - Malformed Via"),
+        (b"INVITE sip:bob@biloxi.com", b"INVITE sip:bob@biloxi.com;lr?x=y",
+         "Bad Request - Request-URI with headers"),
+        (b"INVITE sip:bob@biloxi.com", b"INVITE sip:bob@bi$oxi.com",
+         "Bad Request - Malformed Request-URI"),
+        (b"Contact: <sip:alice@pc33.atlanta.com>", b"Contact: <sip:alice@pc33.atlanta.com",
+         "Bad Request - Malformed Contact"),
+    ],
+)
+def test_validate_request_rejects(old: bytes, new: bytes, reason: str) -> None:
+    req = _with(F1_INVITE, old, new)
+    assert isinstance(req, Request)
+    with pytest.raises(SipParseError) as info:
+        validate_request(req)
+    assert info.value.status_code == 400 and info.value.reason == reason
+    resp = make_response(req, info.value.status_code, info.value.reason)
+    assert bytes(resp).startswith(f"SIP/2.0 400 {reason}\r\n".encode())
+
+
+def test_validate_request_accepts_odd_but_legal() -> None:
+    for old, new in [
+        (b"Max-Forwards: 70\r\n", b""),  # not mandatory on receipt
+        (b"Content-Length: %d" % len(SDP),
+         b"Content-Length: %d\r\nl: %d" % (len(SDP), len(SDP))),  # equal duplicates
+        (b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nDate: Sat, 13 Nov 2010 23:29:00 GMT\r\n"),
+        (b"INVITE sip:bob@biloxi.com", b"INVITE tel:+1-555-0100;phone-context=biloxi.com"),
+        (b"Call-ID: a84b4c76e66710", b"Call-ID: a84b-4c76_e66710@[2001:db8::1]"),
+    ]:
+        req = _with(F1_INVITE, old, new)
+        assert isinstance(req, Request)
+        validate_request(req)
+
+
+def test_validate_response() -> None:
+    validate_response(parse_message(F9_200))
+    for old, new in [(b"To: Bob <sip:bob@biloxi.com>;tag=a6c85cf\r\n", b""),
+                     (b"CSeq: 314159 INVITE", b"CSeq: 99999999999 INVITE"),
+                     (b"Call-ID: a84b4c76e66710\r\n", b"")]:
+        resp = _with(F9_200, old, new)
+        with pytest.raises(SipParseError):
+            validate_response(resp)  # type: ignore[arg-type]
+    no_via = parse_message(crlf("SIP/2.0 200 OK\nTo: <sip:a@b>\nFrom: <sip:c@d>;tag=1\n"
+                                "Call-ID: x\nCSeq: 1 BYE\nContent-Length: 0\n\n"))
+    with pytest.raises(SipParseError, match="Via"):
+        validate_message(no_via)

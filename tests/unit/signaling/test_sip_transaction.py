@@ -36,17 +36,17 @@ UDP = Address("udp", "192.0.2.9", 5060)
 TCP = Address("tcp", "192.0.2.9", 5060, connection_id=4)
 
 INVITE = (
-    "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8\r\n"
-    "Max-Forwards: 70\r\n"
-    "Route: <sip:p1.example.com;lr>\r\n"
-    "To: Bob <sip:bob@biloxi.example.com>\r\n"
-    "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
-    "Call-ID: a84b4c76e66710\r\n"
-    "CSeq: 314159 INVITE\r\n"
-    "Contact: <sip:alice@pc33.atlanta.example.com>\r\n"
-    "Content-Length: 0\r\n\r\n"
-).encode()
+    b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"Route: <sip:p1.example.com;lr>\r\n"
+    b"To: Bob <sip:bob@biloxi.example.com>\r\n"
+    b"From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
+    b"Call-ID: a84b4c76e66710\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Contact: <sip:alice@pc33.atlanta.example.com>\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 
 def invite() -> Request:

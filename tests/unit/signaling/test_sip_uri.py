@@ -128,7 +128,7 @@ def test_unknown_schemes() -> None:
         "sip:a@[2001:db8:::1.2.3.4]", "sip:a@b:65536", "sip:a@b:x", "sip:@host", "sip:a@",
         "sip:a@host;=x", "sip:a@host;p=", "sip:a@host?h", "sip:a@ho_st", "sip:a@1.2.3.256",
         "sip:a@-host.com", "sip:a@host.3com", "sip:a b@host", "1sip:a@b", "sip:a@b;p=\"x\"",
-        "sip:a%ZZ@host", "sip:a@b\x00",
+        "sip:a%ZZ@host", "sip:a@b\x00", "sip:a@\uff11.2.3.4", "sip:a@host:\uff15060",
     ],
 )
 def test_bad_uris(bad: str) -> None:

@@ -208,15 +208,16 @@ def dtmf_tone(digit: str, duration_ms: float, level_dbm0: float = -10.0,
                      level_dbm0, level_dbm0 + twist_db, sample_rate)
 
 
-def beep(duration_ms: float = 200.0, freq_hz: float = 1000.0, level_dbm0: float = -10.0,
+def beep(duration_ms: float = 200.0, freq: float = 1000.0, level_dbm0: float = -10.0,
          sample_rate: int = 8000) -> NDArray[np.int16]:
-    """A single sine burst (1000 Hz, or e.g. 440 Hz for a softer prompt beep).
+    """A single sine burst: ``freq`` in Hz (1000 Hz, or e.g. 440 Hz for a softer beep
+    before a recording).
 
     The first and last 5 ms are shaped with a raised cosine so the beep does not click.
     """
     n = round(duration_ms * sample_rate / 1000.0)
     index = np.arange(n, dtype=np.int64)
-    signal = _sines((freq_hz,), np.array([float(dbm0_to_amplitude(level_dbm0))]), index,
+    signal = _sines((freq,), np.array([float(dbm0_to_amplitude(level_dbm0))]), index,
                     sample_rate)
     ramp = min(n // 2, sample_rate // 200)
     if ramp > 0:

@@ -1,6 +1,7 @@
 """The IVR description language: parse, check, simulate and run hotline call flows.
 
-A script reads like a description of the service (see demo/hotline.ivr)::
+A script reads like a description of the service (an excerpt of demo/hotline.ivr; the steps
+人工服务, 系统故障 and 留言 are left out here)::
 
     flow 物业服务热线:                       # header: defaults for every step
       language zh-CN

@@ -193,7 +193,8 @@ class _Checker:
             name = S.canonical(s.name.text, table)
             if name is None:
                 self.emit("E120", s.name.span, f"unknown {where} setting '{s.name.text}'",
-                          f"未知的设置项 '{s.name.text}'", did_you_mean(s.name.text, table))
+                          f"未知的设置项 '{s.name.text}'",
+                          did_you_mean(s.name.text, S.names_for(table)))
                 continue
             kinds = table[name]
             if name in seen and "multi" not in kinds:
@@ -265,7 +266,8 @@ class _Checker:
                 if name is None:
                     self.emit("E125", ev.span, f"'{ev.text}' is not an outcome here "
                               f"({', '.join(allowed)})", f"这里没有 '{ev.text}' 这种结果"
-                              f"（可用：{', '.join(allowed)}）", did_you_mean(ev.text, allowed))
+                              f"（可用：{', '.join(allowed)}）",
+                              did_you_mean(ev.text, S.names_for(allowed)))
                 elif name in seen:
                     self.emit("E126", ev.span, f"'{name}' is handled twice",
                               f"'{name}' 处理了两次")
@@ -278,7 +280,8 @@ class _Checker:
             name = S.canonical(opt.name.text, table)
             if name is None:
                 self.emit("E123", opt.name.span, f"unknown option '{opt.name.text}'",
-                          f"未知的选项 '{opt.name.text}'", did_you_mean(opt.name.text, table))
+                          f"未知的选项 '{opt.name.text}'",
+                          did_you_mean(opt.name.text, S.names_for(table)))
                 continue
             if name in seen:
                 self.emit("E122", opt.name.span, f"'{name}' is given twice", f"'{name}' 写了两次")

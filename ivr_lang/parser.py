@@ -111,24 +111,23 @@ def _lark() -> Lark:
                      maybe_placeholders=True)
 
 
-def _keyword_terminals() -> dict[str, str]:
-    """Terminal name -> keyword text for every keyword of the grammar (both languages)."""
-    out = {}
-    for term in _lark().terminals:
-        value = getattr(term.pattern, "value", "")
-        if term.pattern.type == "str" and re.fullmatch(r"[^\W\d]\w*", value):
-            out[term.name] = value
-    return out
+_KW_PATTERN = re.compile(r"^\(\?:(.*)\)\(\?!\\w\)$")
 
 
 @lru_cache(maxsize=1)
-def _keywords() -> dict[str, str]:
-    return _keyword_terminals()
+def _keywords() -> dict[str, tuple[str, ...]]:
+    """Terminal name -> its keyword spellings (English first, then the Chinese alias)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for term in _lark().terminals:
+        m = _KW_PATTERN.match(str(term.pattern.value))
+        if term.name.startswith("_KW_") and m:
+            out[term.name] = tuple(m.group(1).split("|"))
+    return out
 
 
 def keywords() -> frozenset[str]:
     """Every keyword of the language, English and Chinese (names cannot use them)."""
-    return frozenset(_keywords().values())
+    return frozenset(w for words in _keywords().values() for w in words)
 
 
 # --------------------------------------------------------------------------- tree -> AST
@@ -468,9 +467,9 @@ _EXAMPLE_TEXT = {
 }
 
 
-def _describe(term: str, kw: dict[str, str]) -> str:
+def _describe(term: str, kw: dict[str, tuple[str, ...]]) -> str:
     if term in kw:
-        return f"'{kw[term]}'"
+        return "/".join(f"'{w}'" for w in kw[term])
     if term.startswith("__ANON") or term.isupper():
         try:
             pat = _lark().get_terminal(term).pattern
@@ -483,6 +482,15 @@ def _describe(term: str, kw: dict[str, str]) -> str:
             "DURATION": "a duration like 5s", "$END": "end of text", "_ARROW": "'->'",
             "_COLON": "':'", "STAR": "'*'", "_COMMA": "','",
             "_LPAR": "'('", "_RPAR": "')'"}.get(term, term)
+
+
+def _starts_line(tok: Token, text: str) -> bool:
+    """Whether ``tok`` is the first word of its line (where a statement keyword goes)."""
+    lines = text.splitlines()
+    if tok.line is None or not 1 <= tok.line <= len(lines):
+        return False
+    line = lines[tok.line - 1]
+    return len(line) - len(line.lstrip()) + 1 == tok.column
 
 
 def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
@@ -506,8 +514,12 @@ def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         width = max(len(str(tok)), 1) if tok.type not in ("_NL", "_INDENT", "_DEDENT") else 1
         example = None
         try:
+            # Leading blank or comment lines give one _NL token at the bottom of the parser
+            # stack; the examples need it too, or their parser states never compare equal.
+            lead = "\n" if text.lstrip(" \t")[:1] in ("\n", "\r", "#") else ""
+            examples = {k: [lead + e for e in v] for k, v in _EXAMPLES.items()}
             example = exc.match_examples(lambda s: _lark().parse(s, start="start"),
-                                         _EXAMPLES, use_accepts=True)
+                                         examples, use_accepts=True)
         except (UnexpectedInput, _IndentError):
             example = None
         if tok.type == "_NL" and "_COLON" in expected:
@@ -519,6 +531,11 @@ def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             code, en, zh = "E003", "unexpected indentation", "缩进不正确（多余的缩进）"
         elif tok.type in ("_DEDENT", "$END") and "_INDENT" in expected:
             code, en, zh = "E003", "expected an indented block", "这里需要缩进的语句块"
+        elif tok.type == "NAME" and any(t in kw for t in expected) and _starts_line(tok, text):
+            word = str(tok)
+            code = "E004"
+            en, zh = f"unknown keyword '{word}'", f"未知的关键字 '{word}'"
+            hint = did_you_mean(word, [w for t in expected if t in kw for w in kw[t]])
         elif example is not None:
             code = "E005"
             en, zh = _EXAMPLE_TEXT[example]
@@ -530,7 +547,7 @@ def _syntax_diag(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             word = str(tok)
             code = "E004"
             en, zh = f"unknown keyword '{word}'", f"未知的关键字 '{word}'"
-            hint = did_you_mean(word, [kw[t] for t in expected if t in kw])
+            hint = did_you_mean(word, [w for t in expected if t in kw for w in kw[t]])
         else:
             shown = sorted({_describe(t, kw) for t in expected})[:8]
             what = f"'{tok}'" if str(tok).strip() else _describe(tok.type, kw)

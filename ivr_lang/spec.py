@@ -26,6 +26,7 @@ __all__ = [
     "clause_map",
     "flow_setting",
     "input_spec",
+    "names_for",
     "option_map",
     "success_label",
 ]
@@ -84,6 +85,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 TRANSFER_MODES = ("blind", "attended")
 ON_OFF = {"on": True, "off": False, "yes": True, "no": False, "开": True, "关": False}
+
+
+def names_for(allowed: tuple[str, ...] | dict[str, tuple[str, ...]]) -> list[str]:
+    """Canonical names and their Chinese aliases, for "did you mean" suggestions."""
+    return [*allowed, *(a for a, targets in ALIASES.items() if any(t in allowed
+                                                                      for t in targets))]
 
 
 def canonical(name: str, allowed: tuple[str, ...] | dict[str, tuple[str, ...]]) -> str | None:

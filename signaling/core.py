@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from random import Random
 
 from .dialog import Dialog, DialogId, DialogState, Uas2xxRetransmitter, next_hop_uri
-from .errors import LocalSipError, RemoteSipError, SipParseError
+from .errors import LocalSipError, SipParseError
 from .events import (
     AckReceived,
     AckTimedOut,
@@ -62,7 +62,7 @@ from .transaction import (
     client_key,
     server_key,
 )
-from .transaction_layer import ClientTransaction, ServerTransaction, TransactionLayer
+from .transaction_layer import ServerTransaction, TransactionLayer
 from .transport import response_destination, stamp_received, uri_address
 from .uas_checks import (
     KNOWN_METHODS,
@@ -164,10 +164,16 @@ class SipCore:
 
     def handle_message(self, message: Request | Response, source: Address, now: float) -> None:
         """A parsed message (stream transports frame and parse before calling this)."""
-        if isinstance(message, Request):
-            self._receive_request(message, source, now)
-        else:
-            self._receive_response(message, now)
+        try:
+            if isinstance(message, Request):
+                self._receive_request(message, source, now)
+            else:
+                self._receive_response(message, now)
+        except SipParseError as err:
+            # Typed header views parse lazily; a bad field the validator does not cover
+            # (e.g. in a retransmission or an ACK) is the peer's fault: drop the message.
+            self.stats["dropped"] += 1
+            logger.debug("dropped %r from %s: %s", message, source, err.detail)
 
     def handle_timer(self, now: float) -> None:
         """Fire every transaction and 2xx-retransmission timer due at ``now``."""
@@ -201,22 +207,24 @@ class SipCore:
         try:
             key = server_key(request)
         except SipParseError as err:
-            self._answer_stateless(request, source, err.status_code, err.reason)
+            self._answer_stateless(request, source, err)
             return
         txn = self.layer.server.get(key)
         if txn is not None or request.method == "ACK":
             self._absorb_or_ack(request, key, txn, source, now)
             return
         try:
+            # A request that fails validation gets no transaction: its answer is
+            # stateless, and so is the answer to each retransmission of it.
+            validate_request(request)
             dest = response_destination(stamp_received(request, source), source)
         except SipParseError as err:
-            self._answer_stateless(request, source, err.status_code, err.reason)
+            self._answer_stateless(request, source, err)
             return
         new = self.layer.create_server(key, request, dest, now)
         try:
-            validate_request(request)
             rejection = self._check_request(request, new)
-        except RemoteSipError as err:
+        except SipParseError as err:  # a field the validator let through (defensive)
             rejection = (err.status_code, err.reason, [("Warning", warning(err.detail))])
         if rejection is not None:
             self.stats["rejected"] += 1
@@ -386,9 +394,8 @@ class SipCore:
             return
         dialog = self.dialogs.get(
             DialogId(response.call_id, response.from_tag or "", response.to_tag or ""))
-        if dialog is not None and dialog.ack_cseq == response.cseq.seq and dialog.ack_wire:
-            assert isinstance(dialog.ack_dest, Address)
-            self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
+        if dialog is not None and dialog.ack_cseq == response.cseq.seq:
+            self._resend_ack(dialog)
 
     # -- TransactionUser callbacks ------------------------------------------------------
     def on_response(self, txn: Transaction, response: Response, now: float) -> None:
@@ -398,20 +405,20 @@ class SipCore:
         # The response is reported before any DialogTerminated it causes.
         mark = len(self._events)
         if txn.method == "INVITE":
-            did = self._invite_response(txn, request, response, now)
-            if did is False:
+            absorbed, did = self._invite_response(txn, request, response, now)
+            if absorbed:
                 return
         else:
             did = self._non_invite_response(request, response)
-        event = ResponseReceived(response, txn.id, did or None)
+        event = ResponseReceived(response, txn.id, did)
         if len(self._events) == mark:
             self._events.append(event)
         else:
             self._events.insert(mark, event)
 
     def _invite_response(self, txn: Transaction, request: Request, response: Response,
-                         now: float) -> DialogId | bool | None:
-        """Dialog work for a response to our INVITE; False means "absorbed"."""
+                         now: float) -> tuple[bool, DialogId | None]:
+        """Dialog work for a response to our INVITE: (absorbed, dialog id)."""
         status = response.status
         in_dialog = request.to_tag is not None
         to_tag = request.to_tag if in_dialog else response.to_tag
@@ -426,12 +433,22 @@ class SipCore:
             if txn.id in self._pending_cancel:
                 self._pending_cancel.discard(txn.id)
                 self._send_cancel(txn, now)
-            return did
+            return False, did
         self._pending_cancel.discard(txn.id)
         if status < 300:
+            # Per transaction, the ACK sent for each 2xx (one per fork's To tag): a 2xx
+            # retransmission in the Accepted state (RFC 6026) gets that ACK again and is
+            # not reported, even when the dialog has ended since (a BYE raced the ACK).
+            acked: dict[str, tuple[bytes, Address]] = (
+                txn.tu if isinstance(txn.tu, dict) else {})
+            txn.tu = acked
+            again = acked.get(to_tag or "")
+            if again is not None:
+                self.layer.outbox.append(again)
+                return True, did
             if dialog is not None and dialog.ack_cseq == response.cseq.seq:
-                self._resend_ack(dialog)  # 2xx retransmission (Accepted state, RFC 6026)
-                return False
+                self._resend_ack(dialog)  # manual ACK mode: re-send it once the TU sent it
+                return True, did
             if dialog is None and did is not None and not in_dialog:
                 dialog = self._add_dialog(Dialog.from_uac(request, response))
             elif dialog is not None:
@@ -441,14 +458,18 @@ class SipCore:
                 dialog.ack_cseq = response.cseq.seq
                 if self.config.auto_ack:
                     self._send_ack(dialog, response.cseq.seq)
-            return did
+                    assert dialog.ack_dest is not None
+                    acked[dialog.id.remote_tag] = (dialog.ack_wire, dialog.ack_dest)
+                elif dialog.ack_wire:
+                    dialog.ack_wire = b""  # a new 2xx: send_ack must build a new ACK
+            return False, did
         if in_dialog and dialog is not None:
             dialog.request_finished("INVITE", request.cseq.seq)
             if status in (408, 481):
                 self._end_dialog(dialog, f"{status}")
         else:
             self._end_early(self._early_client.get(txn.id), "rejected")
-        return did
+        return False, did
 
     def _non_invite_response(self, request: Request, response: Response) -> DialogId | None:
         to_tag = request.to_tag
@@ -724,10 +745,10 @@ class SipCore:
         self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
 
     def _resend_ack(self, dialog: Dialog) -> None:
-        if dialog.ack_wire and isinstance(dialog.ack_dest, Address):
+        if dialog.ack_wire and dialog.ack_dest is not None:
             self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
 
-    def _send_cancel(self, txn: ClientTransaction, now: float) -> None:
+    def _send_cancel(self, txn: Transaction, now: float) -> None:
         assert txn.request is not None
         self.layer.send_request(build_cancel(txn.request), txn.dest, now)
         if isinstance(txn, ClientInviteTransaction):
@@ -737,16 +758,17 @@ class SipCore:
         if self.config.user_agent:
             response.headers.add("Server", self.config.user_agent)
 
-    def _answer_stateless(self, request: Request, source: Address, status: int,
-                          reason: str) -> None:
-        """A request too broken for a transaction (bad Via/CSeq): answer to its source."""
+    def _answer_stateless(self, request: Request, source: Address, err: SipParseError) -> None:
+        """A request too broken for a transaction: answer it (to its source) with the
+        error's status and reason when the fields a response copies are present."""
         self.stats["dropped"] += 1
         if request.method == "ACK":
             return
-        needed = ("Via", "From", "To", "Call-ID", "CSeq")
-        if all(n in request.headers for n in needed):
-            self.layer.outbox.append(
-                (make_response(request, status, reason).serialize(), source))
+        if not all(n in request.headers for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+            return
+        response = make_response(request, err.status_code, err.reason, to_tag=self.ids.tag(),
+                                 extra=[("Warning", warning(err.detail))])
+        self.layer.outbox.append((response.serialize(), source))
 
     def _answer_unparsable(self, data: bytes, source: Address, err: SipParseError) -> None:
         answer = answer_unparsable(data, err)

@@ -142,7 +142,7 @@ class Dialog:
         self.update_out_pending: int | None = None
         self.ack_cseq: int | None = None
         self.ack_wire: bytes = b""
-        self.ack_dest: object = None
+        self.ack_dest: Address | None = None
         self.uas_2xx: object = None
 
     def __repr__(self) -> str:

@@ -106,14 +106,16 @@ class StreamFramer:
         """Append received bytes. Call :meth:`next_message` until None afterwards.
 
         Raises:
-            SipParseError: the framer is broken, or the buffer would exceed four times
+            SipParseError: the framer is broken, or the buffer would exceed eight times
                 ``max_bytes`` (the caller is not draining it): close the connection.
         """
         if self._error is not None:
             raise self._error
         self._buf += data
-        if len(self._buf) > 4 * self._max_bytes:
-            self._fail(MessageTooLarge(f"more than {4 * self._max_bytes} bytes buffered"))
+        # A backstop against a caller that never drains: asyncio delivers reads of up to
+        # 256 KiB, on top of at most one partial message, so 8 x 64 KiB is never legit.
+        if len(self._buf) > 8 * self._max_bytes:
+            self._fail(MessageTooLarge(f"more than {8 * self._max_bytes} bytes buffered"))
 
     def next_message(self) -> Request | Response | None:
         """The next complete message, or None when more data is needed.

@@ -183,6 +183,17 @@ def _check_version(version: str) -> None:
     raise VersionNotSupported(f"unsupported SIP version {version[:20]!r}")
 
 
+def _partial_request(start: str, headers: Headers, body: bytes) -> Request | None:
+    """A best-effort Request for a bad Request-Line (extra SP, LWS in the URI: RFC 4475
+    §3.1.2.7-10), so that the 400 the RFC asks for can still be built from the headers."""
+    parts = start.split()
+    if len(parts) < 2 or not is_token(parts[0]) or parts[0].upper().startswith("SIP/"):
+        return None
+    if len(parts) == 2:
+        return Request(parts[0], parts[1], headers, body)
+    return Request(parts[0], " ".join(parts[1:-1]), headers, body, parts[-1])
+
+
 def parse_message(
     data: bytes,
     *,
@@ -217,8 +228,12 @@ def parse_message(
     else:
         head, body = split
     start, items = parse_head(head, max_headers)
-    first = _parse_start_line(start)
     headers = Headers._from_canonical(items)
+    try:
+        first = _parse_start_line(start)
+    except SipParseError as err:
+        err.message = _partial_request(start, headers, body)
+        raise
     if isinstance(first[0], int):
         status, reason, version = first
         msg: Request | Response = Response(status, str(reason), headers, body, str(version))

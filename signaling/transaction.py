@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import LocalSipError
 from .message import Headers, Request, Response
@@ -181,7 +181,8 @@ class TransactionSink(Protocol):
     def transaction_terminated(self, txn: Transaction) -> None: ...
 
 
-_EffectFn = Callable[["Transaction", float, "Request | Response | None"], None]
+# Effects are unbound methods of the concrete machine class: typed loosely on purpose.
+_EffectFn = Callable[[Any, float, "Request | Response | None"], None]
 _Table = dict[tuple[TransactionState, TxInput], tuple[Effect | None, TransactionState]]
 _TimerMap = dict[TransactionState, TxInput]
 

@@ -227,11 +227,29 @@ def _cmd_user_passwd(args: argparse.Namespace, out: TextIO) -> int:
     return _user_command(args, action)
 
 
+def _ivr_command(argv: Sequence[str]) -> int:
+    """``softswitch ivr check|test ...``: the IVR tools parse their own arguments."""
+    from ivr_lang.cli import check_main, test_main
+
+    tools = {"check": check_main, "test": test_main}
+    if not argv or argv[0] not in tools:
+        print("usage: softswitch ivr check FILE... | softswitch ivr test FILE [--keys K]",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(tools[argv[0]](list(argv[1:])))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``softswitch`` console script; returns the exit code."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["ivr"]:
+        return _ivr_command(args_in[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_in)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

@@ -101,9 +101,13 @@ class _Offer:
 
 @dataclass(slots=True)
 class _Work:
-    """The actions of one input, log entries included, in emission order."""
+    """The actions of one input (log entries included, in emission order), and what changed:
+    ``full`` when an agent became ready (every caller must be reconsidered), ``fresh`` for
+    callers that may newly match (entered, widened, or lost their offer)."""
 
     actions: list[AcdAction] = field(default_factory=list)
+    full: bool = False
+    fresh: list[Caller] = field(default_factory=list)
 
 
 _MAX_OVERFLOW_HOPS = 8
@@ -246,6 +250,7 @@ class AcdEngine:
             return effect
         agent.state, agent.reason, agent.state_since = new, reason, now
         if new is AgentState.READY:
+            work.full = True
             self._ready[agent.agent_id] = agent
             for skill in agent.skills:
                 self._ready_by_skill.setdefault(skill, {})[agent.agent_id] = agent
@@ -291,6 +296,7 @@ class AcdEngine:
         caller.level = queue.allowed_level(caller, now)
         caller.orig_position = queue.insert(caller)
         self._callers[call_id] = caller
+        work.fresh.append(caller)
         self._log(work, now, queue.name, call_id, NONE, QueueEvent.ENTERQUEUE,
                   str(priority), str(caller.orig_position))
         work.actions.append(PlayMusic(call_id, cfg.moh_class))
@@ -507,6 +513,7 @@ class AcdEngine:
         offer = self._offers.pop((call_id, agent.agent_id))
         caller = self._callers[call_id]
         caller.offered_to.discard(agent.agent_id)
+        work.fresh.append(caller)
         agent.call_id = None
         work.actions.append(WithdrawOffer(call_id, agent.agent_id, agent.device, reason))
         self._log(work, now, offer.queue, call_id, agent.agent_id, QueueEvent.RINGCANCELED,
@@ -572,16 +579,24 @@ class AcdEngine:
         """Match ready agents with waiting callers, best queue and best caller first.
 
         Ready agents are indexed by skill, and the best ready level per skill is cached for
-        the pass, so callers nobody ready can take cost one lookup each.
+        the pass, so callers nobody ready can take cost one lookup each. When no agent became
+        ready, only the callers that changed are tried (an arrival costs O(ready agents), not
+        O(queue length)).
         """
-        if not self._ready:
+        if not self._ready or not (work.full or work.fresh):
             return
         best_level: dict[str, int | None] = {}
         for queue in self._queue_order:
             if not len(queue) or (not queue.foreign_skills and
                                   not self._ready_by_skill.get(queue.config.required_skill)):
                 continue
-            for caller in queue.ordered():
+            callers: Iterable[Caller] = queue.ordered()
+            if not work.full:  # only the callers whose situation changed can match now
+                weight = queue.config.priority_weight
+                callers = sorted({id(c): c for c in work.fresh
+                                  if queue.get(c.call_id) is c}.values(),
+                                 key=lambda c: c.key(weight))
+            for caller in callers:
                 if not self._ready:
                     return
                 if caller.offered_to:
@@ -671,6 +686,7 @@ class AcdEngine:
         elif kind == "widen":
             caller = self._callers[key[0]]
             caller.level = self.queues[caller.queue].allowed_level(caller, now)
+            work.fresh.append(caller)
             widen = self.queues[caller.queue].next_widening(caller, now)
             if widen is not None:
                 self._push_timer(widen, "widen", key)

@@ -70,13 +70,32 @@ ops = st.one_of(
     st.tuples(st.just("answer"), st.sampled_from(CALLS), st.integers(0, 2)),
     st.tuples(st.just("reject"), st.sampled_from(CALLS), st.integers(0, 2)),
     st.tuples(st.just("end"), st.sampled_from(CALLS), st.integers(0, 1)),
-    st.tuples(st.just("login"), st.sampled_from(AGENTS), st.integers(0, 1)),
+    # the same, aimed at a live offer / a connected call (index into the current ones)
+    st.tuples(st.just("answer-live"), st.just(""), st.integers(0, 7)),
+    st.tuples(st.just("answer-live"), st.just(""), st.integers(0, 7)),
+    st.tuples(st.just("reject-live"), st.just(""), st.integers(0, 7)),
+    st.tuples(st.just("end-live"), st.just(""), st.integers(0, 7)),
+    st.tuples(st.just("login"), st.sampled_from(AGENTS), st.integers(0, 3)),
     st.tuples(st.just("logout"), st.sampled_from(AGENTS), st.just(0)),
     st.tuples(st.just("ready"), st.sampled_from(AGENTS), st.just(0)),
     st.tuples(st.just("notready"), st.sampled_from(AGENTS), st.just(0)),
     st.tuples(st.just("wrapend"), st.sampled_from(AGENTS), st.just(0)),
     st.tuples(st.just("tick"), st.just(""), st.integers(1, 20)),
 )
+
+
+def _aim(eng: AcdEngine, op: str, _name: str, arg: int) -> tuple[str, str, int]:
+    """Turn an "-live" op into a concrete one against the engine's current offers/calls."""
+    if op == "end-live":
+        talking = sorted(a.call_id for a in eng.agents.values()
+                         if a.state is AgentState.BUSY and a.call_id)
+        return ("end", talking[arg % len(talking)], arg & 1) if talking else ("tick", "", 1)
+    offers = sorted((a.call_id, a.agent_id) for a in eng.agents.values()
+                    if a.state is AgentState.RESERVED and a.call_id)
+    if not offers:
+        return ("tick", "", 1)
+    call_id, agent_id = offers[arg % len(offers)]
+    return (op.removesuffix("-live"), call_id, AGENTS.index(agent_id))
 
 
 def _event(op: str, name: str, arg: int) -> object:
@@ -87,7 +106,8 @@ def _event(op: str, name: str, arg: int) -> object:
         "answer": lambda: OfferAnswered(name, AGENTS[arg]),
         "reject": lambda: OfferRejected(name, AGENTS[arg]),
         "end": lambda: CallEnded(name, by_agent=bool(arg)),
-        "login": lambda: AgentLoggedIn(name, Device("extension", name), {"q": 1}, bool(arg)),
+        "login": lambda: AgentLoggedIn(name, Device("extension", name), {"q": 1 + (arg >> 1)},
+                                       bool(arg & 1)),
         "logout": lambda: AgentLoggedOut(name),
         "ready": lambda: AgentReady(name),
         "notready": lambda: AgentNotReady(name, "x"),
@@ -103,6 +123,10 @@ def _check_invariants(eng: AcdEngine) -> None:
             assert agent.state is AgentState.RESERVED and agent.call_id == caller.call_id
             offered.setdefault(agent_id, set()).add(caller.call_id)
         assert eng.connected_agent(caller.call_id) is None
+        if not caller.offered_to:
+            # work conservation: nobody ready could take a caller left waiting
+            assert not any(a.skills.get(caller.skill, 99) <= caller.level
+                           for a in eng.agents.values() if a.state is AgentState.READY)
     for agent in eng.agents.values():
         if agent.state is AgentState.RESERVED:
             assert offered.get(agent.agent_id) == {agent.call_id}
@@ -110,16 +134,20 @@ def _check_invariants(eng: AcdEngine) -> None:
             assert eng.connected_agent(agent.call_id or "") == agent.agent_id
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=4000, deadline=None)
 @given(st.sampled_from([Strategy.RING_ALL, Strategy.LINEAR, Strategy.RANDOM]),
-       st.lists(ops, max_size=60))
+       st.lists(ops, min_size=5, max_size=80))
 def test_random_input_sequences_keep_the_race_invariants(strategy: Strategy,
                                                          steps: list) -> None:
     eng = AcdEngine([QueueConfig("q", strategy=strategy, ring_timeout_s=5, wrapup_s=3,
-                                 max_no_answer=2, max_wait_s=40)], Random(0))
+                                 max_no_answer=2, max_wait_s=40, widen_every_s=10,
+                                 max_level=2)], Random(0))
+    for i, agent_id in enumerate(AGENTS):   # start staffed; the steps log them out and in
+        eng.handle(0.0, AgentLoggedIn(agent_id, Device("extension", agent_id), {"q": 1 + i // 2}))
     now = 0.0
     talking: set[str] = set()
-    for op, name, arg in steps:
+    for step in steps:
+        op, name, arg = _aim(eng, *step) if step[0].endswith("-live") else step
         actions = []
         if op == "tick":
             now += arg

@@ -121,7 +121,7 @@ def test_dtmf_tone_levels_twist_and_offset() -> None:
 
 
 def test_beep_silence_and_comfort_noise() -> None:
-    b = beep(200, 440.0)
+    b = beep(duration_ms=200, freq=440)
     assert b.size == 1600 and b[0] == 0 and abs(int(b[-1])) < 200
     assert _dominant_freqs(b, [440.0, 1000.0]) == {440.0}
     assert silence(160).shape == (160,) and silence(160, 3).shape == (3, 160)

@@ -224,3 +224,50 @@ def test_expressions_return_or_raise_runtime_error_only(atoms: list[str], ops: l
         evaluate(parse_expr(text), ctx)
     except IvrRuntimeError:
         pass
+
+
+ZH_SCRIPT = """流程 中文热线：
+  语言 zh-CN
+  超时 5s
+  重试 1
+  人工 客服组
+  热键 0 -> 人工服务
+
+排队 客服组
+日历 上班：
+  周一至周五 09:00-17:00
+
+步骤 开始：
+  如果 非 open(上班) -> 再见
+  说 “您好”
+  转到 主菜单
+
+菜单 主菜单：
+  提示 “人工服务请按0，查询请按1”
+  1：
+    设置 号 = caller
+    说 “您的号码是{号 as 号码}”
+    转到 再见
+  当 失败 -> 人工服务
+
+步骤 人工服务：
+  排队 客服组 优先级 5 最长等待 60s：
+    当 等待超时，满，关闭 -> 再见
+
+步骤 再见：
+  说 “再见”
+  挂机
+"""
+
+
+def test_all_chinese_script_with_fullwidth_punctuation() -> None:
+    """Keywords, settings, options and outcomes in Chinese; IME punctuation (：，“”（）)."""
+    assert "，" in ZH_SCRIPT and "：" in ZH_SCRIPT and "“" in ZH_SCRIPT
+    program, diags = check_source(ZH_SCRIPT, "zh.ivr")
+    assert program is not None and diags == []
+    lines = simulate(program, SimOptions(keys=["1"])).lines
+    assert lines[4] == "[主菜单] say: 您的号码是一三八零零零零零零零零"
+    lines = simulate(program, SimOptions(keys=["0"], mocks={"queue 客服组": "full"})).lines
+    assert "[人工服务] queue 客服组 priority 5 -> full" in lines and lines[-2] == "[再见] hangup"
+    night = simulate(program, SimOptions(at=dt.datetime(2026, 11, 30, 20, 0))).lines
+    assert night[0] == "[开始] -> 再见"

@@ -97,6 +97,9 @@ def test_expressions_precedence() -> None:
     ("step a:\n  if x:\n    hangup\n  else if y:\n    hangup\n", "E005", 4, 8, "elif"),
     ("step a:\n\u3000say \"x\"\n", "E001", 2, 1, "full-width space"),
     ("step a:\n  say \"x {a +} y\"\n", "E006", 2, 13, "bad expression in prompt"),
+    ("# comment\n\nstep a:\n  if x = 1:\n    hangup\n", "E005", 4, 8, "=="),
+    ("step a:\n  setx = 1\n", "E004", 2, 3, "did you mean 'set'"),
+    ("步骤 a：\n  说话 “x”\n", "E004", 2, 3, "did you mean '说'"),
 ])
 def test_syntax_errors_become_diagnostics(src: str, code: str, line: int, col: int,
                                           words: str) -> None:
@@ -149,3 +152,12 @@ def test_checker_and_simulator_never_crash_on_generated_scripts(a: list[str],
         fixture = Fixture(python={"f": {"v": 1}})
         t = simulate(program, SimOptions(keys=["1", "-", "1"]), fixture, budget=300)
         assert t.result.reason in ("hangup", "queued", "transferred", "error")
+
+
+def test_keywords_are_whole_words_and_contextual() -> None:
+    """'说明' is a name, not 说 + 明; a step may be called 查询 where only a name can go."""
+    p = parse("step 查询:\n  set 说明 = 1\n  -> 排队\n\nstep 排队:\n  hangup\n", "k.ivr")
+    assert [s.name.text for s in p.steps] == ["查询", "排队"]
+    first = p.steps[0]
+    assert isinstance(first, A.Step) and isinstance(first.body[0], A.SetVar)
+    assert first.body[0].name.text == "说明"

@@ -57,20 +57,16 @@ async def test_endpoint_ports_receive_send_close() -> None:
 
 async def test_port_in_use_is_skipped_and_exhaustion_raises() -> None:
     loop = asyncio.get_running_loop()
-    lo, hi = port_range(2)
-    alloc = RtpPortAllocator(lo, hi, rng=random.Random(0))
-    squatters = []
-    for port in range(lo, hi + 1, 2):  # occupy the RTCP port of the first pair handed out
-        first = alloc.allocate()
-        alloc.release(first)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", first + 1))
-        squatters.append(s)
-        break
+    lo = port_range(2)[0]
+    alloc = RtpPortAllocator(lo, lo + 3)  # two pairs: lo and lo + 2
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", lo + 1))  # someone else holds the RTCP port of pair lo
+    squatters = [squatter]
     eps = []
     try:
         eps.append(await open_endpoint(loop, alloc, 0, lambda *a: None, lambda *a: None))
-        assert eps[0].port != squatters[0].getsockname()[1] - 1
+        assert eps[0].port == lo + 2
+        assert lo in alloc.discarded
         with pytest.raises(EndpointError):
             await open_endpoint(loop, alloc, 1, lambda *a: None, lambda *a: None)
     finally:

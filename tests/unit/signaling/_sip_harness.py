@@ -45,8 +45,12 @@ class FakeLink:
         pred = match if callable(match) else (lambda line, m=match: line.startswith(m))
         self.rules.append(Rule(pred, action, times, delay))
 
+    chaos: Callable[[str], list[float]] | None = None
+
     def copies(self, line: str) -> list[float]:
         """Delays at which this datagram arrives (empty: dropped)."""
+        if self.chaos is not None:
+            return self.chaos(line)
         for rule in self.rules:
             if rule.times > 0 and rule.match(line):
                 rule.times -= 1

@@ -277,3 +277,29 @@ def test_mutated_datagrams_never_raise(seed: bytes, cuts: list[tuple[int, int, b
     c.handle_timer(100.0)
     for resp, _ in answers(c):
         assert 100 <= resp.status < 700
+
+
+def test_rfc2543_peer_without_magic_cookie_is_matched_by_the_fallback() -> None:
+    c = core()
+    invite = raw("INVITE", branch="12345", extra="Contact: <sip:old@10.0.0.5>\r\n")
+    c.handle_datagram(invite, PHONE, 1.0)
+    c.handle_datagram(invite, PHONE, 1.1)  # retransmission: same URI, tags, Call-ID, CSeq, Via
+    [ev] = c.events()
+    c.send_response(make_response(ev.request, 486, to_tag="busy"), ev.transaction_id, 1.2)
+    ack = raw("ACK", branch="12345", to_tag="busy")
+    c.handle_datagram(ack, PHONE, 1.3)  # ACK for the 486 matches the INVITE transaction
+    assert [r.status for r, _ in answers(c)] == [486] and c.events() == []
+    txn = c.layer.server[ev.transaction_id]
+    assert txn.state.value == "Confirmed"
+
+
+def test_stream_messages_go_through_handle_message() -> None:
+    c = core()
+    tcp = Address("tcp", "198.51.100.4", 50000, connection_id=77)
+    msg = parse_message(raw("INFO").replace(b"UDP", b"TCP"), datagram=False)
+    c.handle_message(msg, tcp, 1.0)
+    [ev] = c.events()
+    assert ev.source == tcp
+    c.send_response(make_response(ev.request, 200, to_tag="t"), ev.transaction_id, 1.0)
+    [(_, dest)] = answers(c)
+    assert dest.connection_id == 77

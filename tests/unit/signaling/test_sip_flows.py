@@ -4,6 +4,8 @@ lost, duplicated, delayed and reordered datagrams, with explicit time."""
 from __future__ import annotations
 
 from _sip_harness import UAS_ADDR, UacUasPair
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signaling.events import (
     AckReceived,
@@ -310,3 +312,47 @@ def test_cancelled_invite_without_final_response_is_given_up_after_64_t1() -> No
     [t] = p.take("uac", TransactionTimedOut)
     assert t.transaction_id == tid and start + 32.0 <= p.now
     assert p.uac.dialogs == {}
+
+
+# -- property: a whole call over a lossy, duplicating, reordering link -------------------
+@settings(max_examples=200, deadline=None)
+@given(fates=st.lists(st.sampled_from(["ok", "ok", "ok", "drop", "dup", "late"]),
+                      min_size=1, max_size=40))
+def test_call_over_a_chaotic_link_never_duplicates_events_or_leaks(fates: list[str]) -> None:
+    p = UacUasPair()
+    queue = list(fates)
+
+    def chaos(line: str) -> list[float]:
+        fate = queue.pop(0) if queue else "ok"
+        return {"ok": [0.0], "drop": [], "dup": [0.0, 0.01], "late": [0.7]}[fate]
+
+    p.link.chaos = chaos
+    _, tid = p.invite()
+    seen: dict[tuple[str, str], int] = {}
+    bye_sent = False
+    for _ in range(400):
+        p.advance(0.25)
+        for ev in p.take("uas", RequestReceived):
+            key = (ev.request.method, ev.request.headers.get("CSeq") or "")
+            seen[key] = seen.get(key, 0) + 1
+            if ev.request.method == "INVITE":
+                p.answer(ev, 180)
+                p.answer(ev, 200, body=b"v=0\r\n")
+            else:
+                p.answer(ev, 200)
+        oks = [e for e in p.take("uac", ResponseReceived)
+               if e.response.status == 200 and e.transaction_id == tid]
+        assert len(oks) <= 1  # 2xx retransmissions are absorbed by the UAC core
+        if oks and not bye_sent:
+            [did] = p.uac.dialogs
+            p.uac.send_in_dialog(did, "BYE", p.now)
+            bye_sent = True
+        if p.now > 90.0:
+            break
+    assert all(count == 1 for count in seen.values()), seen
+    acks = p.take("uas", AckReceived)
+    assert len(acks) <= 1
+    # Everything has timed out or completed: no transaction or timer is left behind.
+    assert p.uac.layer.live_count() == 0 and p.uas.layer.live_count() == 0
+    assert p.uac.next_deadline() is None and p.uas.next_deadline() is None
+    assert p.uac.dialogs == {}  # BYE answered or timed out ends the UAC's dialog

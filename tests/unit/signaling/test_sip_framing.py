@@ -167,3 +167,15 @@ def test_equal_content_lengths_with_leading_zeros_agree() -> None:
     with pytest.raises(SipParseError):
         framer.next_message()
     assert framer.broken
+
+
+def test_large_pipelined_burst_is_fine_but_an_undrained_buffer_is_not() -> None:
+    burst = b"".join(_msg(i, b"b" * 900) for i in range(300))  # ~350 KB in one read
+    framer = StreamFramer()
+    framer.receive_data(burst[:200])
+    framer.receive_data(burst[200:])
+    assert len(_drain(framer)) == 300
+    with pytest.raises(MessageTooLarge):
+        for _ in range(20):
+            framer.receive_data(burst[:100_000])  # never drained
+    assert framer.broken

@@ -251,3 +251,21 @@ def test_framer_random_bytes(chunks: list[bytes]) -> None:
                 exercise(m)
     except SipParseError:
         assert framer.broken
+
+
+@FUZZ_GEN
+@given(messages(), st.booleans())
+def test_folding_and_line_endings_do_not_change_meaning(data: bytes, lf_only: bool) -> None:
+    """LWS may be folded around ';' (SEMI) and line endings may be bare LF: same views."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    folded = [ln.replace(b";", b"\r\n ;") if ln[:1] in (b"V", b"v") else ln for ln in lines]
+    head2 = b"\r\n".join(folded)
+    if lf_only:
+        head2 = head2.replace(b"\r\n", b"\n")
+    other = parse_message(head2 + (b"\n\n" if lf_only else sep) + body)
+    msg = parse_message(data)
+    validate_message(other)
+    assert [str(v) for v in other.vias] == [str(v) for v in msg.vias]
+    assert other.from_ == msg.from_ and other.to == msg.to and other.cseq == msg.cseq
+    assert other.body == msg.body

@@ -385,3 +385,18 @@ def test_validate_response() -> None:
                                 "Call-ID: x\nCSeq: 1 BYE\nContent-Length: 0\n\n"))
     with pytest.raises(SipParseError, match="Via"):
         validate_message(no_via)
+
+
+def test_bad_request_line_still_yields_a_partial_request_to_answer() -> None:
+    data = F13_BYE.replace(b"BYE sip:alice@pc33.atlanta.com SIP/2.0",
+                           b"BYE  sip:alice@pc33.atlanta.com ; lr  SIP/2.0")
+    with pytest.raises(SipParseError) as info:
+        parse_message(data)
+    partial = info.value.message
+    assert isinstance(partial, Request) and partial.method == "BYE"
+    resp = make_response(partial, 400, info.value.reason)
+    assert resp.call_id == "a84b4c76e66710"
+    assert resp.reason == "Bad Request - Malformed Request-Line"
+    with pytest.raises(SipParseError) as info:
+        parse_message(b"SIP/2.0 2000 OK\r\nContent-Length: 0\r\n\r\n")
+    assert info.value.message is None  # a bad status line: nothing to answer

@@ -228,7 +228,8 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     hist = np.asarray(hist).reshape(DELAY_BINS)
     totals = {key: sum(h[key] - h0[key] for h, h0 in zip(health, health0, strict=True))
               for key in ("late_ticks", "ticks", "skipped_ticks", "late_packets",
-                          "concealed_frames", "foreign", "bad")}
+                          "concealed_frames", "foreign", "bad", "tick_cpu_s", "tick_wall_s")}
+    totals["tick_wall_max_ms"] = max(h["tick_wall_max_ms"] for h in health)
     result.update({
         "channels": n, "workers": workers, "duration_s": round(wall, 2),
         "generator": "c" if gen_cmd else "python",

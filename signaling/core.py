@@ -51,11 +51,11 @@ from .events import (
 from .ids import IdGenerator
 from .message import Headers, Request, Response, make_response
 from .parser import parse_message
+from .server_transaction import ServerInviteTransaction
 from .timers import TimerConfig
 from .transaction import (
     ClientInviteTransaction,
     Effect,
-    ServerInviteTransaction,
     Transaction,
     TransactionState,
     build_cancel,
@@ -80,6 +80,8 @@ __all__ = ["DEFAULT_ALLOW", "KNOWN_METHODS", "CoreConfig", "SipCore"]
 
 logger = logging.getLogger(__name__)
 
+_ALWAYS = frozenset({"ACK", "CANCEL"})
+_ALWAYS_WITH_OPTIONS = _ALWAYS | {"OPTIONS"}
 DEFAULT_ALLOW = frozenset({
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "REGISTER", "REFER",
     "NOTIFY", "MESSAGE",
@@ -186,8 +188,9 @@ class SipCore:
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         """Everything produced since the last call, in order."""
         out = self.layer.outbox
-        if out:
-            self.layer.outbox = []
+        if not out:
+            return []
+        self.layer.outbox = []
         return out
 
     def next_event(self) -> Event | None:
@@ -258,7 +261,7 @@ class SipCore:
             return 482, "Loop Detected", []
         if request.max_forwards == 0 and method != "OPTIONS":
             return 483, "Too Many Hops", []
-        bad = check_method(method, self.allow)
+        bad = check_method(method, self.allowed_methods())
         if bad is not None:
             return bad
         to_tag = request.to_tag
@@ -294,7 +297,7 @@ class SipCore:
             extra = []
             if bad[0] == 500 and request.method == "INVITE":
                 # §14.2: Retry-After between 0 and 10 s after a 500 for overlapping INVITEs.
-                extra.append(("Retry-After", str(self.ids._rng.randint(0, 10))))
+                extra.append(("Retry-After", str(self.ids.randint(0, 10))))
             return bad[0], bad[1], extra
         txn.tu = did
         return None
@@ -317,7 +320,7 @@ class SipCore:
         tag = None if request.to_tag else self.ids.tag()
         response = make_response(request, status, reason, to_tag=tag, extra=extra)
         self._decorate(response)
-        self.layer.send_response(txn, response, now)
+        self.send_response(response, txn.id, now)  # the full path: dialog bookkeeping too
 
     # -- special methods (return True when fully handled) --------------------------------
     def _recv_cancel(self, request: Request, txn: ServerTransaction, source: Address,
@@ -345,7 +348,8 @@ class SipCore:
         if not self.config.answer_options:
             return False
         cfg = self.config
-        extra = options_headers(self.allow, cfg.accept, cfg.accept_encoding, cfg.supported)
+        extra = options_headers(self.allowed_methods(), cfg.accept, cfg.accept_encoding,
+                                cfg.supported)
         tag = None if request.to_tag else self.ids.tag()
         response = make_response(request, 200, to_tag=tag, extra=extra)
         self._decorate(response)
@@ -533,6 +537,9 @@ class SipCore:
         if txn is None:
             raise LocalSipError(f"no server transaction {transaction_id!r}")
         request = txn.request
+        if (txn.method == "INVITE" and 100 < response.status < 300
+                and "Contact" not in response.headers):
+            response.headers.add("Contact", self.contact())  # §12.1.1: needed for a dialog
         self.layer.send_response(txn, response, now)
         if request is None:
             return
@@ -699,6 +706,12 @@ class SipCore:
         if txn is not None:
             self.layer._now = now
             txn.transport_error(now)
+
+    def allowed_methods(self) -> set[str]:
+        """``allow`` plus what the core itself always handles: ACK and CANCEL (every UA
+        must, §9.2, §17), and OPTIONS when ``answer_options`` is set (§11.2)."""
+        extra = _ALWAYS_WITH_OPTIONS if self.config.answer_options else _ALWAYS
+        return self.allow | extra
 
     def dialog(self, dialog_id: DialogId) -> Dialog | None:
         return self.dialogs.get(dialog_id)

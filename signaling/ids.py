@@ -55,3 +55,7 @@ class IdGenerator:
         """A Call-ID (§8.1.1.4), ``random@host`` when a host is given."""
         token = self._token(96)
         return f"{token}@{host}" if host else token
+
+    def randint(self, low: int, high: int) -> int:
+        """A random integer in [low, high] from the same source (e.g. §14.2 Retry-After)."""
+        return self._rng.randint(low, high)

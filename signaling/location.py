@@ -48,7 +48,7 @@ class UserCredentials:
 
     username: str
     realm: str
-    ha1: dict[str, str]
+    ha1: dict[str, str] = field(repr=False)  # never in a log line or traceback
     enabled: bool = True
 
 

@@ -25,13 +25,12 @@ from typing import Protocol
 from .errors import LocalSipError
 from .events import Address
 from .message import Request, Response
+from .server_transaction import ServerInviteTransaction, ServerNonInviteTransaction
 from .timers import TimerConfig
 from .transaction import (
     ClientInviteTransaction,
     ClientNonInviteTransaction,
     Effect,
-    ServerInviteTransaction,
-    ServerNonInviteTransaction,
     Transaction,
     TransactionState,
     TransactionStateError,

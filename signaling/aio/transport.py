@@ -112,6 +112,11 @@ class _StreamProtocol(asyncio.Protocol):
                 msg = self.framer.next_message()
             except SipParseError as exc:
                 owner.stats.stream_framing_errors += 1
+                if not self.framer.broken:
+                    # One framed message was malformed; the stream itself is still in step.
+                    logger.info("%s from %s:%d: dropped a malformed message (%s)",
+                                self.name, self.remote[0], self.remote[1], exc.detail)
+                    continue
                 logger.warning(
                     "%s from %s:%d: unframeable data (%s); closing the connection",
                     self.name, self.remote[0], self.remote[1], exc.detail,
@@ -125,9 +130,9 @@ class _StreamProtocol(asyncio.Protocol):
             if owner.trace is not None:
                 owner.trace("in", self.name, self.local, self.remote, bytes(msg))
             owner.sink(self.name, msg, self.remote[0], self.remote[1], self.conn_id)
-        if self.framer.pong_needed and self.transport is not None:
-            self.framer.pong_needed = False
-            self.transport.write(b"\r\n")
+        pongs = self.framer.take_pongs()
+        if pongs and self.transport is not None:
+            self.transport.write(b"\r\n" * pongs)
 
     def send(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():

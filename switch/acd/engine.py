@@ -27,6 +27,9 @@ Rules:
 * Rule 7 (callback): a callback entry keeps the caller's place without a live leg; when it
   reaches an agent, the agent is offered first and ``PlaceCallback`` asks the shell to dial
   the customer ("agent-first", IVR_CTI_ACD.md §C.4). It is logged CALLBACK, never ABANDON.
+* Rule 8 (time order): an input at ``now`` first fires every timer due at or before ``now``,
+  so the outcome does not depend on the shell's timer jitter: an answer that arrives after
+  the ring deadline is stale even if the shell has not called :meth:`handle_timer` yet.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ class AcdEngine:
         if handler is None:
             raise AcdError(f"not an ACD input: {event!r}")
         work = _Work()
+        self._fire_due(now, work)  # Rule 8: timers due at or before now fire first
         handler(now, event, work)
         self._dispatch(now, work)
         return work.actions
@@ -182,12 +186,15 @@ class AcdEngine:
         """Fire every timer due at ``now`` (ring timeouts, wrap-up ends, max waits,
         announcements, skill widening) and return the actions."""
         work = _Work()
+        self._fire_due(now, work)
+        self._dispatch(now, work)
+        return work.actions
+
+    def _fire_due(self, now: float, work: _Work) -> None:
         while self._timers and self._timers[0][0] <= now:
             item = heapq.heappop(self._timers)
             if self._timer_valid(item):
                 self._fire(now, item, work)
-        self._dispatch(now, work)
-        return work.actions
 
     def position(self, call_id: str) -> int | None:
         """1-based position of a waiting caller in its queue, or None."""

@@ -111,6 +111,13 @@ class RtpEndpoint:
             self.send_errors += 1
             logger.debug("slot %d RTP send failed: %s", self.slot, exc)
 
+    def sendto_fn(self) -> Callable[[bytes, tuple[str, int]], Any]:
+        """The raw ``sendto`` of the RTP socket, for the engine host's send loop (it counts
+        errors in :attr:`send_errors` itself)."""
+        if self._sock is not None:
+            return self._sock.sendto
+        return self._rtp_tr.sendto
+
     def send_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         """Send one RTCP datagram to ``addr`` (the RTCP port of the peer)."""
         try:

@@ -14,7 +14,8 @@ worker process (``switch.media.worker``). It owns
 
 and it reports upward through one callback, ``on_event(kind, channel_id, payload)``:
 ``digit`` (a ``DigitEvent``), ``play_done`` / ``tone_done`` (a ``FinishReason`` value),
-``dtmf_sent``.
+``dtmf_sent``, ``rtp_timeout`` (no RTP for ``inactivity_timeout_s``; payload: the last
+arrival time or None).
 
 "Added delay" (what the benchmark reports): for every packet of a tick, the time from the
 tick's deadline to the end of the send loop that transmitted it (an upper bound for each
@@ -84,10 +85,15 @@ class EngineHost:
         self._slot_of: dict[int, int] = {}
         self._cid_of: list[int | None] = [None] * self.capacity
         self._ep: list[RtpEndpoint | None] = [None] * self.capacity
+        self._sendto: list[Callable[..., Any] | None] = [None] * self.capacity
         self._rtcp: list[RtcpSession | None] = [None] * self.capacity
         self._recorders: dict[int, CallRecorder] = {}
+        self._opened_at = [0.0] * self.capacity
+        self._timed_out = [False] * self.capacity
         self.delay_hist = np.zeros(DELAY_BINS, dtype=np.int64)
-        self.tick_cpu_s = 0.0
+        self.tick_cpu_s = 0.0  # process CPU time spent inside ticks
+        self.tick_wall_s = 0.0  # wall time spent inside ticks
+        self.tick_wall_max_s = 0.0
         self._seed = seed
 
     # ------------------------------------------------------------------ lifecycle
@@ -131,6 +137,9 @@ class EngineHost:
         self._slot_of[cid] = slot
         self._cid_of[slot] = cid
         self._ep[slot] = ep
+        self._sendto[slot] = ep.sendto_fn()
+        self._opened_at[slot] = time.monotonic()
+        self._timed_out[slot] = False
         ssrc = self.engine.tx_ssrc(slot)
         self._rtcp[slot] = RtcpSession(ssrc, f"softswitch-{ssrc:08x}",
                                        min_interval_s=cfg.rtcp_interval_s)
@@ -155,7 +164,7 @@ class EngineHost:
         self.engine.close(slot)
         if ep is not None:
             ep.close()
-        self._ep[slot] = self._rtcp[slot] = self._cid_of[slot] = None
+        self._ep[slot] = self._rtcp[slot] = self._cid_of[slot] = self._sendto[slot] = None
 
     def channels(self) -> list[int]:
         """Open channel ids."""
@@ -214,6 +223,8 @@ class EngineHost:
         if self.ticker is not None:
             out.update(self.ticker.stats())
         out["tick_cpu_s"] = self.tick_cpu_s
+        out["tick_wall_s"] = self.tick_wall_s
+        out["tick_wall_max_ms"] = self.tick_wall_max_s * 1000.0
         out["delay_hist"] = self.delay_hist.tolist()
         return out
 
@@ -235,18 +246,12 @@ class EngineHost:
 
     def _on_tick(self, deadline: float, now: float) -> None:
         cpu0 = time.process_time()
+        wall0 = time.monotonic()
         engine = self.engine
         out = engine.tick(now)
+        self._send_all(out.slots.tolist(), out.packets)
         chans = engine._chans
         eps = self._ep
-        data = out.packets
-        off = 0
-        for slot in out.slots.tolist():
-            ep = eps[slot]
-            remote = chans[slot].remote  # type: ignore[union-attr]
-            if ep is not None and remote is not None:
-                ep.send(data[off : off + PACKET_BYTES], remote)
-            off += PACKET_BYTES
         for slot, data in out.extra:
             ep, ch = eps[slot], chans[slot]
             if ep is not None and ch is not None and ch.remote is not None:
@@ -259,6 +264,30 @@ class EngineHost:
         for kind, slot, payload in out.events:
             self._dispatch(kind, slot, payload, done)
         self.tick_cpu_s += time.process_time() - cpu0
+        busy = time.monotonic() - wall0
+        self.tick_wall_s += busy
+        self.tick_wall_max_s = max(self.tick_wall_max_s, busy)
+
+    def _send_all(self, slots: list[int], data: bytes) -> None:
+        """The hot send loop: one ``sendto`` per packet on the channel's own socket.
+
+        Per-packet Python is kept to a slice and a bound-method call; a failing send (full
+        buffer, unreachable peer) is counted on that endpoint and the loop goes on.
+        """
+        chans = self.engine._chans
+        sendto = self._sendto
+        off = 0
+        for slot in slots:
+            remote = chans[slot].remote  # type: ignore[union-attr]
+            fn = sendto[slot]
+            if fn is not None and remote is not None:
+                try:
+                    fn(data[off : off + PACKET_BYTES], remote)
+                except (OSError, ValueError):
+                    ep = self._ep[slot]
+                    if ep is not None:
+                        ep.send_errors += 1
+            off += PACKET_BYTES
 
     def _dispatch(self, kind: str, slot: int, payload: Any, now: float) -> None:
         if kind == "rtcp":
@@ -276,14 +305,32 @@ class EngineHost:
         if cid is not None:
             self._on_event(kind, cid, payload)
 
+    def _check_inactive(self, slot: int, now: float, timeout: float) -> None:
+        """Report once when no RTP arrived for ``timeout`` s (since open or the last packet);
+        the call layer decides (hang up, or nothing while the call is on hold)."""
+        ch = self.engine.channel(slot)
+        since = ch.last_rx if ch.last_rx is not None else self._opened_at[slot]
+        if now - since <= timeout:
+            self._timed_out[slot] = False
+        elif not self._timed_out[slot]:
+            self._timed_out[slot] = True
+            cid = self._cid_of[slot]
+            if cid is not None:
+                self._on_event("rtp_timeout", cid, ch.last_rx)
+
     def _rtcp_tick(self, now: float) -> None:
         """Send the RTCP reports that are due among this tick's share of channels."""
         assert self.ticker is not None
         start = self.ticker.index % _RTCP_SPREAD
         engine = self.engine
+        timeout = self.config.inactivity_timeout_s
         for slot in range(start, self.capacity, _RTCP_SPREAD):
             session = self._rtcp[slot]
-            if session is None or not session.due(now):
+            if session is None:
+                continue
+            if timeout:
+                self._check_inactive(slot, now, timeout)
+            if not session.due(now):
                 continue
             ch = engine.channel(slot)
             ep = self._ep[slot]

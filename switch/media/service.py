@@ -18,6 +18,7 @@ Rules:
 3. Digits go up as one ``DigitReceived`` per key press, whatever carried it (RFC 4733,
    in-band, SIP INFO), after ``switch.media.digits.DigitArbiter`` in the engine; they are
    put on :attr:`MediaService.events` and on the channel's own queue (:meth:`digits`).
+   ``RtpTimedOut`` (media inactivity) goes on :attr:`MediaService.events` too.
 4. Closing a channel resolves its pending futures with STOPPED and drops its queue.
 """
 
@@ -43,7 +44,8 @@ from switch.media.rfc4733 import DigitEvent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backend", "ChannelInfo", "DigitReceived", "LocalBackend", "MediaService"]
+__all__ = ["Backend", "ChannelInfo", "DigitReceived", "LocalBackend", "MediaService",
+           "RtpTimedOut"]
 
 _INBAND_GAP_MS = 60
 
@@ -63,6 +65,16 @@ class DigitReceived:
 
     channel_id: int
     event: DigitEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RtpTimedOut:
+    """No RTP arrived on a channel for ``MediaConfig.inactivity_timeout_s``.
+
+    ``last_rx`` is the monotonic time of the last packet (None: never received any)."""
+
+    channel_id: int
+    last_rx: float | None
 
 
 class Backend(Protocol):
@@ -112,7 +124,7 @@ class MediaService:
         self.tts = tts
         self._seed = seed
         self.backends: list[Any] = []
-        self.events: asyncio.Queue[DigitReceived] = asyncio.Queue(maxsize=10000)
+        self.events: asyncio.Queue[DigitReceived | RtpTimedOut] = asyncio.Queue(maxsize=10000)
         self._backend_of: dict[int, Any] = {}
         self._digits: dict[int, asyncio.Queue[DigitEvent]] = {}
         self._waiters: dict[tuple[int, str], deque[asyncio.Future[Any]]] = {}
@@ -373,6 +385,12 @@ class MediaService:
                     q.put_nowait(payload if q is queue else DigitReceived(cid, payload))
                 except asyncio.QueueFull:
                     self.dropped_events += 1
+            return
+        if kind == "rtp_timeout":
+            try:
+                self.events.put_nowait(RtpTimedOut(cid, payload))
+            except asyncio.QueueFull:
+                self.dropped_events += 1
             return
         waiters = self._waiters.get((cid, kind))
         if waiters:

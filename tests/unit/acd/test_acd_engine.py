@@ -194,6 +194,17 @@ def test_answer_after_ring_timeout_is_stale_and_call_moves_on() -> None:
     assert of(h.do(17, OfferAnswered("c1", "a2")), BridgeCall)
 
 
+def test_late_answer_is_stale_even_if_the_shell_missed_the_timer() -> None:
+    h = Harness(QueueConfig("q", ring_timeout_s=15))
+    h.login(0, "a1")
+    h.do(0, CallerArrived("q", "c1"))
+    acts = h.do(15.2, OfferAnswered("c1", "a1"))    # no handle_timer(15) was called
+    assert withdrawals(acts) == [("c1", "a1", "ring-timeout"), ("c1", "a1", "stale")]
+    assert offers(acts) == [("c1", "a1")]            # rung again: the only agent there is
+    assert h.events(QueueEvent.RINGNOANSWER) and not h.events(QueueEvent.CONNECT)
+    assert h.engine.connected_agent("c1") is None
+
+
 def test_reject_reoffers_to_another_agent_and_single_agent_gets_it_again() -> None:
     h = Harness(QueueConfig("q", strategy=Strategy.LINEAR, max_no_answer=0))
     h.login(0, "a1")
@@ -473,15 +484,19 @@ def test_position_and_expected_wait_announcements() -> None:
     for i in range(2):                              # both agents busy
         h.do(0, CallerArrived("q", f"b{i}"))
         h.do(0, OfferAnswered(f"b{i}", f"a{i + 1}"))
-    h.do(1, CallerArrived("q", "c1"))
-    h.do(2, CallerArrived("q", "c2"))
-    h.do(3, CallerArrived("q", "c3", priority=1000))
-    acts = h.tick(3)
-    assert Announce("c3", "q", 1, 90.0) in acts     # 1 × 180 s / 2 staffed agents
-    assert Announce("c2", "q", 3, 270.0) in acts
+    first = h.do(1, CallerArrived("q", "c1"))
+    first += h.do(2, CallerArrived("q", "c2"))                 # fires c1's entry announcement
+    first += h.do(3, CallerArrived("q", "c3", priority=1000))  # fires c2's
+    first += h.tick(3)                                          # c3's
+    assert of(first, Announce) == [Announce("c1", "q", 1, 90.0),   # 1 × 180 s / 2 agents
+                                   Announce("c2", "q", 2, 180.0),
+                                   Announce("c3", "q", 1, 90.0)]   # the VIP went first
+    assert of(h.tick(30.9), Announce) == []
+    acts = h.tick(33)                                           # one period later
+    assert of(acts, Announce) == [Announce("c1", "q", 2, 180.0),
+                                  Announce("c2", "q", 3, 270.0),
+                                  Announce("c3", "q", 1, 90.0)]
     assert h.engine.expected_wait_s("c1") == 180.0
-    acts = h.tick(31)
-    assert [a.call_id for a in of(acts, Announce)] == ["c1"]
     h.do(40, CallEnded("b0"))                        # handled: AHT estimate is now 40 s
     assert h.engine.expected_wait_s("c1") == pytest.approx(2 * 40 / 2)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from switch.acd import QueueEvent, Strategy
+from switch.acd import QueueEvent, QueueLogEntry, Strategy
 from switch.acd.erlang import asa_s, erlang_c, service_level
-from switch.acd.kpi import agent_kpis, team_occupancy
+from switch.acd.kpi import agent_kpis, queue_kpis, team_occupancy
 from switch.acd.simulate import SimConfig, simulate
 
 LAMBDA = 10 / 180   # 10 Erlangs at AHT 180 s
@@ -53,6 +53,18 @@ def test_same_seed_same_log() -> None:
     a, b = simulate(cfg), simulate(cfg)
     assert [e.to_line() for e in a.entries] == [e.to_line() for e in b.entries]
     assert a.entries != simulate(SimConfig(LAMBDA, 180.0, 13, duration_s=3600.0, seed=6)).entries
+
+
+def test_kpis_survive_a_round_trip_through_log_lines() -> None:
+    # What storage keeps is the text line; the KPIs from it must be the same.
+    result = simulate(SimConfig(LAMBDA, 180.0, 12, duration_s=7200.0, seed=4, patience_s=90.0))
+    parsed = [QueueLogEntry.from_line(e.to_line()) for e in result.entries]
+    assert queue_kpis(parsed, queue="sim", end=7200.0) == result.kpi
+    before, after = agent_kpis(result.entries), agent_kpis(parsed)
+    assert before.keys() == after.keys()
+    for agent_id, kpi in before.items():          # times are kept to the millisecond
+        assert (after[agent_id].answered, after[agent_id].talk_s) == (kpi.answered, kpi.talk_s)
+        assert after[agent_id].occupancy == pytest.approx(kpi.occupancy, abs=1e-5)
 
 
 def test_abandonment_and_wrap_up_show_in_the_log() -> None:

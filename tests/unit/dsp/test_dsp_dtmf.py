@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from dsp.codecs import PCMA, PCMU
 from dsp.dtmf import BatchDtmfDetector, DtmfConfig, DtmfDetector, DtmfEvent
@@ -242,16 +245,17 @@ def test_batch_detector_matches_single_channel_detectors() -> None:
         signals.append(s)
     tick = 100
     starts = [0, 3, 7, 8, 21]  # tick at which each slot is (re)assigned
-    total_ticks = max(st + -(-s.size // tick) for st, s in zip(starts, signals, strict=True))
+    total_ticks = max(first + -(-s.size // tick)
+                      for first, s in zip(starts, signals, strict=True))
     batch = BatchDtmfDetector(5)
     got: list[list[DtmfEvent]] = [[] for _ in keys]
     for t in range(total_ticks + 2):
         frames = rng.integers(-100, 100, size=(5, tick)).astype(np.int16)  # idle slots: hiss
-        for slot, (st, s) in enumerate(zip(starts, signals, strict=True)):
-            if t == st:
+        for slot, (first, s) in enumerate(zip(starts, signals, strict=True)):
+            if t == first:
                 batch.reset(slot)
-            if t >= st:
-                chunk = s[(t - st) * tick:(t - st + 1) * tick]
+            if t >= first:
+                chunk = s[(t - first) * tick:(t - first + 1) * tick]
                 frames[slot] = 0
                 frames[slot, :chunk.size] = chunk
         for slot, ev in batch.process(frames):
@@ -301,3 +305,17 @@ def test_dc_offset_does_not_mask_weak_digits() -> None:
             sig = padded(dtmf_tone(digit, 60, -25.0)).astype(np.int32) + offset
             assert digits(np.clip(sig, -32768, 32767).astype(np.int16)) == digit
     assert detect(np.full(8000, 5000, dtype=np.int16)) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hnp.arrays(np.int16, st.integers(0, 1200), elements=st.integers(-32768, 32767)),
+    st.lists(st.integers(1, 400), min_size=1, max_size=8),
+    st.sampled_from(DIGITS),
+)
+def test_any_audio_any_chunking_same_events(noise: np.ndarray, sizes: list[int],
+                                            digit: str) -> None:
+    """Arbitrary samples (full-scale included) around a real digit: never an exception,
+    and the events never depend on how the audio is cut."""
+    sig = np.concatenate([noise, dtmf_tone(digit, 60), zeros(40), noise[::-1]])
+    assert _feed_in_chunks(sig, sizes) == _feed_in_chunks(sig, [sig.size])

@@ -233,3 +233,63 @@ async def test_sipp_pcap_pcma_30ms_and_rfc2833_digit(service: MediaService) -> N
     finally:
         pa.close()
         pb.close()
+
+
+def bind_pair() -> tuple[socket.socket, socket.socket]:
+    """Two sockets on consecutive ports (RTP, RTCP) for a peer."""
+    for _ in range(50):
+        base = random.Random().randrange(20000, 29000, 2)
+        rtp, rtcp = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        try:
+            rtp.bind(("127.0.0.1", base))
+            rtcp.bind(("127.0.0.1", base + 1))
+        except OSError:
+            rtp.close()
+            rtcp.close()
+            continue
+        rtcp.settimeout(3.0)
+        return rtp, rtcp
+    raise RuntimeError("no free port pair")
+
+
+async def test_rtcp_reports_and_inactivity_event(tmp_path: Path) -> None:
+    from switch.media.rtcp import RtcpSdes, RtcpSenderReport, parse_compound
+    from switch.media.service import RtpTimedOut
+
+    svc = MediaService(config(tmp_path, rtcp_interval_s=0.5, inactivity_timeout_s=1.0))
+    await svc.start()
+    rtp, rtcp = bind_pair()
+    try:
+        ch = await svc.open_channel(remote=rtp.getsockname())
+        report = await asyncio.to_thread(rtcp.recv, 2048)
+        packets = parse_compound(report)
+        assert isinstance(packets[0], RtcpSenderReport) and packets[0].packet_count > 0
+        assert any(isinstance(p, RtcpSdes) for p in packets)
+        event = await asyncio.wait_for(svc.events.get(), 3.0)  # no RTP ever came
+        assert event == RtpTimedOut(ch.channel_id, None)
+    finally:
+        await svc.shutdown()
+        rtp.close()
+        rtcp.close()
+
+
+@pytest.mark.parametrize(("kwargs", "key"), [
+    ({"rtp_port_min": 80}, "rtp_port_min"),
+    ({"rtp_port_min": 20000, "rtp_port_max": 20000}, "rtp_port_max"),
+    ({"ptime_ms": 30}, "ptime_ms"),
+    ({"jitter_min_ms": 100, "jitter_max_ms": 50}, "jitter_max_ms"),
+    ({"dtmf_rx_mode": "smoke"}, "dtmf_rx_mode"),
+    ({"tone_profile": "mars"}, "tone_profile"),
+    ({"workers": 3, "rtp_port_min": 20000, "rtp_port_max": 20003}, "rtp_port_max"),
+])
+def test_config_rejects_bad_values_naming_the_key(kwargs: dict, key: str) -> None:
+    from switch.media.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"media.{key}"):
+        MediaConfig(**kwargs)
+
+
+def test_config_worker_ranges() -> None:
+    cfg = MediaConfig(rtp_port_min=10001, rtp_port_max=10100, workers=2)
+    assert cfg.worker_port_ranges() == [(10002, 10049), (10050, 10097)]
+    assert cfg.capacity() == 24

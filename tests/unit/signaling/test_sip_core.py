@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.core import CoreConfig, SipCore
+from signaling.core import DEFAULT_ALLOW, CoreConfig, SipCore
 from signaling.errors import LocalSipError
 from signaling.events import Address, RequestReceived
 from signaling.message import Response, make_response
@@ -89,6 +89,11 @@ def test_unknown_method_501_and_known_not_allowed_405_with_allow() -> None:
     assert r.status == 501 and "INVITE" in (r.headers.get("Allow") or "")
     r = one_answer(c, raw("SUBSCRIBE", branch="z9hG4bKs"))
     assert r.status == 405 and r.headers.get("Allow") == ", ".join(sorted(c.allow))
+    c.allow = {"REGISTER"}  # the core still handles ACK, CANCEL and OPTIONS itself
+    r = one_answer(c, raw("INFO", branch="z9hG4bKi"))
+    assert r.status == 405 and r.headers.get("Allow") == "ACK, CANCEL, OPTIONS, REGISTER"
+    assert one_answer(c, raw(branch="z9hG4bKo")).status == 200
+    c.allow = set(DEFAULT_ALLOW)
     c.allow.add("SUBSCRIBE")
     c.handle_datagram(raw("SUBSCRIBE", branch="z9hG4bKs2", cseq=9), PHONE, 1.0)
     assert [type(e) for e in c.events()] == [RequestReceived]
@@ -303,3 +308,14 @@ def test_stream_messages_go_through_handle_message() -> None:
     c.send_response(make_response(ev.request, 200, to_tag="t"), ev.transaction_id, 1.0)
     [(_, dest)] = answers(c)
     assert dest.connection_id == 77
+
+
+def test_dialog_creating_response_gets_our_contact_when_the_application_omits_it() -> None:
+    c = core()
+    c.handle_datagram(raw("INVITE", extra="Contact: <sip:phone@10.0.0.5>\r\n"), PHONE, 1.0)
+    [ev] = c.events()
+    c.send_response(make_response(ev.request, 200, to_tag="d1"), ev.transaction_id, 1.0)
+    [(ok, _)] = answers(c)
+    assert ok.headers.get("Contact") == "<sip:192.0.2.1:5060>"
+    [dialog] = c.dialogs.values()
+    assert dialog.remote_target == "sip:phone@10.0.0.5" and dialog.role == "uas"

@@ -356,3 +356,22 @@ def test_call_over_a_chaotic_link_never_duplicates_events_or_leaks(fates: list[s
     assert p.uac.layer.live_count() == 0 and p.uas.layer.live_count() == 0
     assert p.uac.next_deadline() is None and p.uas.next_deadline() is None
     assert p.uac.dialogs == {}  # BYE answered or timed out ends the UAC's dialog
+
+
+def test_rejected_reinvite_does_not_leave_the_dialog_stuck() -> None:
+    p = UacUasPair()
+    establish(p)
+    [did] = p.uac.dialogs
+    p.uac.send_in_dialog(did, "INVITE", p.now, extra=[("Require", "nosuchext")])
+    p.run()
+    assert statuses(p.take("uac", ResponseReceived))[-1] == 420
+    p.uac.send_in_dialog(did, "INVITE", p.now)  # the next re-INVITE is processed normally
+    p.run()
+    [re] = p.take("uas", RequestReceived)
+    assert re.request.headers.get("CSeq") == "3 INVITE"
+    overlapping = p.uac.dialogs[did].create_request("INVITE", p.uac.via())
+    p.uac.send_request(overlapping, UAS_ADDR, p.now)
+    p.run()
+    # §14.2: a second INVITE while the first is unanswered: 500 with Retry-After 0-10 s.
+    [r500] = [e for e in p.take("uac", ResponseReceived) if e.response.status == 500]
+    assert 0 <= int(r500.response.headers.get("Retry-After") or "-1") <= 10

@@ -29,7 +29,7 @@ _HEX_RE = re.compile(rb"<hex>([0-9A-Fa-f ]*)</hex>")
 
 
 def load_vector(path: Path) -> tuple[dict[str, str], bytes]:
-    """Expand one vector file (format in tests/vectors/README.md) into wire bytes."""
+    """Expand one vector file (format in tests/vectors/rfc4475/README.md) into wire bytes."""
     lines = path.read_text(encoding="utf-8").split("\n")
     meta: dict[str, str] = {}
     while lines and lines[0].startswith("#"):

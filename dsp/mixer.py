@@ -6,13 +6,14 @@ Two forms, both one numpy expression per tick for all channels:
   listener ``m`` hears: the gain of every source.  Supervisor listen / whisper / barge and
   small conferences are such matrices (the Asterisk "bridge technology" idea, as data).
 * ``mix_groups(frames, members, group_of, n_groups)``: many conferences at once by index
-  arrays: per group, the sum of its members' frames (``np.add.at`` on int32 rows), then
+  arrays: per group, the sum of its members' frames (a sparse group-indicator matrix times
+  the int32 frames), then
   each member gets the sum minus its own frame ("minus-one": nobody hears themselves, so
   there is no echo of one's own voice and no feedback loop).
 
-Arithmetic is exact: int16 samples are summed in int32 (``mix_groups``) or float32
-(``mix``; exact for integers below 2**24, i.e. up to 512 full-scale sources), scaled, and
-then clipped to the int16 range, so loud sums saturate and never wrap around.
+Arithmetic is exact: int16 samples are summed in float32, which represents every integer
+below 2**24 exactly, i.e. sums of up to 512 full-scale sources; then scaled, rounded and
+clipped to the int16 range, so loud sums saturate and never wrap around.
 
 Level rule for big conferences (``mix_groups``): with ``k`` active talkers in a group (frame
 RMS above ``talker_threshold_dbov``), the mix is scaled by ``sqrt(3 / k)`` when ``k > 3``.
@@ -28,6 +29,7 @@ import logging
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
 
@@ -105,15 +107,21 @@ def group_gains(frames: NDArray[np.int16], members: NDArray[np.intp],
     Returns:
         float32 ``(n_groups,)``.
     """
-    x = np.asarray(frames)[np.asarray(members)].astype(np.float32)
-    size = x.shape[1] if x.ndim == 2 else 0
-    if size == 0:
-        return np.ones(n_groups, dtype=np.float32)
-    mean_square = np.einsum("ij,ij->i", x, x) / size
-    threshold = (32768.0 * 10.0 ** (talker_threshold_dbov / 20.0)) ** 2
-    talkers = np.bincount(np.asarray(group_of), weights=(mean_square > threshold),
-                          minlength=n_groups)
+    own = np.asarray(frames)[np.asarray(members, dtype=np.intp)].astype(np.float32)
+    return _talker_gains(own, np.asarray(group_of, dtype=np.intp), n_groups,
+                         talker_threshold_dbov, max_unscaled_talkers)
+
+
+def _talker_gains(own: NDArray[np.float32], grp: NDArray[np.intp], n_groups: int,
+                  talker_threshold_dbov: float = -50.0,
+                  max_unscaled_talkers: int = 3) -> NDArray[np.float32]:
     gains = np.ones(n_groups, dtype=np.float32)
+    size = own.shape[1] if own.ndim == 2 else 0
+    if size == 0 or own.shape[0] == 0:
+        return gains
+    mean_square = np.einsum("ij,ij->i", own, own) / size
+    threshold = (32768.0 * 10.0 ** (talker_threshold_dbov / 20.0)) ** 2
+    talkers = np.bincount(grp, weights=(mean_square > threshold), minlength=n_groups)
     loud = talkers > max_unscaled_talkers
     gains[loud] = np.sqrt(max_unscaled_talkers / talkers[loud])
     return gains
@@ -142,17 +150,21 @@ def mix_groups(frames: NDArray[np.int16], members: NDArray[np.intp],
         raise ValueError(f"members {idx.shape} and group_of {grp.shape} must be equal 1-D")
     if grp.size and (grp.min() < 0 or grp.max() >= n_groups):
         raise ValueError("group_of out of range")
-    own = x[idx].astype(np.int32)  # (K, S)
-    sums = np.zeros((n_groups, x.shape[1]), dtype=np.int32)
-    np.add.at(sums, grp, own)
-    heard = sums[grp] - own
+    if idx.size == 0:
+        return np.zeros((0, x.shape[1]), dtype=np.int16)
+    own = x[idx].astype(np.float32)  # (K, S); sums below are exact up to 512 members
+    # Group sums as a sparse (groups x members) indicator times the members' frames: one
+    # pass over the samples (np.add.at does the same ~20x slower).
+    indicator = sparse.csr_matrix(
+        (np.ones(idx.size, dtype=np.float32), (grp, np.arange(idx.size))),
+        shape=(n_groups, idx.size))
+    sums = np.asarray(indicator @ own, dtype=np.float32)
+    heard = sums[grp]
+    heard -= own
     if normalize:
-        gains = group_gains(x, idx, grp, n_groups)
-        g = gains[grp]
+        g = _talker_gains(own, grp, n_groups)[grp]
         if np.any(g != 1.0):
-            scaled = heard.astype(np.float32) * g[:, None]
-            np.clip(scaled, _INT16_MIN, _INT16_MAX, out=scaled)
-            result: NDArray[np.int16] = np.rint(scaled).astype(np.int16)
-            return result
+            heard *= g[:, None]
+            np.rint(heard, out=heard)
     np.clip(heard, _INT16_MIN, _INT16_MAX, out=heard)
     return heard.astype(np.int16)

@@ -34,14 +34,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from random import Random
 
-from .dialog import Dialog, DialogId, DialogState, Uas2xxRetransmitter, next_hop_uri
+from .dialog import Dialog, DialogId
+from .dialog_layer import DialogLayer
 from .errors import LocalSipError, SipParseError
 from .events import (
-    AckReceived,
-    AckTimedOut,
     Address,
     CancelReceived,
-    DialogTerminated,
     Event,
     RequestReceived,
     ResponseReceived,
@@ -63,7 +61,7 @@ from .transaction import (
     server_key,
 )
 from .transaction_layer import ServerTransaction, TransactionLayer
-from .transport import response_destination, stamp_received, uri_address
+from .transport import response_destination, stamp_received
 from .uas_checks import (
     KNOWN_METHODS,
     Rejection,
@@ -129,13 +127,14 @@ class SipCore:
         self.config = config or CoreConfig()
         self.ids = IdGenerator(rng)
         self.layer = TransactionLayer(self.config.timers, self)
-        self.dialogs: dict[DialogId, Dialog] = {}
         self.allow: set[str] = set(DEFAULT_ALLOW)
         self._events: deque[Event] = deque()
+        self.dialog_layer = DialogLayer(
+            self.layer, self._events, self.ids, via=self.via, contact=self.contact,
+            transport=self.config.transport, auto_ack=self.config.auto_ack)
+        #: The dialogs by id (the dialog layer's table).
+        self.dialogs: dict[DialogId, Dialog] = self.dialog_layer.dialogs
         self._merged: dict[tuple[str, str, int, str], str] = {}
-        self._early_client: dict[str, list[DialogId]] = {}
-        self._early_server: dict[str, list[DialogId]] = {}
-        self._uas_invite_tag: dict[str, str] = {}
         self._pending_cancel: set[str] = set()
         self._transport_upper = self.config.transport.upper()
         self._host_lower = self.config.host.lower()
@@ -266,7 +265,7 @@ class SipCore:
             return bad
         to_tag = request.to_tag
         if to_tag is not None:
-            bad = self._check_in_dialog(request, txn, to_tag)
+            bad = self.dialog_layer.check_in_dialog(request, txn, to_tag)
             if bad is not None:
                 return bad
         elif method != "CANCEL":
@@ -282,25 +281,6 @@ class SipCore:
         cfg = self.config
         return check_content(request, self._accept, self._accept_encoding,
                              ", ".join(cfg.accept), ", ".join(cfg.accept_encoding))
-
-    def _check_in_dialog(
-        self, request: Request, txn: ServerTransaction, to_tag: str
-    ) -> Rejection | None:
-        if request.method == "CANCEL":
-            return None  # matched by transaction, not by dialog (§9.2)
-        did = DialogId(request.call_id, to_tag, request.from_tag or "")
-        dialog = self.dialogs.get(did)
-        if dialog is None:
-            return 481, "Call/Transaction Does Not Exist", []
-        bad = dialog.check_request(request)
-        if bad is not None:
-            extra = []
-            if bad[0] == 500 and request.method == "INVITE":
-                # §14.2: Retry-After between 0 and 10 s after a 500 for overlapping INVITEs.
-                extra.append(("Retry-After", str(self.ids.randint(0, 10))))
-            return bad[0], bad[1], extra
-        txn.tu = did
-        return None
 
     def _via_loop(self, request: Request) -> bool:
         """A request carrying a Via with our sent-by and a branch of one of our live client
@@ -331,7 +311,7 @@ class SipCore:
         if not isinstance(invite, ServerInviteTransaction):
             self._reject(txn, request, 481, "Call/Transaction Does Not Exist", [], now=now)
             return True
-        tag = self._uas_invite_tag.get(invite.id) or self.ids.tag()
+        tag = self.dialog_layer.invite_tag(invite.id) or self.ids.tag()
         ok = make_response(request, 200, to_tag=tag)
         self._decorate(ok)
         self.layer.send_response(txn, ok, now)
@@ -357,25 +337,9 @@ class SipCore:
         return True
 
     def _recv_ack_2xx(self, request: Request, source: Address, now: float) -> None:
-        """An ACK no transaction matched: the ACK for a 2xx, owned by the dialog
-        (§13.3.1.4). The first one stops the 2xx retransmissions and is reported."""
-        to_tag = request.to_tag
-        dialog = None
-        if to_tag:
-            dialog = self.dialogs.get(
-                DialogId(request.call_id, to_tag, request.from_tag or ""))
-        if dialog is None:
+        """An ACK no transaction matched belongs to a dialog (§17.1.1.3, §13.3.1.4)."""
+        if not self.dialog_layer.recv_ack(request, source):
             self.stats["stray_acks"] += 1
-            return
-        seq = request.cseq.seq
-        retx = dialog.uas_2xx
-        if isinstance(retx, Uas2xxRetransmitter) and retx.active and retx.seq == seq:
-            retx.stop()
-            dialog.uas_2xx = None
-        elif dialog.ack_cseq == seq:
-            return  # an ACK retransmission
-        dialog.ack_cseq = seq
-        self._events.append(AckReceived(request, dialog.id, source))
 
     # ====================================================================================
     # Receiving responses
@@ -391,15 +355,11 @@ class SipCore:
             self._stray_response(response)
 
     def _stray_response(self, response: Response) -> None:
-        """§13.2.2.4: a 2xx retransmission after the INVITE transaction ended gets the
-        same ACK again; anything else is dropped (§17.1.3 "stray")."""
+        """No client transaction matched (§17.1.3): drop it, unless it is a 2xx to an
+        INVITE whose dialog still wants the same ACK again (§13.2.2.4)."""
         self.stats["stray_responses"] += 1
-        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
-            return
-        dialog = self.dialogs.get(
-            DialogId(response.call_id, response.from_tag or "", response.to_tag or ""))
-        if dialog is not None and dialog.ack_cseq == response.cseq.seq:
-            self._resend_ack(dialog)
+        if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            self.dialog_layer.stray_2xx(response)
 
     # -- TransactionUser callbacks ------------------------------------------------------
     def on_response(self, txn: Transaction, response: Response, now: float) -> None:
@@ -409,86 +369,26 @@ class SipCore:
         # The response is reported before any DialogTerminated it causes.
         mark = len(self._events)
         if txn.method == "INVITE":
-            absorbed, did = self._invite_response(txn, request, response, now)
+            self._cancel_if_pending(txn, response.status, now)
+            absorbed, did = self.dialog_layer.uac_invite_response(txn, request, response)
             if absorbed:
                 return
         else:
-            did = self._non_invite_response(request, response)
+            did = self.dialog_layer.uac_non_invite_response(request, response)
         event = ResponseReceived(response, txn.id, did)
         if len(self._events) == mark:
             self._events.append(event)
         else:
             self._events.insert(mark, event)
 
-    def _invite_response(self, txn: Transaction, request: Request, response: Response,
-                         now: float) -> tuple[bool, DialogId | None]:
-        """Dialog work for a response to our INVITE: (absorbed, dialog id)."""
-        status = response.status
-        in_dialog = request.to_tag is not None
-        to_tag = request.to_tag if in_dialog else response.to_tag
-        did = DialogId(request.call_id, request.from_tag or "", to_tag) if to_tag else None
-        dialog = self.dialogs.get(did) if did else None
-        if status < 200:
-            if dialog is None and did is not None and not in_dialog and status > 100:
-                dialog = self._add_dialog(Dialog.from_uac(request, response))
-                self._early_client.setdefault(txn.id, []).append(dialog.id)
-            elif dialog is not None and not in_dialog:
-                dialog.update_from_response(request, response)
-            if txn.id in self._pending_cancel:
-                self._pending_cancel.discard(txn.id)
-                self._send_cancel(txn, now)
-            return False, did
+    def _cancel_if_pending(self, txn: Transaction, status: int, now: float) -> None:
+        """§9.1: a CANCEL requested before any provisional response goes out with the
+        first one; a final response makes it moot."""
+        if txn.id not in self._pending_cancel:
+            return
         self._pending_cancel.discard(txn.id)
-        if status < 300:
-            # Per transaction, the ACK sent for each 2xx (one per fork's To tag): a 2xx
-            # retransmission in the Accepted state (RFC 6026) gets that ACK again and is
-            # not reported, even when the dialog has ended since (a BYE raced the ACK).
-            acked: dict[str, tuple[bytes, Address]] = (
-                txn.tu if isinstance(txn.tu, dict) else {})
-            txn.tu = acked
-            again = acked.get(to_tag or "")
-            if again is not None:
-                self.layer.outbox.append(again)
-                return True, did
-            if dialog is not None and dialog.ack_cseq == response.cseq.seq:
-                self._resend_ack(dialog)  # manual ACK mode: re-send it once the TU sent it
-                return True, did
-            if dialog is None and did is not None and not in_dialog:
-                dialog = self._add_dialog(Dialog.from_uac(request, response))
-            elif dialog is not None:
-                dialog.update_from_response(request, response)
-                dialog.request_finished("INVITE", request.cseq.seq)
-            if dialog is not None:
-                dialog.ack_cseq = response.cseq.seq
-                if self.config.auto_ack:
-                    self._send_ack(dialog, response.cseq.seq)
-                    assert dialog.ack_dest is not None
-                    acked[dialog.id.remote_tag] = (dialog.ack_wire, dialog.ack_dest)
-                elif dialog.ack_wire:
-                    dialog.ack_wire = b""  # a new 2xx: send_ack must build a new ACK
-            return False, did
-        if in_dialog and dialog is not None:
-            dialog.request_finished("INVITE", request.cseq.seq)
-            if status in (408, 481):
-                self._end_dialog(dialog, f"{status}")
-        else:
-            self._end_early(self._early_client.get(txn.id), "rejected")
-        return False, did
-
-    def _non_invite_response(self, request: Request, response: Response) -> DialogId | None:
-        to_tag = request.to_tag
-        if to_tag is None:
-            return None
-        did = DialogId(request.call_id, request.from_tag or "", to_tag)
-        dialog = self.dialogs.get(did)
-        if dialog is None or response.status < 200:
-            return did
-        if request.method == "UPDATE":
-            dialog.request_finished("UPDATE", request.cseq.seq)
-            dialog.update_from_response(request, response)
-        if request.method == "BYE" or response.status in (408, 481):
-            self._end_dialog(dialog, "bye" if request.method == "BYE" else str(response.status))
-        return did
+        if status < 200:
+            self._send_cancel(txn, now)
 
     def on_server_ack(self, txn: Transaction, ack: Request, now: float) -> None:
         """An ACK reusing the INVITE's branch reached the Accepted state: a 2xx ACK."""
@@ -497,15 +397,7 @@ class SipCore:
     def on_failure(self, txn: Transaction, effect: Effect, now: float) -> None:
         request = txn.request
         if not txn.SERVER and request is not None:
-            if request.to_tag is not None:
-                # §12.2.1.2: a timeout inside a dialog counts as 408: the dialog ends.
-                dialog = self.dialogs.get(
-                    DialogId(request.call_id, request.from_tag or "", request.to_tag))
-                if dialog is not None and (txn.method in ("BYE", "INVITE")
-                                           or effect is Effect.TIMEOUT):
-                    self._end_dialog(dialog, "timeout")
-            elif txn.method == "INVITE":
-                self._end_early(self._early_client.get(txn.id), "timeout")
+            self.dialog_layer.uac_failure(txn, request, effect)
         if effect is Effect.TIMEOUT:
             self._events.append(TransactionTimedOut(txn.id, txn.method, txn.SERVER))
         else:
@@ -516,13 +408,10 @@ class SipCore:
             mkey = txn.tu
             if isinstance(mkey, tuple) and self._merged.get(mkey) == txn.id:
                 del self._merged[mkey]
-            if txn.method == "INVITE":
-                self._uas_invite_tag.pop(txn.id, None)
-                self._early_server.pop(txn.id, None)
+            self.dialog_layer.server_terminated(txn)
             return
         self._pending_cancel.discard(txn.id)
-        if txn.method == "INVITE":
-            self._end_early(self._early_client.pop(txn.id, None), "no-2xx")
+        self.dialog_layer.client_terminated(txn)
 
     # ====================================================================================
     # Application API: responses
@@ -541,67 +430,8 @@ class SipCore:
                 and "Contact" not in response.headers):
             response.headers.add("Contact", self.contact())  # §12.1.1: needed for a dialog
         self.layer.send_response(txn, response, now)
-        if request is None:
-            return
-        if txn.method == "INVITE":
-            self._uas_invite_response(txn, request, response, now)
-        elif response.status >= 200 and isinstance(txn.tu, DialogId):
-            dialog = self.dialogs.get(txn.tu)
-            if dialog is None:
-                return
-            if txn.method == "BYE":
-                self._end_dialog(dialog, "bye")
-            elif txn.method == "UPDATE" and response.status < 300:
-                dialog.refresh_target_from_request(request)
-
-    def _uas_invite_response(self, txn: ServerTransaction, request: Request,
-                             response: Response, now: float) -> None:
-        status = response.status
-        if isinstance(txn.tu, DialogId):  # re-INVITE
-            dialog = self.dialogs.get(txn.tu)
-            if dialog is None or status < 200:
-                return
-            dialog.incoming_invite_finished(request.cseq.seq)
-            if status < 300:
-                dialog.refresh_target_from_request(request)
-                self._start_2xx_retransmit(dialog, txn, request, now)
-            return
-        to_tag = response.to_tag
-        if to_tag:
-            self._uas_invite_tag.setdefault(txn.id, to_tag)
-        if status >= 300:
-            self._end_early(self._early_server.get(txn.id), "rejected")
-            return
-        if not to_tag or status == 100:
-            return
-        did = DialogId(request.call_id, to_tag, request.from_tag or "")
-        dialog = self.dialogs.get(did)
-        if dialog is None:
-            dialog = self._add_dialog(Dialog.from_uas(request, response))
-            self._early_server.setdefault(txn.id, []).append(did)
-        else:
-            dialog.confirm_uas(response)
-        if status >= 200:
-            self._start_2xx_retransmit(dialog, txn, request, now)
-
-    def _start_2xx_retransmit(self, dialog: Dialog, txn: ServerTransaction,
-                              request: Request, now: float) -> None:
-        old = dialog.uas_2xx
-        if isinstance(old, Uas2xxRetransmitter):
-            old.stop()
-        dialog.uas_2xx = Uas2xxRetransmitter(
-            self, dialog, request.cseq.seq, txn._wire, txn.dest, self.config.timers, now)
-
-    # -- RetransmitOwner -----------------------------------------------------------------
-    def send_datagram(self, data: bytes, dest: Address) -> None:
-        self.layer.outbox.append((data, dest))
-
-    def schedule(self, obj: Uas2xxRetransmitter) -> None:
-        self.layer.schedule(obj)
-
-    def ack_timed_out(self, dialog: Dialog) -> None:
-        dialog.uas_2xx = None
-        self._events.append(AckTimedOut(dialog.id))
+        if request is not None:
+            self.dialog_layer.uas_response(txn, request, response, now)
 
     # ====================================================================================
     # Application API: requests
@@ -673,15 +503,16 @@ class SipCore:
         extra: list[tuple[str, str]] | None = None,
     ) -> str:
         """Build (§12.2.1.1) and send a request inside a dialog; returns the transaction id."""
-        dialog = self._dialog(dialog_id)
+        dialog = self.dialog_layer.get(dialog_id)
         request = dialog.create_request(method, self.via(), body=body,
                                         content_type=content_type, extra=extra)
-        return self.send_request(request, self._next_hop(request), now)
+        return self.send_request(request, self.dialog_layer.next_hop(request), now)
 
     def send_ack(self, dialog_id: DialogId, invite_seq: int, now: float, *, body: bytes = b"",
                  content_type: str | None = None) -> None:
         """ACK a 2xx manually (``auto_ack=False``), e.g. to carry the SDP answer."""
-        self._send_ack(self._dialog(dialog_id), invite_seq, body, content_type)
+        self.dialog_layer.send_ack(self.dialog_layer.get(dialog_id), invite_seq, body,
+                                   content_type)
 
     def cancel(self, transaction_id: str, now: float) -> str | None:
         """§9.1: cancel our pending INVITE. Sent at once if a provisional response arrived,
@@ -719,48 +550,6 @@ class SipCore:
     # ====================================================================================
     # Internals
     # ====================================================================================
-    def _dialog(self, dialog_id: DialogId) -> Dialog:
-        dialog = self.dialogs.get(dialog_id)
-        if dialog is None:
-            raise LocalSipError(f"no dialog {dialog_id}")
-        return dialog
-
-    def _add_dialog(self, dialog: Dialog) -> Dialog:
-        if dialog.local_contact is None:
-            dialog.local_contact = self.contact()
-        self.dialogs[dialog.id] = dialog
-        return dialog
-
-    def _end_dialog(self, dialog: Dialog, reason: str) -> None:
-        if self.dialogs.pop(dialog.id, None) is None:
-            return
-        dialog.terminate()
-        retx = dialog.uas_2xx
-        if isinstance(retx, Uas2xxRetransmitter):
-            retx.stop()
-        self._events.append(DialogTerminated(dialog.id, reason))
-
-    def _end_early(self, ids: list[DialogId] | None, reason: str) -> None:
-        for did in ids or ():
-            dialog = self.dialogs.get(did)
-            if dialog is not None and dialog.state is DialogState.EARLY:
-                self._end_dialog(dialog, reason)
-
-    def _next_hop(self, request: Request) -> Address:
-        return uri_address(next_hop_uri(request), self.config.transport)
-
-    def _send_ack(self, dialog: Dialog, seq: int, body: bytes = b"",
-                  content_type: str | None = None) -> None:
-        ack = dialog.create_ack(seq, self.via(), body=body, content_type=content_type)
-        dialog.ack_wire = ack.serialize()
-        dialog.ack_dest = self._next_hop(ack)
-        dialog.ack_cseq = seq
-        self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
-
-    def _resend_ack(self, dialog: Dialog) -> None:
-        if dialog.ack_wire and dialog.ack_dest is not None:
-            self.layer.outbox.append((dialog.ack_wire, dialog.ack_dest))
-
     def _send_cancel(self, txn: Transaction, now: float) -> None:
         assert txn.request is not None
         self.layer.send_request(build_cancel(txn.request), txn.dest, now)

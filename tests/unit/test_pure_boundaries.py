@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PURE_PACKAGES = ["signaling", "dsp", "ivr_lang"]
+PURE_PACKAGES = ["signaling", "dsp", "ivr_lang", "switch/acd"]
 PURE_EXCLUDES = {"signaling/aio", "ivr_lang/live.py", "ivr_lang/runtime.py"}
 PURE_FILES = [
     "switch/media/rtp.py",

@@ -53,7 +53,7 @@ import numpy as np
 
 from dsp import g711
 from switch.media.config import MediaConfig
-from switch.media.engine_host import DELAY_BINS
+from switch.media.engine_host import DELAY_BINS, tune_process
 from switch.media.service import MediaService
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,11 @@ def hist_percentile(hist: np.ndarray, q: float) -> float:
     return (idx + 0.5) / 10.0
 
 
-def analyse(path: Path, t0_ns: int) -> dict[str, Any]:
-    """Loss and delay figures from the generator's per-frame send/arrival times."""
+def analyse(path: Path, t0_ns: int | np.ndarray) -> dict[str, Any]:
+    """Loss and delay figures from the generator's per-frame send/arrival times.
+
+    ``t0_ns`` is the tick grid origin, per channel when workers tick at staggered phases.
+    """
     raw = np.fromfile(path, dtype=np.int64)
     n, frames = int(raw[0]), int(raw[1])
     send = raw[2:2 + n * frames].reshape(n, frames)
@@ -137,6 +140,7 @@ def analyse(path: Path, t0_ns: int) -> dict[str, Any]:
     rel = np.where(got, arr - k, np.iinfo(np.int64).max)
     base = rel.min(axis=1)
     ok_ch = base < np.iinfo(np.int64).max
+    t0_ns = np.broadcast_to(np.asarray(t0_ns, dtype=np.int64), (n,))
     slot0 = t0_ns + ((base - t0_ns) // PERIOD_NS) * PERIOD_NS  # due tick of frame 0
     due = slot0[:, None] + k[None, :]
     added = ((arr - due)[got & ok_ch[:, None]]) / 1e6
@@ -159,7 +163,8 @@ def analyse(path: Path, t0_ns: int) -> dict[str, Any]:
 
 
 async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | None,
-                  tmp: Path, jitter_ms: int, nice: int = 0) -> dict[str, Any]:
+                  tmp: Path, jitter_ms: int, nice: int = 0,
+                  coalesce_ms: float = 0.0) -> dict[str, Any]:
     """One benchmark point: N channels, bridged in pairs, for ``duration_s``."""
     n -= n % 2
     per_worker = -(-n // max(1, workers)) + 8
@@ -167,7 +172,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     cfg = MediaConfig(rtp_port_min=port_min,
                       rtp_port_max=port_min + 2 * per_worker * max(1, workers) - 1,
                       workers=workers, jitter_min_ms=jitter_ms, jitter_max_ms=200,
-                      inactivity_timeout_s=0, worker_nice=nice)
+                      inactivity_timeout_s=0, worker_nice=nice, rx_coalesce_ms=coalesce_ms)
     nsock = max(1, min(16, n // 125))
     gen_base = free_port_block(nsock, start=port_min + 2 * per_worker * max(1, workers) + 100)
     svc = MediaService(cfg, seed=7)
@@ -182,7 +187,10 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
             await svc.bridge(a.channel_id, b.channel_id)
             chans += [a, b]
         rng = np.random.default_rng(n)
-        phases = rng.integers(2_000_000, 18_000_000, n)
+        offsets = np.asarray([round(svc.tick_offsets[c.backend] * 1e9) for c in chans],
+                             dtype=np.int64)
+        # sender phases relative to each channel's own tick grid, 2 ms clear of deadlines
+        phases = (rng.integers(2_000_000, 18_000_000, n) + offsets) % PERIOD_NS
         ports_file = tmp / f"ports-{n}.txt"
         ports_file.write_text("".join(f"{c.local_addr[1]} {int(ph)}\n"
                                       for c, ph in zip(chans, phases, strict=True)))
@@ -219,7 +227,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     finally:
         await svc.shutdown()
     gen = json.loads(stdout.decode())
-    result = analyse(out_file, t0_ns)
+    result = analyse(out_file, t0_ns + offsets)
     if os.environ.get("BENCH_MEDIA_KEEP"):
         shutil.copy(out_file, os.environ["BENCH_MEDIA_KEEP"])
     cpu = sum(cpu1) - sum(cpu0)
@@ -228,7 +236,8 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     hist = np.asarray(hist).reshape(DELAY_BINS)
     totals = {key: sum(h[key] - h0[key] for h, h0 in zip(health, health0, strict=True))
               for key in ("late_ticks", "ticks", "skipped_ticks", "late_packets",
-                          "concealed_frames", "foreign", "bad", "tick_cpu_s", "tick_wall_s")}
+                          "concealed_frames", "foreign", "bad", "tick_cpu_s", "tick_wall_s",
+                          "jb_dropped")}
     totals["tick_wall_max_ms"] = max(h["tick_wall_max_ms"] for h in health)
     result.update({
         "channels": n, "workers": workers, "duration_s": round(wall, 2),
@@ -238,12 +247,53 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
         "gen_cpu_core_pct": 100.0 * ((ru1.ru_utime + ru1.ru_stime)
                                      - (ru0.ru_utime + ru0.ru_stime)) / wall,
         "engine_p50_ms": hist_percentile(hist, 50), "engine_p99_ms": hist_percentile(hist, 99),
-        "jitter_min_ms": jitter_ms, "nice": nice,
+        "jitter_min_ms": jitter_ms, "nice": nice, "rx_coalesce_ms": coalesce_ms,
         "load_avg_1m": os.getloadavg()[0],
         "generator_counters": gen,
         **totals,
     })
     return result
+
+
+def engine_only(n: int, ticks: int = 150) -> dict[str, Any]:
+    """The sans-IO engine alone (no sockets): CPU per received packet and per channel-tick.
+
+    Same pipeline as the loopback run (jitter ring, decode, PLC, DTMF detection on every
+    channel, pair bridges, encode, RTP headers) with packets handed in by method call, so
+    the figures separate the engine's own cost from the kernel's per-datagram cost.
+    """
+    from switch.media.engine import MediaEngine  # only for this mode
+    from switch.media.rtp import build_packet
+
+    engine = MediaEngine(n, seed=1)
+    addrs = [("127.0.0.1", 20000 + 2 * i) for i in range(n)]
+    slots = [engine.open(remote=a) for a in addrs]
+    for i in range(0, n - 1, 2):
+        engine.mix.bridge(slots[i], slots[i + 1])
+    rng = np.random.default_rng(0)
+    payloads = [g711.ulaw_encode((rng.standard_normal(160) * 500).astype(np.int16)).tobytes()
+                for _ in range(16)]
+    rx_s = tick_s = 0.0
+    now = 100.0
+    for k in range(ticks):
+        pkts = [build_packet(0, k, 160 * k, 0x100 + i, payloads[(i + k) % 16])
+                for i in range(n)]
+        t0 = time.process_time()
+        for slot, pkt, addr in zip(slots, pkts, addrs, strict=True):
+            engine.receive_rtp(slot, pkt, addr, now)
+        t1 = time.process_time()
+        engine.tick(now)
+        t2 = time.process_time()
+        if k >= 10:
+            rx_s += t1 - t0
+            tick_s += t2 - t1
+        now += 0.020
+    measured = ticks - 10
+    return {"channels": n, "rx_us_per_packet": 1e6 * rx_s / measured / n,
+            "tick_ms": 1e3 * tick_s / measured,
+            "tick_us_per_channel": 1e6 * tick_s / measured / n,
+            "engine_core_pct_at_50pps": 100.0 * (rx_s + tick_s) / measured / 0.020,
+            "played": engine.totals()["played_frames"]}
 
 
 _COLUMNS = [
@@ -370,13 +420,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="auto", help="'auto' (1 up to 1000, else 2) or N")
     parser.add_argument("--jitter-ms", type=int, default=20)
     parser.add_argument("--python-generator", action="store_true")
+    parser.add_argument("--coalesce-ms", type=float, default=0.0,
+                        help="MediaConfig.rx_coalesce_ms for the workers")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the worker and generator processes (e.g. -10 on a "
                              "shared machine; needs root)")
     parser.add_argument("--smoke", action="store_true", help="N=10 for 2 s")
     parser.add_argument("--json", help="write results here (default: stdout after the table)")
+    parser.add_argument("--no-engine-only", action="store_true",
+                        help="skip the socket-free engine measurement")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    tune_process()  # one BLAS thread etc., as in the workers (engine-only mode runs here)
     counts = [10] if args.smoke else [int(x) for x in args.channels.split(",")]
     duration = 2.0 if args.smoke else args.duration
     rows = []
@@ -386,9 +441,19 @@ def main(argv: list[str] | None = None) -> int:
         for n in counts:
             workers = (1 if n <= 1000 else 2) if args.workers == "auto" else int(args.workers)
             rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp, args.jitter_ms,
-                                            args.nice)))
+                                            args.nice, args.coalesce_ms)))
     print_table(rows)
-    text = json.dumps({"benchmark": "media", "results": rows}, indent=2)
+    core = [] if args.no_engine_only else [engine_only(n, 30 if args.smoke else 150)
+                                           for n in counts]
+    if core:
+        print("\nengine core alone (no sockets, CPU time):")
+        print(f"{'N':>5}  {'rx us/pkt':>9}  {'tick ms':>7}  {'tick us/ch':>10}  "
+              f"{'%core@50pps':>11}")
+        for c in core:
+            print(f"{c['channels']:>5}  {c['rx_us_per_packet']:>9.2f}  {c['tick_ms']:>7.2f}  "
+                  f"{c['tick_us_per_channel']:>10.2f}  {c['engine_core_pct_at_50pps']:>11.1f}")
+    text = json.dumps({"benchmark": "media", "results": rows, "engine_only": core,
+                       "load_avg": os.getloadavg()}, indent=2)
     if args.json:
         Path(args.json).write_text(text + "\n")
     else:

@@ -10,7 +10,8 @@ transaction rate. The fake clock advances by 1/rate per request and ``handle_tim
 whenever ``next_deadline`` passes, so completed transactions linger for Timer J (64*T1 =
 32 s over UDP) exactly as in production: the live-transaction count at the end is part of
 the result. A second case resends every 10th request (retransmission absorbed by the
-transaction, answered from its stored response).
+transaction, answered from its stored response). A third runs whole calls (INVITE, 180,
+200, ACK, BYE, 200) from one core to another: what a B2BUA pays per call for its SIP.
 
 Usage: ``python -m benchmarks.bench_transactions [--n N] [--rate R] [--smoke] [--json FILE]``.
 Prints a table, then the JSON (to FILE when given, else to stdout).
@@ -27,7 +28,7 @@ from random import Random
 from typing import Any
 
 from signaling.core import CoreConfig, SipCore
-from signaling.events import Address, RequestReceived
+from signaling.events import Address, RequestReceived, ResponseReceived
 from signaling.message import make_response
 
 AUTH = (
@@ -109,6 +110,74 @@ def run_case(messages: list[tuple[bytes, Address]], rate: float,
     }
 
 
+def _deliver(src: SipCore, src_addr: Address, dst: SipCore, now: float) -> int:
+    """Move every pending datagram of ``src`` into ``dst``; returns how many moved."""
+    out = src.datagrams_to_send()
+    for data, _ in out:
+        dst.handle_datagram(data, src_addr, now)
+    return len(out)
+
+
+def run_calls(n: int, rate: float) -> dict[str, Any]:
+    """``n`` whole calls (INVITE, 180, 200, ACK, BYE, 200) from one core to another.
+
+    Both ends run in this process, so the figure is what a B2BUA pays per call for its
+    two legs' SIP (one UAS leg, one UAC leg), without SDP or media.
+    """
+    uac_addr = Address("udp", "192.0.2.1", 5060)
+    uas_addr = Address("udp", "192.0.2.2", 5060)
+    uac = SipCore(CoreConfig(host=uac_addr.host, port=uac_addr.port), rng=Random(1))
+    uas = SipCore(CoreConfig(host=uas_addr.host, port=uas_addr.port), rng=Random(2))
+    sdp = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    step = 1.0 / rate
+    now = 1000.0
+    moved = completed = 0
+    gc.collect()
+    t0 = time.perf_counter()
+    for i in range(n):
+        now += step
+        for core in (uac, uas):
+            deadline = core.next_deadline()
+            if deadline is not None and deadline <= now:
+                core.handle_timer(now)
+        invite = uac.create_request(
+            "INVITE", f"sip:{i}@192.0.2.2", from_="<sip:caller@192.0.2.1>",
+            to=f"<sip:{i}@192.0.2.2>", body=sdp, content_type="application/sdp")
+        uac.send_request(invite, uas_addr, now)
+        moved += _deliver(uac, uac_addr, uas, now)
+        for ev in uas.events():
+            if isinstance(ev, RequestReceived):
+                tag = uas.ids.tag()
+                uas.send_response(make_response(ev.request, 180, to_tag=tag),
+                                  ev.transaction_id, now)
+                uas.send_response(make_response(ev.request, 200, to_tag=tag, body=sdp, extra=[
+                    ("Content-Type", "application/sdp")]), ev.transaction_id, now)
+        moved += _deliver(uas, uas_addr, uac, now)
+        dialogs = [e.dialog_id for e in uac.events()
+                   if isinstance(e, ResponseReceived) and e.response.status == 200]
+        moved += _deliver(uac, uac_addr, uas, now)  # the ACK
+        uas.events()
+        for did in dialogs:
+            if did is not None:
+                uac.send_in_dialog(did, "BYE", now)
+        moved += _deliver(uac, uac_addr, uas, now)
+        for ev in uas.events():
+            if isinstance(ev, RequestReceived):
+                uas.send_response(make_response(ev.request, 200), ev.transaction_id, now)
+        moved += _deliver(uas, uas_addr, uac, now)
+        completed += sum(1 for e in uac.events()
+                         if isinstance(e, ResponseReceived) and e.response.cseq.method == "BYE")
+    elapsed = time.perf_counter() - t0
+    return {
+        "calls": completed,
+        "datagrams": moved,
+        "seconds": elapsed,
+        "calls_per_s": completed / elapsed,
+        "live_transactions": uac.layer.live_count() + uas.layer.live_count(),
+        "dialogs_left": len(uac.dialogs) + len(uas.dialogs),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="REGISTER datagrams per case")
@@ -123,17 +192,23 @@ def main(argv: list[str] | None = None) -> int:
         "register 401/200": run_case(messages, args.rate),
         "with 10% retransmissions": run_case(messages, args.rate, retransmit_every=10),
     }
+    calls = run_calls(max(n // 10, 20), 500.0)
     print(f"{'case':<28}{'txn/s':>10}{'reg/s':>10}{'dgram/s':>10}{'live txns':>11}{'heap':>9}")
     for name, r in cases.items():
         print(f"{name:<28}{r['transactions_per_s']:>10.0f}{r['registrations_per_s']:>10.0f}"
               f"{r['datagrams_per_s']:>10.0f}{r['live_transactions']:>11}{r['heap_entries']:>9}")
+    print(f"{'calls INVITE..BYE (2 cores)':<28}{calls['calls_per_s']:>10.0f} calls/s, "
+          f"{calls['datagrams']} datagrams, {calls['live_transactions']} live txns, "
+          f"{calls['dialogs_left']} dialogs left")
     report = {
         "benchmark": "transactions",
         "n": n,
         "simulated_rate_per_s": args.rate,
         "python": sys.version.split()[0],
         "results": {name: round(r["transactions_per_s"], 1) for name, r in cases.items()},
+        "calls_per_s": round(calls["calls_per_s"], 1),
         "cases": cases,
+        "calls": calls,
     }
     text = json.dumps(report, indent=2)
     if args.json:

@@ -9,8 +9,9 @@ What the core does before the application sees a request (§8.2, in this order):
 
 1. Transaction matching (§17.2.3): retransmissions are answered with the last response and
    never reported twice; the ACK for a non-2xx stops its transaction there.
-2. Via ``received``/``rport`` stamping (§18.2.1, RFC 3581) and response routing (§18.2.2).
-3. Validation (:mod:`signaling.validate`): 400/416/505 with a reason naming the problem.
+2. Validation (:mod:`signaling.validate`): 400/416/505 with a reason naming the problem,
+   answered statelessly (no transaction is created for a malformed request).
+3. Via ``received``/``rport`` stamping (§18.2.1, RFC 3581) and response routing (§18.2.2).
 4. Loop checks: our own branch in a Via (482), Max-Forwards 0 (483, OPTIONS excepted).
 5. Method (§8.2.1): 501 for methods we do not know, 405 for known ones not in ``allow``.
 6. Dialog (§12.2.2): 481 for unknown To tags, 500 for CSeq out of order, 491 on glare;
@@ -21,10 +22,11 @@ What the core does before the application sees a request (§8.2, in this order):
    :class:`~signaling.events.RequestReceived` the application answers with
    :meth:`SipCore.send_response`.
 
-The UAC side creates dialogs from 1xx/2xx (§12.1.2), ACKs every 2xx itself (§13.2.2.4,
-re-sending the ACK for 2xx retransmissions) and builds CANCEL (§9.1). The UAS side creates
-dialogs from the responses it sends, re-sends its 2xx until the ACK (§13.3.1.4) and reports
-``AckTimedOut`` after 64*T1.
+Layers (aioquic style, each sans-IO): :class:`~signaling.transaction_layer.TransactionLayer`
+(transactions, the one timer heap, the outbox) -> :class:`~signaling.dialog_layer.DialogLayer`
+(dialogs: created from 1xx/2xx on both sides, every 2xx ACKed with the ACK re-sent for
+retransmissions, our 2xx re-sent until its ACK, ``AckTimedOut`` after 64*T1) -> this core
+(the §8.2 pipeline, CANCEL §9, OPTIONS, and the application API).
 """
 
 from __future__ import annotations

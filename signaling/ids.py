@@ -15,13 +15,11 @@ __all__ = ["MAGIC_COOKIE", "IdGenerator"]
 #: §8.1.1.7: branches created by RFC 3261 implementations start with this cookie.
 MAGIC_COOKIE = "z9hG4bK"
 
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
 
 class IdGenerator:
     """Makes unique tokens from one random source.
 
-    Each token is ``bits`` random bits in base 36, prefixed where the RFC asks. A counter
+    Each token is ``bits`` random bits in hex, prefixed where the RFC asks. A counter
     is mixed into branches so that two transactions created in the same instant by a
     seeded generator still differ even if the seed is reused by mistake.
     """
@@ -33,19 +31,13 @@ class IdGenerator:
         self._counter = 0
 
     def _token(self, bits: int) -> str:
-        n = self._rng.getrandbits(bits)
-        if n == 0:
-            return "0"
-        out = []
-        while n:
-            n, r = divmod(n, 36)
-            out.append(_ALPHABET[r])
-        return "".join(out)
+        # Lower-case hex: one C-level format call (this runs for every tag we answer with).
+        return f"{self._rng.getrandbits(bits):x}"
 
     def branch(self) -> str:
         """A Via branch unique in space and time, with the z9hG4bK cookie (§8.1.1.7)."""
         self._counter += 1
-        return f"{MAGIC_COOKIE}{self._token(64)}{self._counter:x}"
+        return f"{MAGIC_COOKIE}{self._token(64)}.{self._counter:x}"
 
     def tag(self) -> str:
         """A From/To tag: at least 32 bits of randomness (§19.3)."""

@@ -27,7 +27,9 @@ packets from an unexpected address after latching are dropped and counted per ch
 Playout (jitter buffer): the first packet of a source is scheduled ``jitter_min_ms`` (rounded
 up to whole frames) after the next tick; each tick reads the next 160 samples. A packet that
 arrives after its samples were played is counted ``late`` and grows the playout delay by one
-frame, up to ``jitter_max_ms``. A timestamp jump beyond the ring or a new SSRC re-anchors.
+frame (at most once per 100 ms), up to ``jitter_max_ms``; after 5 s without late packets the
+delay shrinks by one frame (one frame skipped, counted ``jb_dropped``). A timestamp jump
+beyond the ring or a new SSRC re-anchors.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ CODECS = {"PCMU": 0, "PCMA": 8}
 CN_PT = 13  # RFC 3389 comfort noise: accepted, counted, played as silence
 _BLOCK = 40  # validity granularity in samples (5 ms): 10/20/30/40/60 ms ptimes align
 _NEVER = np.iinfo(np.int64).min
+_GROW_HOLDOFF_S = 0.1  # playout delay grows by at most one frame per 100 ms
+_SHRINK_AFTER_S = 5.0  # ... and shrinks by one frame after 5 s without late packets
 _PKT = np.dtype(
     [("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4"),
      ("payload", "u1", (FRAME_SAMPLES,))]
@@ -109,9 +113,8 @@ class _Channel:
 
     __slots__ = (
         "arbiter", "bad", "codec", "depth", "dtmf_last", "dtmf_pt", "dtmf_rx", "dtmf_tx",
-        "foreign",
-        "inband", "last_rx", "latch", "octets_rx", "pt", "remote", "resync", "rtp",
-        "send_enabled", "slot", "wrong_pt",
+        "foreign", "inband", "last_adjust", "last_late", "last_rx", "latch", "octets_rx", "pt",
+        "remote", "resync", "rtp", "send_enabled", "slot", "wrong_pt",
     )
 
     def __init__(self, slot: int, codec: str, dtmf_pt: int, remote: tuple[str, int] | None,
@@ -134,6 +137,7 @@ class _Channel:
         self.arbiter = DigitArbiter()
         self.dtmf_tx: deque[tuple[bool, int, bytes, float]] | None = None
         self.dtmf_last = 0.0
+        self.last_late = self.last_adjust = -1e9
 
 
 class MediaEngine:
@@ -203,6 +207,7 @@ class MediaEngine:
         self.late_packets = 0
         self.orphans = 0
         self.dsp_errors = 0
+        self.jb_dropped = 0
 
     # ------------------------------------------------------------------ channels
 
@@ -326,8 +331,11 @@ class MediaEngine:
             rel = play + ((ts - self._ts_base[slot] - play + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             ahead = rel + n - play
             if ahead <= 0:
-                self._late(ch, play)
+                self._late(ch, play, now)
                 return
+            if ch.depth > self._min_depth and now - ch.last_adjust > _SHRINK_AFTER_S \
+                    and now - ch.last_late > _SHRINK_AFTER_S:
+                self._maybe_shrink(ch, play, now)
             if ahead > self._ring_len - 2 * FRAME_SAMPLES:
                 rel = self._reanchor(ch, ts, play)
         pos = rel % self._ring_len
@@ -354,19 +362,34 @@ class MediaEngine:
             self._dirty = True
         return rel
 
-    def _late(self, ch: _Channel, play: int) -> None:
+    def _late(self, ch: _Channel, play: int, now: float) -> None:
         """A packet arrived after its samples were played: grow the playout delay.
 
-        At the maximum delay the sender's clock is slower than ours: re-anchor instead.
+        One frame at a time, at most once per ``_GROW_HOLDOFF_S`` (a single stall of the
+        sender or the network makes a burst of packets late; one step absorbs the next
+        such stall without inflating the delay by the whole burst). At the maximum delay
+        the sender's clock is slower than ours: re-anchor instead.
         """
         ch.rtp.note_late()
         self.late_packets += 1
+        ch.last_late = now
+        if now - ch.last_adjust < _GROW_HOLDOFF_S:
+            return
+        ch.last_adjust = now
         if ch.depth < self._max_depth:
             ch.depth += 1
             self._play[ch.slot] = play - FRAME_SAMPLES
         else:
             ch.depth = self._min_depth
             ch.resync = True
+
+    def _maybe_shrink(self, ch: _Channel, play: int, now: float) -> None:
+        """Give back one frame of playout delay after ``_SHRINK_AFTER_S`` without a late
+        packet: the frame at the playout point is skipped (counted in ``jb_dropped``)."""
+        ch.last_adjust = now
+        ch.depth -= 1
+        self._play[ch.slot] = play + FRAME_SAMPLES
+        self.jb_dropped += 1
 
     def _accept_source(self, ch: _Channel, addr: tuple[str, int], now: float) -> bool:
         """Symmetric RTP (``latch.SymmetricLatch``): latch to the first valid source, then
@@ -665,6 +688,7 @@ class MediaEngine:
             "late_packets": self.late_packets,
             "orphans": self.orphans,
             "dsp_errors": self.dsp_errors,
+            "jb_dropped": self.jb_dropped,
             "bad": sum(ch.bad for ch in chans),
             "wrong_pt": sum(ch.wrong_pt for ch in chans),
             "foreign": sum(ch.foreign for ch in chans),

@@ -131,6 +131,7 @@ class MediaService:
         self._conference_backend: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self.t0: float | None = None
+        self.tick_offsets: list[float] = []
         self.dropped_events = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -148,8 +149,20 @@ class MediaService:
                              for i, r in enumerate(ranges)]
         loop = asyncio.get_running_loop()
         self.t0 = loop.time() + 0.1
-        for backend in self.backends:
-            await backend.start(self.t0)
+        self.tick_offsets = [self.tick_offset(i) for i in range(len(self.backends))]
+        await asyncio.gather(*(backend.start(self.t0 + offset) for backend, offset
+                               in zip(self.backends, self.tick_offsets, strict=True)))
+
+    def tick_offset(self, index: int) -> float:
+        """Phase of backend ``index``'s tick grid relative to :attr:`t0`, in seconds.
+
+        With ``stagger_ticks`` the workers tick at evenly spread phases, so their busy
+        periods do not coincide: on N cores with more than N workers each tick then runs
+        without waiting for a core, which is what bounds the added delay.
+        """
+        if not self.config.stagger_ticks or not self.backends:
+            return 0.0
+        return index * self.config.ptime_ms / 1000.0 / len(self.backends)
 
     async def shutdown(self) -> None:
         """Close every channel and stop the backends."""

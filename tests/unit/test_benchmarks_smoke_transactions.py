@@ -19,6 +19,10 @@ def test_bench_transactions_smoke(tmp_path: Path) -> None:
         assert case["transactions_per_s"] > 0
     retrans = report["cases"]["with 10% retransmissions"]
     assert retrans["datagrams_in"] == 440 and retrans["datagrams_out"] == 440
+    calls = report["calls"]
+    # INVITE, 100 Trying is not due (no timer passes), 180, 200, ACK, BYE, 200 per call
+    assert calls["calls"] == 40 and calls["datagrams"] == 40 * 6
+    assert calls["dialogs_left"] == 0 and report["calls_per_s"] > 0
 
 
 def test_registers_are_distinct() -> None:

@@ -171,6 +171,10 @@ def test_transcoding_tables() -> None:
         after = dec_to(there(ALL_CODES)).astype(np.int64)
         assert np.all(np.abs(after - before) <= np.maximum(16, np.abs(before) * 0.035))
         assert np.all(np.sign(after) * np.sign(before) >= 0)
+    a_back = g711.ulaw_to_alaw(g711.alaw_to_ulaw(ALL_CODES))
+    u_back = g711.alaw_to_ulaw(g711.ulaw_to_alaw(ALL_CODES))
+    assert int(np.count_nonzero(a_back == ALL_CODES)) == 240
+    assert int(np.count_nonzero(u_back == ALL_CODES)) == 240
 
 
 def test_wrong_dtype_is_rejected() -> None:

@@ -428,3 +428,22 @@ def test_rtcp_is_queued_and_foreign_rtcp_counted() -> None:
     h.tick()
     assert [e[0] for e in h.events] == ["rtcp"]
     assert h.engine.stats(a).foreign == 1
+
+
+def test_playout_delay_grows_once_per_burst_and_shrinks_back() -> None:
+    h = Harness()
+    a = h.open(A_ADDR)
+    for k in range(5):
+        h.feed(a, A_ADDR, const_frame(100), seq=k)
+        h.tick()
+    for _ in range(4):  # the sender stalls for 80 ms ...
+        h.tick()
+    for k in range(5, 9):  # ... then its 4 late packets arrive at once
+        h.feed(a, A_ADDR, const_frame(100), seq=k)
+    st = h.engine.stats(a)
+    assert st.late >= 2 and st.playout_delay_ms == 40.0  # one step, not one per packet
+    for k in range(9, 9 + 300):  # 6 s of packets on time
+        h.feed(a, A_ADDR, const_frame(100), seq=k + 4)
+        h.tick()
+    assert h.engine.stats(a).playout_delay_ms == 20.0
+    assert h.engine.totals()["jb_dropped"] == 1

@@ -319,3 +319,59 @@ def test_dialog_creating_response_gets_our_contact_when_the_application_omits_it
     assert ok.headers.get("Contact") == "<sip:192.0.2.1:5060>"
     [dialog] = c.dialogs.values()
     assert dialog.remote_target == "sip:phone@10.0.0.5" and dialog.role == "uas"
+
+
+# -- UAC side driven by hand-made responses ---------------------------------------------
+def _uac_invite(c: SipCore) -> tuple[str, bytes]:
+    req = c.create_request("INVITE", "sip:bob@198.51.100.9", from_="<sip:me@192.0.2.1>",
+                           to="<sip:bob@198.51.100.9>")
+    tid = c.send_request(req, Address("udp", "198.51.100.9", 5060), 0.0)
+    [(data, _)] = c.datagrams_to_send()
+    return tid, data
+
+
+def _reply(data: bytes, status: int, tag: str, contact: str = "<sip:bob@198.51.100.9>") -> bytes:
+    req = parse_message(data)
+    return bytes(make_response(req, status, to_tag=tag,  # type: ignore[arg-type]
+                               extra=[("Contact", contact)]))
+
+
+def test_forked_2xx_make_two_dialogs_each_acked_once() -> None:
+    c = core()
+    _tid, invite = _uac_invite(c)
+    peer = Address("udp", "198.51.100.9", 5060)
+    c.handle_datagram(_reply(invite, 200, "fork1"), peer, 0.1)
+    c.handle_datagram(_reply(invite, 200, "fork2", "<sip:bob@198.51.100.10>"), peer, 0.2)
+    c.handle_datagram(_reply(invite, 200, "fork1"), peer, 0.6)  # retransmission
+    acks = [parse_message(d) for d, _ in c.datagrams_to_send()]
+    assert [a.to_tag for a in acks] == ["fork1", "fork2", "fork1"]
+    assert acks[0].branch != acks[1].branch  # each ACK for a 2xx is its own transaction
+    assert bytes(acks[0]) == bytes(acks[2])  # the same ACK again for the retransmission
+    oks = [e for e in c.events() if type(e).__name__ == "ResponseReceived"]
+    assert [e.dialog_id.remote_tag for e in oks] == ["fork1", "fork2"]
+    assert len(c.dialogs) == 2
+
+
+def test_manual_ack_carries_the_answer_and_is_resent_for_retransmissions() -> None:
+    c = core(auto_ack=False)
+    _tid, invite = _uac_invite(c)
+    peer = Address("udp", "198.51.100.9", 5060)
+    c.handle_datagram(_reply(invite, 200, "t1"), peer, 0.1)
+    assert c.datagrams_to_send() == []  # the application ACKs
+    [ok] = [e for e in c.events() if type(e).__name__ == "ResponseReceived"]
+    c.send_ack(ok.dialog_id, 1, 0.2, body=b"v=0\r\n", content_type="application/sdp")
+    [(ack, dest)] = c.datagrams_to_send()
+    assert ack.startswith(b"ACK sip:bob@198.51.100.9 SIP/2.0") and ack.endswith(b"v=0\r\n")
+    assert dest == peer
+    c.handle_datagram(_reply(invite, 200, "t1"), peer, 0.7)
+    assert [d for d, _ in c.datagrams_to_send()] == [ack]
+    assert c.events() == []
+
+
+def test_transport_error_reported_for_the_transaction() -> None:
+    c = core()
+    tid, _ = _uac_invite(c)
+    c.transport_error(tid, 0.1)
+    [ev] = c.events()
+    assert type(ev).__name__ == "TransportError" and ev.transaction_id == tid
+    assert c.layer.live_count() == 0

@@ -491,3 +491,16 @@ def test_heap_of_deadlines_matches_a_sorted_schedule() -> None:
         heapq.heappush(heap, (t.deadline, seq, t))
         seq += 1
     assert fired == [(0.5, "a"), (0.75, "b"), (1.5, "a"), (1.75, "b"), (3.5, "a"), (3.75, "b")]
+
+
+def test_id_generator_is_seedable_unique_and_cookied() -> None:
+    from random import Random
+
+    from signaling.ids import IdGenerator
+
+    a, b = IdGenerator(Random(5)), IdGenerator(Random(5))
+    branches = [a.branch() for _ in range(1000)]
+    assert branches[:3] == [b.branch() for _ in range(3)]  # deterministic with a seed
+    assert len(set(branches)) == 1000 and all(x.startswith("z9hG4bK") for x in branches)
+    assert len({a.tag() for _ in range(1000)}) == 1000
+    assert a.call_id("192.0.2.1").endswith("@192.0.2.1")

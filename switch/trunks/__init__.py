@@ -1,0 +1,62 @@
+"""SIP trunks to carriers: configuration, number normalization, toll-fraud policy and
+registration (RFC 3261 §10.2, §22.2). Calls through trunks arrive with the B2BUA.
+
+Pure modules: :mod:`.config`, :mod:`.numbers`, :mod:`.policy`, :mod:`.registration`.
+The async shell is :mod:`.service`.
+"""
+
+from __future__ import annotations
+
+from .config import TRUNK_TRANSPORTS, TrunkConfig, parse_trunk, parse_trunks
+from .numbers import (
+    CallerId,
+    CallerIdMode,
+    CallerIdPolicy,
+    NumberError,
+    NumberFormat,
+    NumberRule,
+    clean_number,
+    format_number,
+    from_e164,
+    is_emergency,
+    normalize,
+    present_caller_id,
+    to_e164,
+)
+from .policy import Decision, InboundRoute, Source, TrunkPolicy
+from .registration import (
+    RegistrationClient,
+    RegistrationState,
+    RegistrationStateChanged,
+    SendRegister,
+)
+from .service import TrunkService
+
+__all__ = [
+    "TRUNK_TRANSPORTS",
+    "CallerId",
+    "CallerIdMode",
+    "CallerIdPolicy",
+    "Decision",
+    "InboundRoute",
+    "NumberError",
+    "NumberFormat",
+    "NumberRule",
+    "RegistrationClient",
+    "RegistrationState",
+    "RegistrationStateChanged",
+    "SendRegister",
+    "Source",
+    "TrunkConfig",
+    "TrunkPolicy",
+    "TrunkService",
+    "clean_number",
+    "format_number",
+    "from_e164",
+    "is_emergency",
+    "normalize",
+    "parse_trunk",
+    "parse_trunks",
+    "present_caller_id",
+    "to_e164",
+]

@@ -163,8 +163,7 @@ def analyse(path: Path, t0_ns: int | np.ndarray) -> dict[str, Any]:
 
 
 async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | None,
-                  tmp: Path, jitter_ms: int, nice: int = 0,
-                  coalesce_ms: float = 0.0) -> dict[str, Any]:
+                  tmp: Path, jitter_ms: int, nice: int = 0) -> dict[str, Any]:
     """One benchmark point: N channels, bridged in pairs, for ``duration_s``."""
     n -= n % 2
     per_worker = -(-n // max(1, workers)) + 8
@@ -172,7 +171,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     cfg = MediaConfig(rtp_port_min=port_min,
                       rtp_port_max=port_min + 2 * per_worker * max(1, workers) - 1,
                       workers=workers, jitter_min_ms=jitter_ms, jitter_max_ms=200,
-                      inactivity_timeout_s=0, worker_nice=nice, rx_coalesce_ms=coalesce_ms)
+                      inactivity_timeout_s=0, worker_nice=nice)
     nsock = max(1, min(16, n // 125))
     gen_base = free_port_block(nsock, start=port_min + 2 * per_worker * max(1, workers) + 100)
     svc = MediaService(cfg, seed=7)
@@ -247,7 +246,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
         "gen_cpu_core_pct": 100.0 * ((ru1.ru_utime + ru1.ru_stime)
                                      - (ru0.ru_utime + ru0.ru_stime)) / wall,
         "engine_p50_ms": hist_percentile(hist, 50), "engine_p99_ms": hist_percentile(hist, 99),
-        "jitter_min_ms": jitter_ms, "nice": nice, "rx_coalesce_ms": coalesce_ms,
+        "jitter_min_ms": jitter_ms, "nice": nice,
         "load_avg_1m": os.getloadavg()[0],
         "generator_counters": gen,
         **totals,
@@ -420,8 +419,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="auto", help="'auto' (1 up to 1000, else 2) or N")
     parser.add_argument("--jitter-ms", type=int, default=20)
     parser.add_argument("--python-generator", action="store_true")
-    parser.add_argument("--coalesce-ms", type=float, default=0.0,
-                        help="MediaConfig.rx_coalesce_ms for the workers")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of the worker and generator processes (e.g. -10 on a "
                              "shared machine; needs root)")
@@ -441,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in counts:
             workers = (1 if n <= 1000 else 2) if args.workers == "auto" else int(args.workers)
             rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp, args.jitter_ms,
-                                            args.nice, args.coalesce_ms)))
+                                            args.nice)))
     print_table(rows)
     core = [] if args.no_engine_only else [engine_only(n, 30 if args.smoke else 150)
                                            for n in counts]

@@ -47,6 +47,7 @@ __all__ = [
     "encode_error",
     "encode_event",
     "encode_result",
+    "parse_envelope",
     "parse_request",
     "request_id_of",
     "validate_args",
@@ -363,8 +364,11 @@ def validate_args(cmd: str, args: Any) -> dict[str, Any]:
     return out
 
 
-def parse_request(obj: Any) -> Request:
-    """Validate a decoded JSON value as a request envelope and its arguments.
+def parse_envelope(obj: Any) -> tuple[str, str, Any]:
+    """Validate a decoded JSON value as a request envelope: ``(id, cmd, raw args)``.
+
+    The command name is not checked against :data:`COMMANDS` here (the session decides
+    whether to reveal that it is unknown).
 
     Raises:
         CtiRequestError: with the field at fault; ``field`` is ``None`` only when the value
@@ -375,20 +379,30 @@ def parse_request(obj: Any) -> Request:
     version = obj.get("v")
     if version != PROTOCOL_VERSION or isinstance(version, bool):
         raise _fail(ErrorCode.UNSUPPORTED_VERSION,
-                    f"v must be {PROTOCOL_VERSION}, got {version!r}", "v")
+                    f"v must be {PROTOCOL_VERSION}, got {str(version)[:20]!r}", "v")
     if obj.get("type") != "req":
         raise _fail(ErrorCode.BAD_REQUEST, 'type must be "req"', "type")
     req_id = obj.get("id")
     if not isinstance(req_id, str) or not 0 < len(req_id) <= _MAX_ID_LEN:
         raise _fail(ErrorCode.BAD_REQUEST, f"id must be a string of 1..{_MAX_ID_LEN}", "id")
     cmd = obj.get("cmd")
-    if not isinstance(cmd, str):
-        raise _fail(ErrorCode.BAD_REQUEST, "cmd must be a string", "cmd")
-    extra = set(obj) - {"v", "type", "id", "cmd", "args"}
+    if not isinstance(cmd, str) or len(cmd) > 64:
+        raise _fail(ErrorCode.BAD_REQUEST, "cmd must be a string (<= 64)", "cmd")
+    extra = sorted(set(obj) - {"v", "type", "id", "cmd", "args"})
     if extra:
-        raise _fail(ErrorCode.BAD_REQUEST, f"unknown envelope field {sorted(extra)[0]!r}",
-                    sorted(extra)[0])
-    return Request(req_id, cmd, validate_args(cmd, obj.get("args", {})))
+        raise _fail(ErrorCode.BAD_REQUEST, f"unknown envelope field {extra[0][:64]!r}",
+                    extra[0][:64])
+    return req_id, cmd, obj.get("args", {})
+
+
+def parse_request(obj: Any) -> Request:
+    """Validate a decoded JSON value as a request: envelope, command and arguments.
+
+    Raises:
+        CtiRequestError: with the field at fault.
+    """
+    req_id, cmd, args = parse_envelope(obj)
+    return Request(req_id, cmd, validate_args(cmd, args))
 
 
 def request_id_of(obj: Any) -> str | None:

@@ -36,14 +36,16 @@ from enum import Enum
 from typing import Any, Final
 
 from cti.messages import (
+    COMMANDS,
     CtiRequestError,
     ErrorCode,
     Request,
     dumps,
     encode_error,
     encode_result,
-    parse_request,
+    parse_envelope,
     request_id_of,
+    validate_args,
 )
 from cti.roles import Principal, check_permission
 
@@ -279,29 +281,31 @@ class CtiSession:
             error = CtiRequestError(ErrorCode.BAD_JSON, f"not a JSON line: {exc}"[:200])
             return self._reject(None, None, error)
         req_id = request_id_of(obj)
-        cmd = obj.get("cmd") if isinstance(obj, dict) else None
-        cmd = cmd if isinstance(cmd, str) and len(cmd) <= 64 else None
         try:
-            request = parse_request(obj)
+            req_id, cmd, raw_args = parse_envelope(obj)
         except CtiRequestError as exc:
-            if exc.code is ErrorCode.UNKNOWN_COMMAND and self.state is not SessionState.ACTIVE:
-                refusal = self._refusal()  # do not reveal the command set before login
-                return self._reject(req_id, cmd, refusal)
-            return self._reject(req_id, cmd, exc)
-        session_input = _INPUT_OF_CMD.get(request.cmd, In.COMMAND)
+            return self._reject(req_id, None, exc)
+        if cmd not in COMMANDS:
+            if self.state is not SessionState.ACTIVE:  # reveal nothing before login
+                return self._reject(req_id, cmd, self._refusal())
+            error = CtiRequestError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {cmd!r}",
+                                    "cmd")
+            return self._reject(req_id, cmd, error)
+        session_input = _INPUT_OF_CMD.get(cmd, In.COMMAND)
         nxt = TRANSITIONS.get((self.state, session_input))
         if nxt is None:
-            return self._reject(request.id, request.cmd, self._refusal())
-        if session_input is In.COMMAND:
-            assert self.principal is not None
-            try:
-                check_permission(self.principal, request.cmd)
-            except CtiRequestError as exc:
-                return self._reject(request.id, request.cmd, exc)
+            return self._reject(req_id, cmd, self._refusal())
+        try:
+            if session_input is In.COMMAND:
+                assert self.principal is not None
+                check_permission(self.principal, cmd)  # before args: no schema leak
+            args = validate_args(cmd, raw_args)
+        except CtiRequestError as exc:
+            return self._reject(req_id, cmd, exc)
         if session_input is In.LOGOUT:
             self.principal = None
         self.state = nxt
-        return RequestReceived(request)
+        return RequestReceived(Request(req_id, cmd, args))
 
     def _refusal(self) -> CtiRequestError:
         code, message = _REFUSALS[self.state]

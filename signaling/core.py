@@ -285,15 +285,20 @@ class SipCore:
                              ", ".join(cfg.accept), ", ".join(cfg.accept_encoding))
 
     def _via_loop(self, request: Request) -> bool:
-        """A request carrying a Via with our sent-by and a branch of one of our live client
-        transactions has come back to us (§16.3 item 4, §8.2.2.2)."""
+        """§16.3 item 4 applied to a UA: a request carrying, below its top, a Via with our
+        sent-by and the branch of one of our live client transactions, and still the
+        Request-URI we sent, has come back to us unchanged: a loop. With a new
+        Request-URI (retargeted by a proxy) it is a spiral, which is legitimate."""
         vias = request.vias  # parsed (and cached) by the transaction key already
         if len(vias) == 1:
             return False  # one hop: its only Via is the sender's
         for via in vias[1:]:
             branch = via.branch
-            if (via.host.lower() == self._host_lower and (via.port or 5060) == self.config.port
-                    and branch and client_key(branch, request.method) in self.layer.client):
+            if (not branch or via.host.lower() != self._host_lower
+                    or (via.port or 5060) != self.config.port):
+                continue
+            ours = self.layer.client.get(client_key(branch, request.method))
+            if ours is not None and ours.request is not None and ours.request.uri == request.uri:
                 return True
         return False
 

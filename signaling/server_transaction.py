@@ -118,6 +118,8 @@ class ServerInviteTransaction(_ServerTransaction):
 
     def _enter(self, state: TransactionState, now: float) -> None:
         cfg = self._sink.config
+        if state is not S.PROCEEDING:
+            self.request = None  # only needed for 100 Trying and a CANCEL's 487
         if state is S.COMPLETED:
             if self.reliable:
                 self._retx_at = None
@@ -127,7 +129,6 @@ class ServerInviteTransaction(_ServerTransaction):
             self._arm_timeout(now, cfg.timer_h())
         elif state is S.CONFIRMED:
             self._retx_at = None
-            self.request = None
             self._arm_timeout(now, cfg.timer_i(self.reliable))
         elif state is S.ACCEPTED:
             self._retx_at = None

@@ -264,6 +264,33 @@ class HotlineRepository:
         logger.info("work order %s (%s) created for %s", number, kind, account or phone)
         return number
 
+    async def import_work_order(self, number: str, kind: str, *, account: str = "",
+                                phone: str = "", description: str = "", status: str = "open",
+                                progress: str | None = None, department: str = "",
+                                rating: int | None = None, created_at: dt.datetime,
+                                updated_at: dt.datetime) -> WorkOrderInfo:
+        """Store an existing work order under its own number (data taken over from the
+        previous system, demo data).
+
+        Raises:
+            HotlineError: unknown kind or status.
+            StorageConflictError: the number exists.
+        """
+        if kind not in WORK_ORDER_KINDS or status not in WORK_ORDER_STATUSES:
+            raise HotlineError(f"unknown kind {kind!r} or status {status!r}")
+        await self.ensure_schema()
+        resident = await self.resident_by_account(account) if account else None
+        row = WorkOrder(
+            number=number, kind=kind, account=account, phone=phone,
+            unit=resident.unit if resident else "", description=description, status=status,
+            department=department or DEPARTMENTS[kind], progress=progress,
+            created_at=created_at, updated_at=updated_at,
+            updated_on=self._local_date(updated_at),
+            closed_at=updated_at if status == "closed" else None, rating=rating)
+        async with self._db.transaction() as session:
+            session.add(row)
+        return _order(row)
+
     async def work_order_status(self, number: str) -> WorkOrderInfo | None:
         """The work order ``number``, or None."""
         await self.ensure_schema()

@@ -41,6 +41,7 @@ from .config import Config
 from .logsetup import call_context
 from .registration import RegistrationService
 from .trace import SipTrace
+from .trunks import TrunkService
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Node:
         self.transports: TransportSet | None = None
         self.driver: SipDriver | None = None
         self.registration: RegistrationService | None = None
+        self.trunks: TrunkService | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -163,6 +165,9 @@ class Node:
                 await self.transports.listen_udp(sip.bind, port)
             else:
                 await self.transports.listen_stream(transport, sip.bind, port)
+        # After the sockets: the first REGISTERs go out at once.
+        self.trunks = TrunkService(core, driver.flush, driver.now, cfg.trunks)
+        await self.trunks.start()
         logger.info(
             "softswitch ready: SIP %s on %s port %d (domain %s), database %s",
             "/".join(sip.active_transports), sip.bind, sip.port, sip.domain,
@@ -203,14 +208,16 @@ class Node:
                 make_response(event.request, status, to_tag=self.driver.core.ids.tag()),
                 event.transaction_id, self.driver.now(),
             )
-        elif (
-            isinstance(event, (ResponseReceived, TransactionTimedOut, TransportError))
-            and reg is not None
-        ):
-            reg.handle_keepalive_result(event)
+        elif isinstance(event, (ResponseReceived, TransactionTimedOut, TransportError)):
+            if self.trunks is not None and self.trunks.handle_event(event):
+                return
+            if reg is not None:
+                reg.handle_keepalive_result(event)
 
     async def stop(self) -> None:
         logger.info("shutting down")
+        if self.trunks is not None:
+            await self.trunks.stop()  # de-register while the sockets are still open
         if self.transports is not None:
             await self.transports.close()
         if self.registration is not None:

@@ -409,15 +409,18 @@ class CdrWriter:
         logger.info("replaying %d spooled CDR(s) from %s", len(self._spooled), self.spool_path)
 
     def submit(self, cdr: Cdr) -> None:
-        """Queue a CDR for writing; never blocks (Rule 1)."""
+        """Queue a CDR for writing; never blocks on the database (Rule 1). During an
+        outage the CDR goes to the spool at once (Rule 2) and waits for the next retry."""
         self._pending.append(cdr)
-        self._wake.set()
+        if self.outage:
+            self._spool()
+        else:
+            self._wake.set()
 
     async def _run(self) -> None:
         while True:
-            if self.outage:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.retry_interval_s)
+            if self.outage:  # retry on the timer only, not once per new CDR
+                await asyncio.sleep(self.retry_interval_s)
             else:
                 await self._wake.wait()
             self._wake.clear()

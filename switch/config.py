@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from switch.media.config import MediaConfig
+    from switch.trunks.config import TrunkConfig
 
 __all__ = [
     "LOG_LEVELS",
@@ -222,6 +223,8 @@ class Config:
     """The ``[media]`` table as merged from TOML and overrides (before validation)."""
     cti_raw: Mapping[str, Any] = field(default_factory=_empty)
     """The ``[cti]`` table, kept for the CTI server's own config (later)."""
+    trunks: Mapping[str, TrunkConfig] = field(default_factory=_empty)
+    """``[trunks.<name>]`` tables, validated by ``switch.trunks.config.parse_trunks``."""
     source: str | None = None
     """The operator's config file, if any."""
 
@@ -332,6 +335,8 @@ def _known_keys(section: str, media_cls: type | None) -> list[str] | None:
         return [f.name for f in dataclasses.fields(_SECTIONS[section])]
     if section == "cti":
         return list(_CTI_KEYS)
+    if section == "trunks":
+        return None  # trunk names are free; parse_trunks checks the keys inside each
     if media_cls is not None and dataclasses.is_dataclass(media_cls):
         return [f.name for f in dataclasses.fields(media_cls)] + ["rtp_ports"]
     return None
@@ -345,7 +350,7 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
 def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str,
            origins: dict[str, str], media_cls: type | None) -> None:
     """Merge one TOML document over ``base``, table by table, checking the key names."""
-    sections = [*_SECTIONS, "media", "cti"]
+    sections = [*_SECTIONS, "media", "cti", "trunks"]
     for section, table in layer.items():
         if section not in sections:
             raise ConfigError(_unknown("section", section, sections), key=section,
@@ -492,6 +497,19 @@ def _check_files(sip: SipConfig, origins: Mapping[str, str]) -> None:
                               origin=origins.get(f"sip.{key}"))
 
 
+def _build_trunks(table: Mapping[str, Any], origins: Mapping[str, str]) -> dict[str, Any]:
+    """``[trunks.<name>]`` -> TrunkConfig per trunk. Imported lazily: switch.trunks imports
+    ConfigError from this module. A trunk table in the operator's file replaces the trunk
+    of the same name in the default as a whole (merged trunk by trunk)."""
+    from switch.trunks.config import parse_trunks
+
+    try:
+        return parse_trunks(table)
+    except ConfigError as exc:
+        owner = ".".join((exc.key or "trunks").split(".")[:2])
+        raise ConfigError(exc.problem, key=exc.key, origin=origins.get(owner)) from None
+
+
 def _db_url(db: DbConfig, data_dir: Path, origins: Mapping[str, str]) -> DbConfig:
     from storage.db import StorageError, default_sqlite_url, normalize_url
 
@@ -534,5 +552,7 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     db = _db_url(_build(DbConfig, "db", merged.get("db", {}), origins), node.data_dir, origins)
     media_raw = copy.deepcopy(merged.get("media", {}))
     media = _build_media(media_cls, media_raw, node.data_dir, origins)
+    trunks = _build_trunks(merged.get("trunks", {}), origins)
     return Config(node=node, sip=sip, db=db, media=media, media_raw=media_raw,
-                  cti_raw=_check_cti(merged.get("cti", {}), origins), source=path)
+                  cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
+                  source=path)

@@ -63,8 +63,6 @@ class MediaConfig:
         worker_nice: scheduling niceness of worker processes (0 = inherit; negative values
             need privileges): media has deadlines every 20 ms, signaling and reports do not.
         stagger_ticks: spread the workers' tick grids evenly over the 20 ms period.
-        rx_coalesce_ms: receive coalescing pause per loop iteration (0 = off), see
-            ``EngineHost._coalesce``.
     """
 
     rtp_port_min: int = 10000
@@ -88,7 +86,6 @@ class MediaConfig:
     channels_per_worker: int = 0
     worker_nice: int = 0
     stagger_ticks: bool = True
-    rx_coalesce_ms: float = 0.0
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ConfigError:
@@ -129,8 +126,6 @@ class MediaConfig:
             raise bad("inactivity_timeout_s", "must not be negative")
         if self.channels_per_worker < 0:
             raise bad("channels_per_worker", "must not be negative")
-        if not 0 <= self.rx_coalesce_ms <= 5:
-            raise bad("rx_coalesce_ms", "must be within 0..5")
         if not -20 <= self.worker_nice <= 19:
             raise bad("worker_nice", "must be within -20..19")
         object.__setattr__(self, "recordings_dir", Path(self.recordings_dir))

@@ -35,7 +35,6 @@ beyond the ring or a new SSRC re-anchors.
 from __future__ import annotations
 
 import logging
-import struct
 from array import array
 from collections import deque
 from dataclasses import dataclass
@@ -49,10 +48,11 @@ from dsp.dtmf import BatchDtmfDetector
 from dsp.plc import Plc
 from dsp.tones import render_tone
 from switch.media.digits import DigitArbiter
+from switch.media.engine_dtmf import DigitsMixin
 from switch.media.engine_mix import MixPlan, ToneSource
 from switch.media.latch import SymmetricLatch
 from switch.media.player import FRAME_SAMPLES, FinishReason, PlayerBank
-from switch.media.rfc4733 import EVENT_CODES, DigitEvent, DtmfReceiver, DtmfSender
+from switch.media.rfc4733 import DtmfReceiver
 from switch.media.rtp import RtpSource, parse_header_fast
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ _PKT = np.dtype(
      ("payload", "u1", (FRAME_SAMPLES,))]
 )
 PACKET_BYTES = _PKT.itemsize  # 172: 12-byte header + 160 payload octets
-_HDR = struct.Struct("!BBHII")  # RTP fixed header (RFC 3550 section 5.1)
 
 
 @dataclass(slots=True)
@@ -140,7 +139,7 @@ class _Channel:
         self.last_late = self.last_adjust = -1e9
 
 
-class MediaEngine:
+class MediaEngine(DigitsMixin):
     """All channels of one worker, processed once per 20 ms tick.
 
     Args:
@@ -305,9 +304,13 @@ class MediaEngine:
         if pt != ch.pt and pt != ch.dtmf_pt and pt != CN_PT:
             ch.wrong_pt += 1
             return
-        if ch.latch is not None:
-            if not self._accept_source(ch, addr, now):
+        latch = ch.latch
+        if latch is not None:
+            if not latch.accept(addr, now):
+                ch.foreign += 1
                 return
+            if addr != ch.remote:
+                self._latched(ch, addr)
         elif addr != ch.remote:
             ch.foreign += 1
             return
@@ -391,20 +394,15 @@ class MediaEngine:
         self._play[ch.slot] = play + FRAME_SAMPLES
         self.jb_dropped += 1
 
-    def _accept_source(self, ch: _Channel, addr: tuple[str, int], now: float) -> bool:
-        """Symmetric RTP (``latch.SymmetricLatch``): latch to the first valid source, then
-        drop and count packets from anyone else; re-latch only after the latched source
-        has been silent (NAT rebinding), so a flood from another address cannot steal the
-        stream. Without latching only the SDP address is accepted."""
-        latch = ch.latch
-        if latch is None or not latch.accept(addr, now):
-            ch.foreign += 1
-            return False
-        if ch.remote != addr:
-            logger.info("slot %d latched to %s:%d", ch.slot, addr[0], addr[1])
-            ch.remote = addr
-            self._sending[ch.slot] = ch.send_enabled
-        return True
+    def _latched(self, ch: _Channel, addr: tuple[str, int]) -> None:
+        """Symmetric RTP (``latch.SymmetricLatch``, checked per packet in ``receive_rtp``):
+        the latch accepted a new source (first valid packets, or a re-latch after the old
+        source fell silent, e.g. NAT rebinding); send there from now on. Packets from anyone
+        else are dropped and counted, so a flood cannot steal the stream. Without latching
+        only the SDP address is accepted."""
+        logger.info("slot %d latched to %s:%d", ch.slot, addr[0], addr[1])
+        ch.remote = addr
+        self._sending[ch.slot] = ch.send_enabled
 
     def receive_rtcp(self, slot: int, data: bytes, addr: tuple[str, int], now: float) -> None:
         """Queue an RTCP datagram for the service (ingested by its RtcpSession)."""
@@ -417,21 +415,7 @@ class MediaEngine:
             return
         self._events.append(("rtcp", slot, (data, now)))
 
-    # ------------------------------------------------------------------ digits, sources
-
-    def _arbitrate(self, ch: _Channel, events: list[DigitEvent]) -> None:
-        for event in events:
-            self._digits(ch, ch.arbiter.feed(event))
-
-    def _digits(self, ch: _Channel, digits: list[DigitEvent]) -> None:
-        """Report arbitrated digits upward and apply barge-in to prompts and tones."""
-        for event in digits:
-            self._events.append(("digit", ch.slot, event))
-            self.players.on_digit(ch.slot)
-            tone = self._tones.get(ch.slot)
-            if tone is not None and tone.barge_in:
-                del self._tones[ch.slot]
-                self._events.append(("tone_done", ch.slot, FinishReason.BARGED_IN))
+    # ------------------------------------------------------------------ sources
 
     def play(self, slot: int, items: list[NDArray[np.int16]], *, loop: bool = False,
              barge_in: bool = False) -> None:
@@ -461,22 +445,6 @@ class MediaEngine:
         else:
             self._taps[slot] = recorder
 
-    def send_rfc4733(self, slot: int, digit: str, duration_ms: int = 100,
-                     volume: int = 10) -> None:
-        """Send ``digit`` as RFC 4733 events (audio of the slot is suppressed meanwhile)."""
-        ch = self.channel(slot)
-        if digit.upper() not in EVENT_CODES or ch.dtmf_pt < 0:
-            raise ValueError(f"cannot send DTMF {digit!r} as RFC 4733 on slot {slot}")
-        schedule = DtmfSender(8000).packets(digit, max(40, min(duration_ms, 8000)), volume,
-                                            int(self._tx_ts[slot]), 20)
-        ch.dtmf_tx = deque(schedule)
-        self._dtmf_active.add(ch)
-
-    def feed_info_digit(self, slot: int, digit: str, duration_ms: int, now: float) -> None:
-        """A digit signalled out of band (SIP INFO) goes through the same arbiter."""
-        ch = self.channel(slot)
-        self._digits(ch, ch.arbiter.feed_info(digit, now, duration_ms))
-
     # ------------------------------------------------------------------ the tick
 
     def tick(self, now: float) -> TickOutput:
@@ -505,31 +473,6 @@ class MediaEngine:
         events, self._events = self._events, []
         out.events = events
         return out
-
-    def _detect_inband(self, rx: NDArray[np.int16], now: float) -> None:
-        """In-band DTMF for every slot at once; a failing detector costs digits, not audio."""
-        try:
-            found = self.detector.process(rx[: self.capacity])
-        except (ValueError, IndexError, FloatingPointError) as exc:
-            self.dsp_errors += 1
-            if self.dsp_errors == 1 or self.dsp_errors % 1000 == 0:
-                logger.error("in-band DTMF detection failed (%d times): %s", self.dsp_errors, exc)
-            return
-        for slot, event in found:
-            ch = self._chans[slot]
-            if ch is not None and ch.inband:
-                self._digits(ch, ch.arbiter.feed_inband(event.digit, now))
-
-    def _expire_dtmf(self, now: float) -> None:
-        """Let RFC 4733 receivers end digits whose end packets were lost (section 2.5.2.2)."""
-        for ch in list(self._dtmf_active):
-            if self._chans[ch.slot] is not ch:
-                self._dtmf_active.discard(ch)
-                continue
-            self._arbitrate(ch, ch.dtmf_rx.expire(now))
-            idle = ch.last_rx is None or now - ch.last_rx > 2.0 or ch.dtmf_last < now - 2.0
-            if ch.dtmf_tx is None and idle:
-                self._dtmf_active.discard(ch)
 
     def _apply_pending(self) -> None:
         """Stamp the 5 ms blocks fully covered by the packets received since the last tick."""
@@ -627,32 +570,6 @@ class MediaEngine:
         self._sent[send] += 1
         self._tx_ts[slots] += np.uint32(FRAME_SAMPLES)
         return TickOutput(send, pkts.tobytes(), extra, [])
-
-    def _dtmf_senders(self) -> list[_Channel]:
-        if not self._dtmf_active:
-            return []
-        return [ch for ch in self._dtmf_active if ch.dtmf_tx is not None]
-
-    def _dtmf_packets(self, ch: _Channel) -> list[tuple[int, bytes]]:
-        """The next RFC 4733 packet of the digit being sent on ``ch`` (one per tick).
-
-        The schedule comes from ``rfc4733.DtmfSender`` (start packet with M bit, updates,
-        end packet three times); each packet takes the channel's next sequence number, so
-        audio and events share one sequence space and SSRC (RFC 4733 section 2.1).
-        """
-        queue = ch.dtmf_tx
-        assert queue is not None
-        slot = ch.slot
-        marker, ts, payload, _offset = queue.popleft()
-        seq = int(self._tx_seq[slot])
-        self._tx_seq[slot] = (seq + 1) & 0xFFFF
-        packet = _HDR.pack(0x80, ch.dtmf_pt | (0x80 if marker else 0), seq, ts,
-                           int(self._tx_ssrc[slot])) + payload
-        self._sent[slot] += 1
-        if not queue:
-            ch.dtmf_tx = None
-            self._events.append(("dtmf_sent", slot, None))
-        return [(slot, packet)]
 
     # ------------------------------------------------------------------ statistics
 

@@ -45,7 +45,8 @@ __all__ = ["WorkerBackend", "worker_main"]
 
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
-_ERRORS: dict[str, type[Exception]] = {"KeyError": KeyError, "ValueError": ValueError}
+_ERRORS: dict[str, type[Exception]] = {"KeyError": KeyError, "ValueError": ValueError,
+                                       "OSError": OSError}
 
 
 def _raise_nofile() -> None:
@@ -101,7 +102,9 @@ async def _serve(conn: Connection, config: MediaConfig, port_range: tuple[int, i
     async def run(rid: int, op: str, args: tuple[Any, ...]) -> None:
         try:
             result = await host.execute(op, args)
-        except (MediaError, KeyError, ValueError, OSError, RuntimeError, TypeError) as exc:
+        except Exception as exc:  # forwarded to the caller (never swallowed)
+            if not isinstance(exc, (MediaError, KeyError, ValueError, OSError)):
+                logger.exception("media worker: %s failed", op)
             conn.send(("err", rid, type(exc).__name__, str(exc)))
             return
         conn.send(("ok", rid, result))

@@ -242,7 +242,7 @@ class TrunkConfig:
 _TOML_ONLY = {"caller_id_mode", "caller_id_number", "caller_id_map", "caller_id_format"}
 _FIELDS = [f.name for f in dataclasses.fields(TrunkConfig) if f.name not in ("name", "caller_id")]
 _KNOWN = sorted([*_FIELDS, *_TOML_ONLY])
-_TYPES: dict[str, type | tuple[type, ...]] = {
+_TYPES: dict[str, type] = {
     "enabled": bool, "register": bool, "allow_international": bool,
     "port": int, "register_expires_s": int, "max_calls": int,
     "outbound_rules": list, "did_map": dict, "caller_id_map": dict,
@@ -252,11 +252,14 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 _RULE_KEYS = ("prefix", "pattern", "strip", "prepend")
 
 
-def _expect(name: str, key: str, value: object, kind: type | tuple[type, ...]) -> None:
+_NOUNS: dict[type, str] = {bool: "true or false", int: "an integer", list: "a list",
+                           dict: "a table"}
+
+
+def _expect(name: str, key: str, value: object, kind: type) -> None:
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if not ok:
-        noun = {bool: "true or false", int: "an integer", list: "a list",
-                dict: "a table"}.get(kind, "a string")  # type: ignore[call-overload]
+        noun = _NOUNS.get(kind, "a string")
         raise ConfigError(f"expected {noun}, got {value!r}", key=f"trunks.{name}.{key}")
 
 

@@ -192,9 +192,10 @@ class TrunkService:
     async def _resolve_and_send(self, client: RegistrationClient, out: SendRegister) -> None:
         name = out.destination.host
         loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.core.config.host else socket.AF_INET
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(name, out.destination.port, type=socket.SOCK_DGRAM), 5.0)
+            infos = await asyncio.wait_for(loop.getaddrinfo(
+                name, out.destination.port, family=family, type=socket.SOCK_DGRAM), 5.0)
         except (OSError, TimeoutError) as exc:
             logger.warning("trunk %s: cannot resolve %s: %s", client.trunk.name, name, exc)
             client.handle_timeout(out.cseq, self._now(), f"cannot resolve {name}")

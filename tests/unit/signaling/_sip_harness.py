@@ -66,14 +66,20 @@ class FakeLink:
 class UacUasPair:
     """A UAC core and a UAS core on a fake link, with a shared fake clock."""
 
-    def __init__(self, *, timers: TimerConfig | None = None, uas_transport: str = "udp",
+    def __init__(self, *, timers: TimerConfig | None = None, transport: str = "udp",
                  seed: int = 7, **uas_kwargs: object) -> None:
         timers = timers or TimerConfig()
-        self.uac = SipCore(CoreConfig(host=UAC_ADDR.host, port=UAC_ADDR.port, timers=timers),
-                           rng=Random(seed))
+        self.transport = transport
+        self.uac = SipCore(CoreConfig(host=UAC_ADDR.host, port=UAC_ADDR.port, timers=timers,
+                                      transport=transport), rng=Random(seed))
         self.uas = SipCore(CoreConfig(host=UAS_ADDR.host, port=UAS_ADDR.port, timers=timers,
+                                      transport=transport,
                                       **uas_kwargs),  # type: ignore[arg-type]
                            rng=Random(seed + 1))
+        # Over a stream transport both ends share one connection (id 1).
+        conn = None if transport == "udp" else 1
+        self.uac_addr = Address(transport, UAC_ADDR.host, UAC_ADDR.port, conn)
+        self.uas_addr = Address(transport, UAS_ADDR.host, UAS_ADDR.port, conn)
         self.now = 0.0
         self.link = FakeLink()
         self._flight: list[tuple[float, int, bytes, Address, SipCore]] = []
@@ -84,7 +90,8 @@ class UacUasPair:
 
     # -- moving datagrams ---------------------------------------------------------------
     def _collect(self) -> None:
-        for core, src, other in ((self.uac, UAC_ADDR, self.uas), (self.uas, UAS_ADDR, self.uac)):
+        pairs = ((self.uac, self.uac_addr, self.uas), (self.uas, self.uas_addr, self.uac))
+        for core, src, other in pairs:
             for data, dest in core.datagrams_to_send():
                 target = self.uas if (dest.host, dest.port) == (UAS_ADDR.host, UAS_ADDR.port) \
                     else self.uac if (dest.host, dest.port) == (UAC_ADDR.host, UAC_ADDR.port) \
@@ -138,7 +145,7 @@ class UacUasPair:
             "INVITE", f"sip:bob@{UAS_ADDR.host}:{UAS_ADDR.port}",
             from_="Alice <sip:alice@example.com>", to="Bob <sip:bob@example.com>",
             body=body, content_type=content_type, **kw)  # type: ignore[arg-type]
-        tid = self.uac.send_request(req, UAS_ADDR, self.now)
+        tid = self.uac.send_request(req, self.uas_addr, self.now)
         self._collect()
         return req, tid
 
@@ -147,7 +154,7 @@ class UacUasPair:
             method, f"sip:bob@{UAS_ADDR.host}:{UAS_ADDR.port}",
             from_="Alice <sip:alice@example.com>", to="Bob <sip:bob@example.com>",
             **kw)  # type: ignore[arg-type]
-        tid = self.uac.send_request(req, UAS_ADDR, self.now)
+        tid = self.uac.send_request(req, self.uas_addr, self.now)
         self._collect()
         return req, tid
 

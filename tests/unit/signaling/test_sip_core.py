@@ -375,3 +375,15 @@ def test_transport_error_reported_for_the_transaction() -> None:
     [ev] = c.events()
     assert type(ev).__name__ == "TransportError" and ev.transaction_id == tid
     assert c.layer.live_count() == 0
+
+
+def test_spiral_with_a_retargeted_request_uri_is_not_a_loop() -> None:
+    c = core()
+    out = c.create_request("INFO", "sip:x@198.51.100.9", from_="<sip:me@192.0.2.1>",
+                           to="<sip:x@198.51.100.9>")
+    c.send_request(out, Address("udp", "198.51.100.9", 5060), 0.0)
+    c.datagrams_to_send()
+    spiral = bytes(out).replace(b"Via: ", b"Via: SIP/2.0/UDP 198.51.100.9;branch=z9hG4bKpx, ", 1)
+    spiral = spiral.replace(b"INFO sip:x@198.51.100.9", b"INFO sip:local-ext@192.0.2.1", 1)
+    c.handle_datagram(spiral, Address("udp", "198.51.100.9", 5060), 1.0)
+    assert [type(e).__name__ for e in c.events()] == ["RequestReceived"]

@@ -375,3 +375,29 @@ def test_rejected_reinvite_does_not_leave_the_dialog_stuck() -> None:
     # §14.2: a second INVITE while the first is unanswered: 500 with Retry-After 0-10 s.
     [r500] = [e for e in p.take("uac", ResponseReceived) if e.response.status == 500]
     assert 0 <= int(r500.response.headers.get("Retry-After") or "-1") <= 10
+
+
+def test_call_over_tcp_needs_no_hop_by_hop_retransmission() -> None:
+    p = UacUasPair(transport="tcp")
+    p.invite()
+    p.advance(5.0)  # over UDP Timer A would have re-sent the INVITE 3 times by now
+    assert p.lines().count("INVITE sip:bob@192.0.2.2:5070 SIP/2.0") == 1
+    [inv] = p.take("uas", RequestReceived)
+    assert inv.source.transport == "tcp" and inv.source.connection_id == 1
+    p.link.add("ACK", "drop")  # a lost ACK: possible end to end even if this hop is TCP
+    p.answer(inv, 200, body=b"v=0\r\n")
+    p.advance(1.0)
+    # §13.3.1.4: the UAS core re-sends its 2xx over TCP too, and the UAC re-ACKs.
+    assert p.lines().count("SIP/2.0 200 OK") == 2
+    assert len(p.take("uas", AckReceived)) == 1
+    [did] = p.uac.dialogs
+    p.uac.send_in_dialog(did, "BYE", p.now)
+    p.run()
+    [bye] = p.take("uas", RequestReceived)
+    p.answer(bye, 200)
+    p.run()
+    # Timers J and K are zero over TCP: only the INVITE transactions (Timers L, M) remain.
+    assert {t.method for t in p.uas.layer.server.values()} == {"INVITE"}
+    assert {t.method for t in p.uac.layer.client.values()} == {"INVITE"}
+    p.advance(40.0)
+    assert p.uac.layer.live_count() == 0 and p.uas.layer.live_count() == 0

@@ -360,15 +360,45 @@ def test_password_never_in_requests_or_repr() -> None:
     assert "s3cret" not in repr(c.trunk)
 
 
-@given(st.lists(st.sampled_from(list(RegInput)), max_size=30))
-def test_every_input_sequence_stays_in_the_table(inputs: list[RegInput]) -> None:
-    """h2-style: each (state, input) either has a table entry or is refused loudly."""
-    state = S.UNREGISTERED
-    for inp in inputs:
-        entry = TRANSITIONS.get((state, inp))
-        if entry is None:
-            continue
-        state = entry[1]
-        assert isinstance(state, RegistrationState)
-    assert all((s, RegInput.STOP) in TRANSITIONS for s in S)
-    assert all((s, RegInput.START) in TRANSITIONS for s in S)
+ACTIONS = ["start", "stop", "timer", "timeout", "200", "401", "401-stale", "423", "403",
+           "503", "100"]
+
+
+@given(st.lists(st.sampled_from(ACTIONS), max_size=40))
+def test_any_sequence_of_public_calls_keeps_a_valid_state(actions: list[str]) -> None:
+    """h2-style: whatever arrives in whatever order, the public API never raises, the state
+    is always one of the enum's, and a deadline exists exactly when one is needed."""
+    c = client()
+    now = 0.0
+    nonce = itertools.count()
+    last: SendRegister | None = None
+    for action in actions:
+        now += 1.0
+        for out in c.outputs():
+            if isinstance(out, SendRegister):
+                last = out
+        if action == "start":
+            c.start(now)
+        elif action == "stop":
+            c.stop(now)
+        elif action == "timer":
+            deadline = c.next_deadline()
+            c.handle_timer(deadline if deadline is not None else now)
+        elif action == "timeout":
+            c.handle_timeout(c.pending_cseq or 0, now)
+        elif last is not None:
+            status = int(action[:3])
+            extra: list[tuple[str, str]] = []
+            if status == 401:
+                stale = ", stale=true" if action.endswith("stale") else ""
+                extra = [("WWW-Authenticate",
+                          f'Digest realm="r", nonce="n{next(nonce)}", algorithm=MD5{stale}')]
+            elif status == 423:
+                extra = [("Min-Expires", str(c.expires_s + 60))]
+            c.handle_response(make_response(last.request, status, extra=extra), now)
+        assert isinstance(c.state, RegistrationState)
+        if c.state in (S.FAILED, S.REGISTERED):
+            assert c.next_deadline() is not None
+        if c.state in (S.REGISTERING, S.UNREGISTERING):
+            assert c.pending_cseq is not None
+    assert all((st_, RegInput.STOP) in TRANSITIONS for st_ in S)

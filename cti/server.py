@@ -73,6 +73,8 @@ __all__ = ["CtiConfig", "CtiServer"]
 SERVER_NAME = "softswitch-cti"
 CAPABILITIES = ("resume", "snapshot", "subscribe-filters", "tokens", "screen-pop")
 _READ_BYTES = 64 * 1024
+_LINGER_S = 2.0
+_LINGER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ class _Connection:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_max)
         self.stream: _Stream | None = None
         self.closed = False
+        self.linger = False
 
     def enqueue(self, line: bytes) -> bool:
         """Queue one line; on overflow drop the connection (Rule 1) and return False."""
@@ -350,11 +353,29 @@ class CtiServer:
             if not conn.closed:  # let queued replies (an error before close) go out
                 with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
                     await asyncio.wait_for(self._flush(conn), 1.0)
+                if conn.linger:
+                    await self._linger(reader, writer)
             conn.closed = True
             writer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer_task
             writer.close()
+
+    @staticmethod
+    async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Lingering close after ``line_too_long``: half-close, then read and discard what
+        the peer is still sending (bounded in time and bytes), so that closing does not
+        reset the connection and destroy the error reply before the peer reads it."""
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
+            if writer.can_write_eof():
+                writer.write_eof()
+            async with asyncio.timeout(_LINGER_S):
+                discarded = 0
+                while discarded < _LINGER_BYTES:
+                    chunk = await reader.read(_READ_BYTES)
+                    if not chunk:
+                        break
+                    discarded += len(chunk)
 
     @staticmethod
     async def _flush(conn: _Connection) -> None:
@@ -387,6 +408,7 @@ class CtiServer:
                 if isinstance(event, RequestRejected):
                     self._rejected(conn, event)
                     if event.close:
+                        conn.linger = True
                         return
                     continue
                 assert isinstance(event, RequestReceived)

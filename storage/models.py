@@ -109,3 +109,8 @@ class RegistrationBinding(Base):
     """``reg-id`` (RFC 5626 §4.2); 0 when absent."""
     params: Mapped[str] = mapped_column(Text, default="[]")
     """Other Contact parameters as a JSON list of [name, value] pairs, in order."""
+
+
+# Tables of other features register on the same metadata when their modules are imported;
+# importing them here makes ``Database.start()`` create every table.
+from storage import cdr_models, hotline_models  # noqa: E402, F401

@@ -15,7 +15,12 @@ Rules:
   needs.
 * Rule 3 -- a subscriber's filter that raises is that subscriber's bug: the event is not
   delivered to it, the error is logged and counted, and publishing goes on for the others.
-* Rule 4 -- iterating a subscription (``async for event in sub``) ends after
+* Rule 4 -- a **tap** (:meth:`EventBus.tap`) is a synchronous listener called inside
+  ``publish`` for every event, in order, without a queue and so without loss. It is for the
+  few consumers that must see every event and cost microseconds, such as the CDR collector
+  (``switch/cdr.py``); anything that does I/O or may be slow subscribes instead. A tap that
+  raises is logged and counted like a failing filter (Rule 3).
+* Rule 5 -- iterating a subscription (``async for event in sub``) ends after
   :meth:`Subscription.close` / :meth:`EventBus.close`, once the events queued before the
   close have been read.
 """
@@ -81,7 +86,7 @@ def _predicate(flt: EventFilter) -> Callable[[Event], bool] | None:
 
 
 class Subscription:
-    """One subscriber's bounded queue; an async iterator of events (Rule 4)."""
+    """One subscriber's bounded queue; an async iterator of events (Rule 5)."""
 
     def __init__(self, bus: EventBus, name: str, accept: Callable[[Event], bool] | None,
                  maxsize: int) -> None:
@@ -180,10 +185,11 @@ class Subscription:
 
 
 class EventBus:
-    """Fan-out of events to bounded per-subscriber queues (Rules 1-4)."""
+    """Fan-out of events to taps and bounded per-subscriber queues (Rules 1-5)."""
 
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
+        self._taps: list[Callable[[Event], None]] = []
         self.published = 0
         self.filter_errors = 0
         self._dropped_by_closed = 0
@@ -202,6 +208,12 @@ class EventBus:
         self._subs.append(sub)
         return sub
 
+    def tap(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` synchronously for every event (Rule 4); returns a
+        function that removes it."""
+        self._taps.append(listener)
+        return lambda: self._taps.remove(listener) if listener in self._taps else None
+
     def unsubscribe(self, sub: Subscription) -> None:
         """Same as ``sub.close()``."""
         sub.close()
@@ -214,6 +226,12 @@ class EventBus:
     def publish(self, event: Event) -> None:
         """Give ``event`` to every matching subscriber; never blocks (Rule 1)."""
         self.published += 1
+        for listener in tuple(self._taps):
+            try:
+                listener(event)
+            except Exception:  # a consumer's bug must not stop publishing (Rule 4)
+                self.filter_errors += 1
+                logger.exception("event tap %r failed on %s", listener, type(event).__name__)
         for sub in tuple(self._subs):
             sub._offer(event)
 

@@ -247,9 +247,9 @@ class _Open:
 class CdrCollector:
     """Turns a call's events into one :class:`Cdr` when its first (A) leg hangs up.
 
-    Feed it events (``handle(event)``, e.g. from a bus subscription); completed CDRs go to
-    ``on_cdr`` (normally :meth:`CdrWriter.submit`). :meth:`finish_all` closes the calls still
-    up at shutdown.
+    Feed it every event: ``bus.tap(collector.handle)`` (a tap loses nothing, a lagging
+    subscription could); completed CDRs go to ``on_cdr`` (normally :meth:`CdrWriter.submit`).
+    :meth:`finish_all` closes the calls still up at shutdown.
     """
 
     def __init__(self, on_cdr: Any) -> None:

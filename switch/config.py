@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from switch.media.config import MediaConfig
+    from switch.routing_config import RoutingConfig
     from switch.trunks.config import TrunkConfig
 
 __all__ = [
@@ -225,6 +226,8 @@ class Config:
     """The ``[cti]`` table, kept for the CTI server's own config (later)."""
     trunks: Mapping[str, TrunkConfig] = field(default_factory=_empty)
     """``[trunks.<name>]`` tables, validated by ``switch.trunks.config.parse_trunks``."""
+    routing: RoutingConfig | None = None
+    """``[dialplan]`` and ``[calendars.<name>]``, validated by ``switch.routing_config``."""
     source: str | None = None
     """The operator's config file, if any."""
 
@@ -337,6 +340,10 @@ def _known_keys(section: str, media_cls: type | None) -> list[str] | None:
         return list(_CTI_KEYS)
     if section == "trunks":
         return None  # trunk names are free; parse_trunks checks the keys inside each
+    if section == "dialplan":
+        return ["rules", "blocked_lists", "vip_list", "vip_priority"]
+    if section == "calendars":
+        return None  # calendar names are free; parse_routing checks inside each
     if media_cls is not None and dataclasses.is_dataclass(media_cls):
         return [f.name for f in dataclasses.fields(media_cls)] + ["rtp_ports"]
     return None
@@ -350,7 +357,7 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
 def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str,
            origins: dict[str, str], media_cls: type | None) -> None:
     """Merge one TOML document over ``base``, table by table, checking the key names."""
-    sections = [*_SECTIONS, "media", "cti", "trunks"]
+    sections = [*_SECTIONS, "media", "cti", "trunks", "dialplan", "calendars"]
     for section, table in layer.items():
         if section not in sections:
             raise ConfigError(_unknown("section", section, sections), key=section,
@@ -510,6 +517,19 @@ def _build_trunks(table: Mapping[str, Any], origins: Mapping[str, str]) -> dict[
         raise ConfigError(exc.problem, key=exc.key, origin=origins.get(owner)) from None
 
 
+def _build_routing(merged: Mapping[str, Any], origins: Mapping[str, str]) -> Any:
+    """``[dialplan]`` + ``[calendars]`` -> RoutingConfig (lazy import: routing_config
+    imports ConfigError from this module)."""
+    from switch.routing_config import parse_routing
+
+    try:
+        return parse_routing({"dialplan": merged.get("dialplan", {}),
+                              "calendars": merged.get("calendars", {})})
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, key=exc.key,
+                          origin=_origin_of(exc.key or "dialplan", origins)) from None
+
+
 def _db_url(db: DbConfig, data_dir: Path, origins: Mapping[str, str]) -> DbConfig:
     from storage.db import StorageError, default_sqlite_url, normalize_url
 
@@ -553,6 +573,7 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     media_raw = copy.deepcopy(merged.get("media", {}))
     media = _build_media(media_cls, media_raw, node.data_dir, origins)
     trunks = _build_trunks(merged.get("trunks", {}), origins)
+    routing = _build_routing(merged, origins)
     return Config(node=node, sip=sip, db=db, media=media, media_raw=media_raw,
                   cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
-                  source=path)
+                  routing=routing, source=path)

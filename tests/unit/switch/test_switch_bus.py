@@ -132,3 +132,22 @@ async def test_a_failing_filter_only_affects_its_subscriber() -> None:
 def test_maxsize_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EventBus().subscribe(maxsize=0)
+
+
+def test_taps_see_every_event_in_order_and_can_be_removed() -> None:
+    bus = EventBus()
+    seen: list[float] = []
+    remove = bus.tap(lambda ev: seen.append(ev.at))
+
+    def broken(ev: Event) -> None:
+        raise RuntimeError("bug")
+
+    bus.tap(broken)
+    bus.subscribe(maxsize=1)  # a lagging subscriber does not affect taps
+    for i in range(100):
+        bus.publish(_digit(i))
+    assert seen == [float(i) for i in range(100)]
+    assert bus.metrics().filter_errors == 100
+    remove()
+    bus.publish(_digit(100))
+    assert len(seen) == 100

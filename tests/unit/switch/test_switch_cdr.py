@@ -269,3 +269,28 @@ async def test_close_writes_everything_pending(tmp_path: Path) -> None:
         writer.submit(_cdr(i))
     assert await writer.close()
     assert len(sink.rows) == 7
+
+
+async def test_bus_to_sqlite_end_to_end_with_shutdown(tmp_path: Path) -> None:
+    """Calls on the bus -> collector (tap) -> writer -> SQLite; one call still up at stop."""
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}") as db:
+        repo = CdrRepository(db)
+        writer = CdrWriter(repo, tmp_path / "spool.jsonl")
+        await writer.start()
+        bus = EventBus()
+        collector = CdrCollector(writer.submit)
+        bus.tap(collector.handle)
+        for i in range(3):
+            c = dict(call_id=f"c{i}", channel=f"a{i}")
+            bus.publish(CallOffered(at=T0 + i, caller="1001", callee="12345", **c))
+            bus.publish(CallAnswered(at=T0 + i + 1, **c))
+            if i < 2:
+                bus.publish(CallHungUp(at=T0 + i + 9, cause="normal_clearing", side="caller",
+                                       **c))
+        assert collector.finish_all(T0 + 60) == 1  # graceful stop with one call up
+        assert await writer.close()
+        stored = await repo.between(dt.datetime.fromtimestamp(T0, dt.UTC),
+                                    dt.datetime.fromtimestamp(T0 + 100, dt.UTC))
+        assert [(c.call_id, c.hangup_cause, c.billsec) for c in stored] == [
+            ("c0", "normal_clearing", 8.0), ("c1", "normal_clearing", 8.0),
+            ("c2", "shutdown", 57.0)]

@@ -54,6 +54,7 @@ import numpy as np
 from dsp import g711
 from switch.media.config import MediaConfig
 from switch.media.engine_host import DELAY_BINS, tune_process
+from switch.media.errors import MediaError
 from switch.media.service import MediaService
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,12 @@ def build_generator(tmp: Path) -> list[str] | None:
     return [str(exe)]
 
 
-def free_port_block(count: int, start: int = 20000, stop: int = 60000) -> int:
-    """First port of ``count`` consecutive UDP ports that bind on 127.0.0.1 right now."""
+def free_port_block(count: int, start: int = 50000, stop: int = 65000) -> int:
+    """First port of ``count`` consecutive UDP ports that bind on 127.0.0.1 right now.
+
+    Starts at 50000: the peers of TESTING.md use 5060-5130, 6000+, 20000-22000, 30000+ and
+    40000+ for SIP and RTP, and other tests may be running.
+    """
     base = start
     while base + count < stop:
         socks: list[socket.socket] = []
@@ -163,7 +168,8 @@ def analyse(path: Path, t0_ns: int | np.ndarray) -> dict[str, Any]:
 
 
 async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | None,
-                  tmp: Path, jitter_ms: int, nice: int = 0) -> dict[str, Any]:
+                  tmp: Path, jitter_ms: int, nice: int = 0,
+                  max_catchup_ms: float = 100.0) -> dict[str, Any]:
     """One benchmark point: N channels, bridged in pairs, for ``duration_s``."""
     n -= n % 2
     per_worker = -(-n // max(1, workers)) + 8
@@ -171,7 +177,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     cfg = MediaConfig(rtp_port_min=port_min,
                       rtp_port_max=port_min + 2 * per_worker * max(1, workers) - 1,
                       workers=workers, jitter_min_ms=jitter_ms, jitter_max_ms=200,
-                      inactivity_timeout_s=0, worker_nice=nice)
+                      inactivity_timeout_s=0, worker_nice=nice, max_catchup_ms=max_catchup_ms)
     nsock = max(1, min(16, n // 125))
     gen_base = free_port_block(nsock, start=port_min + 2 * per_worker * max(1, workers) + 100)
     svc = MediaService(cfg, seed=7)
@@ -207,10 +213,12 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
         argv = [str(ports_file), str(out_file), str(nsock), str(gen_base), str(start_ns),
                 str(PERIOD_NS), str(frames), "0", safe.hex(), str(fill), "300"]
         cmd = (gen_cmd or [sys.executable, "-m", "benchmarks.bench_media", "--generate"]) + argv
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
-        if nice:
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    start_new_session=bool(nice))
+        if nice:  # same treatment as the workers (worker._set_priority)
             try:
                 os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
+                Path(f"/proc/{proc.pid}/autogroup").write_text(str(nice))
             except OSError as exc:
                 logger.warning("cannot renice the generator: %s", exc)
         try:
@@ -246,7 +254,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
         "gen_cpu_core_pct": 100.0 * ((ru1.ru_utime + ru1.ru_stime)
                                      - (ru0.ru_utime + ru0.ru_stime)) / wall,
         "engine_p50_ms": hist_percentile(hist, 50), "engine_p99_ms": hist_percentile(hist, 99),
-        "jitter_min_ms": jitter_ms, "nice": nice,
+        "jitter_min_ms": jitter_ms, "nice": nice, "max_catchup_ms": max_catchup_ms,
         "load_avg_1m": os.getloadavg()[0],
         "generator_counters": gen,
         **totals,
@@ -311,6 +319,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("  ".join(f"{title:>{len(fmt.format(0)) if 'f' not in fmt else 7}}"
                     for _, title, fmt in _COLUMNS))
     for row in rows:
+        if "error" in row:
+            print(f"{row['channels']:>5}  {row['workers']:>3}  failed: {row['error']}")
+            continue
         print("  ".join(fmt.format(row[key]) for key, _, fmt in _COLUMNS))
 
 
@@ -419,9 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="auto", help="'auto' (1 up to 1000, else 2) or N")
     parser.add_argument("--jitter-ms", type=int, default=20)
     parser.add_argument("--python-generator", action="store_true")
+    parser.add_argument("--max-catchup-ms", type=float, default=100.0,
+                        help="MediaConfig.max_catchup_ms: lateness beyond which ticks are "
+                             "skipped (dropping audio) instead of caught up")
     parser.add_argument("--nice", type=int, default=0,
-                        help="niceness of the worker and generator processes (e.g. -10 on a "
-                             "shared machine; needs root)")
+                        help="niceness of the worker and generator processes, each in its "
+                             "own session/autogroup (e.g. -10 on a shared machine; needs root)")
     parser.add_argument("--smoke", action="store_true", help="N=10 for 2 s")
     parser.add_argument("--json", help="write results here (default: stdout after the table)")
     parser.add_argument("--no-engine-only", action="store_true",
@@ -437,8 +451,13 @@ def main(argv: list[str] | None = None) -> int:
         gen_cmd = None if args.python_generator else build_generator(tmp)
         for n in counts:
             workers = (1 if n <= 1000 else 2) if args.workers == "auto" else int(args.workers)
-            rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp, args.jitter_ms,
-                                            args.nice)))
+            try:
+                rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp,
+                                                args.jitter_ms, args.nice,
+                                                args.max_catchup_ms)))
+            except (MediaError, OSError, RuntimeError, TimeoutError) as exc:
+                logger.error("N=%d failed: %s", n, exc)
+                rows.append({"channels": n, "workers": workers, "error": repr(exc)})
     print_table(rows)
     core = [] if args.no_engine_only else [engine_only(n, 30 if args.smoke else 150)
                                            for n in counts]

@@ -11,7 +11,7 @@ the server and answered ``internal``.
 
 :class:`FakeBackend` is an in-memory call centre (agents, queues, calls, residents) that
 emits the same events the real switch will: tests, the console demo and the benchmark use
-it; it lives in :mod:`cti.fake` (``cti.backend.FakeBackend`` is an alias). Its agent states
+it; it lives in :mod:`cti.fake` (also ``from cti import FakeBackend``). Its agent states
 come from the ACD's own table (:mod:`switch.acd.agent`), so its transitions are the ones
 the real ACD allows.
 """
@@ -129,11 +129,3 @@ class ResidentDirectory(Protocol):
 
 
 
-
-def __getattr__(name: str) -> Any:
-    """``cti.backend.FakeBackend`` without an import cycle (the fake imports this module)."""
-    if name == "FakeBackend":
-        from cti.fake import FakeBackend
-
-        return FakeBackend
-    raise AttributeError(name)

@@ -191,7 +191,7 @@ class CtiClient:
 
     def _handle_line(self, line: bytes) -> None:
         try:
-            obj = json.loads(line)
+            obj = json.loads(line.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             logger.warning("CTI: server sent a line that is not JSON")
             return

@@ -73,16 +73,20 @@ class FakeBackend:
         queues: queue names.
         residents: screen-pop directory.
         clock: monotonic seconds (waiting times); injectable for tests.
+        manual_answer_devices: devices without remote answer (``call.answer`` is refused
+            with ``invalid_state``, as on phones without CSTA/uaCSTA answer support).
     """
 
     def __init__(self, queues: list[str], residents: ResidentDirectory | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 manual_answer_devices: frozenset[str] = frozenset()) -> None:
         self.queues: dict[str, list[str]] = {q: [] for q in queues}
         self.agents: dict[str, _Agent] = {}
         self.calls: dict[str, _Call] = {}
         self.monitors: dict[str, tuple[str, str, str]] = {}
         self.callbacks: list[dict[str, Any]] = []
         self.residents = residents or MemoryResidentDirectory()
+        self.manual_answer_devices = manual_answer_devices
         self._clock = clock
         self._ids = itertools.count(1)
         self._sink: EventSink = lambda event: None
@@ -299,6 +303,21 @@ class FakeBackend:
     async def answer_call(self, *, agent_id: str, call_id: str) -> dict[str, Any]:
         agent = self._agent(agent_id)
         call = self._connected(agent_id, call_id, "alerting")
+        if agent.device in self.manual_answer_devices:  # CSTA: AnswerCall is device-dependent
+            raise _err(ErrorCode.INVALID_STATE, f"device {agent.device} cannot be answered "
+                       "remotely; answer on the phone", "call_id")
+        self._answer(agent, call)
+        return {}
+
+    def device_answered(self, call_id: str) -> None:
+        """The agent picked up the ringing phone (what the switch reports)."""
+        call = self._call(call_id)
+        if call.state != "alerting" or call.agent_id is None:
+            raise _err(ErrorCode.INVALID_STATE, f"call {call_id} is {call.state}", "call_id")
+        self._answer(self.agents[call.agent_id], call)
+
+    def _answer(self, agent: _Agent, call: _Call) -> None:
+        call_id, agent_id = call.call_id, agent.agent_id
         if call.queue and call_id in self.queues[call.queue]:
             self.queues[call.queue].remove(call_id)
             self.emit("call.dequeued", {"call_id": call_id, "queue": call.queue,
@@ -308,7 +327,6 @@ class FakeBackend:
         self._move(agent, AgentInput.ANSWER)
         self.emit("call.established", {"call_id": call_id, "agent_id": agent_id,
                                        "caller": call.caller}, self._scope(call), agent_id)
-        return {}
 
     async def clear_connection(self, *, agent_id: str, call_id: str) -> dict[str, Any]:
         self._agent(agent_id)

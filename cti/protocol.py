@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from cti.messages import (
     COMMANDS,
+    PROTOCOL_VERSION,
     CtiRequestError,
     ErrorCode,
     Request,
@@ -232,6 +233,13 @@ class ConnectionClosed:
 
 SessionEvent = RequestReceived | RequestRejected | ConnectionClosed
 
+def _check_versions(versions: list[str] | None) -> None:
+    """``hello.versions``: the client's supported versions must include ours."""
+    if versions is not None and str(PROTOCOL_VERSION) not in versions:
+        raise CtiRequestError(ErrorCode.UNSUPPORTED_VERSION,
+                              f"this server speaks version {PROTOCOL_VERSION}", "versions")
+
+
 _INPUT_OF_CMD = {"hello": In.HELLO, "auth.login": In.LOGIN, "auth.logout": In.LOGOUT,
                  "ping": In.PING}
 
@@ -300,6 +308,8 @@ class CtiSession:
                 assert self.principal is not None
                 check_permission(self.principal, cmd)  # before args: no schema leak
             args = validate_args(cmd, raw_args)
+            if session_input is In.HELLO:
+                _check_versions(args["versions"])
         except CtiRequestError as exc:
             return self._reject(req_id, cmd, exc)
         if session_input is In.LOGOUT:
@@ -411,8 +421,11 @@ class EventRing:
     """Sequence numbers and the replay buffer of one logical session (for ``resume``).
 
     ``seq`` starts at 1 and grows by one per event delivered to this session; the last
-    ``size`` encoded events are kept. :meth:`since` answers a resume: the events after
-    ``last_seq``, or None when some of them were already dropped (snapshot required).
+    ``size`` events are kept as ``(seq, body)``, where ``body`` is the encoded event without
+    its sequence number: the same ``bytes`` object is shared by every session that got the
+    event, so a ring costs a tuple per entry, not a copy of the event. :meth:`since` answers
+    a resume: the entries after ``last_seq``, or None when some were already dropped
+    (snapshot required).
     """
 
     def __init__(self, size: int) -> None:
@@ -423,14 +436,14 @@ class EventRing:
         self.seq += 1
         return self.seq
 
-    def append(self, seq: int, line: bytes) -> None:
-        self._ring.append((seq, line))
+    def append(self, seq: int, body: bytes) -> None:
+        self._ring.append((seq, body))
 
-    def since(self, last_seq: int) -> list[bytes] | None:
+    def since(self, last_seq: int) -> list[tuple[int, bytes]] | None:
         if last_seq > self.seq or last_seq < 0:
             return None
         if last_seq == self.seq:
             return []
         if not self._ring or self._ring[0][0] > last_seq + 1:
             return None
-        return [line for seq, line in self._ring if seq > last_seq]
+        return [(seq, body) for seq, body in self._ring if seq > last_seq]

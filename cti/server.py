@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 from cti.audit import AuditEntry, AuditSink, LoggingAuditSink, redact
 from cti.auth import Authenticator
 from cti.backend import BackendEvent, CtiBackend
+from cti.config import CtiConfig
 from cti.dispatch import BUSINESS as _BUSINESS
 from cti.messages import (
     COMMANDS,
@@ -73,53 +74,10 @@ __all__ = ["CtiConfig", "CtiServer"]
 SERVER_NAME = "softswitch-cti"
 CAPABILITIES = ("resume", "snapshot", "subscribe-filters", "tokens", "screen-pop")
 _READ_BYTES = 64 * 1024
+_EVENT_HEAD = b'{"v":%d,"type":"evt","seq":%%d' % PROTOCOL_VERSION
+"""An event line is this head with its seq, then the body shared by all streams."""
 _LINGER_S = 2.0
 _LINGER_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class CtiConfig:
-    """``[cti]``: the CTI listener and its limits."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    certfile: str | None = None
-    keyfile: str | None = None
-    allow_plaintext: bool = False
-    """Allow plain TCP on a non-loopback address (Rule 4); off by default."""
-    max_line_bytes: int = 64 * 1024
-    outbound_queue_max: int = 2048
-    """Lines waiting for one client before it is disconnected as too slow (Rule 1)."""
-    ring_size: int = 4096
-    """Events kept per stream for ``resume``."""
-    heartbeat_s: float = 30.0
-    idle_timeout_s: float = 90.0
-    auth_timeout_s: float = 30.0
-    resume_grace_s: float = 120.0
-    stats_interval_s: float = 5.0
-    """Period of ``queue.stats`` events; 0 disables them."""
-    max_unauthenticated: int = 64
-    max_login_failures: int = 3
-
-    def __post_init__(self) -> None:
-        if (self.certfile is None) != (self.keyfile is None):
-            raise ValueError("cti: certfile and keyfile go together")
-        if not 1024 <= self.max_line_bytes <= 16 * 1024 * 1024:
-            raise ValueError("cti.max_line_bytes must be within 1 KiB..16 MiB")
-        if self.outbound_queue_max < 16 or self.ring_size < 16:
-            raise ValueError("cti.outbound_queue_max and cti.ring_size must be >= 16")
-        if self.certfile is None and not self.allow_plaintext and not _is_loopback(self.host):
-            raise ValueError(f"cti: plain TCP on {self.host} needs allow_plaintext "
-                             "(configure certfile/keyfile for TLS)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(slots=True)
@@ -136,13 +94,22 @@ class _Stream:
 
 
 class _Connection:
+    """One client connection: the session core, and a bounded outbound queue (Rule 1).
+
+    The queue is a deque plus a wake-up event rather than an ``asyncio.Queue``: fan-out
+    appends to hundreds of them per event, and this is the cheapest bounded queue asyncio
+    allows (no per-item future bookkeeping).
+    """
+
     def __init__(self, server: CtiServer, writer: asyncio.StreamWriter, session: CtiSession,
                  peer: str, queue_max: int) -> None:
         self.server = server
         self.writer = writer
         self.session = session
         self.peer = peer
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_max)
+        self.queue: deque[bytes] = deque()
+        self.queue_max = queue_max
+        self.wakeup = asyncio.Event()
         self.stream: _Stream | None = None
         self.closed = False
         self.linger = False
@@ -151,14 +118,15 @@ class _Connection:
         """Queue one line; on overflow drop the connection (Rule 1) and return False."""
         if self.closed:
             return False
-        try:
-            self.queue.put_nowait(line)
-        except asyncio.QueueFull:
+        if len(self.queue) >= self.queue_max:
             logger.warning("CTI client %s too slow (%d lines queued): disconnecting",
-                           self.peer, self.queue.qsize())
+                           self.peer, len(self.queue))
             self.server.dropped_slow += 1
             self.abort()
             return False
+        self.queue.append(line)
+        if not self.wakeup.is_set():
+            self.wakeup.set()
         return True
 
     def abort(self) -> None:
@@ -168,14 +136,15 @@ class _Connection:
             self.writer.transport.abort()
 
     async def write_loop(self) -> None:
+        queue = self.queue
         try:
             while True:
-                first = await self.queue.get()
-                batch = [first]
-                while not self.queue.empty() and len(batch) < 256:
-                    batch.append(self.queue.get_nowait())
-                self.writer.write(b"".join(batch))
-                await self.writer.drain()
+                await self.wakeup.wait()
+                self.wakeup.clear()
+                while queue:
+                    batch = [queue.popleft() for _ in range(min(len(queue), 256))]
+                    self.writer.write(b"".join(batch))
+                    await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             logger.debug("CTI write to %s failed: %s", self.peer, exc)
             self.abort()
@@ -287,10 +256,9 @@ class CtiServer:
                        for f in stream.filters.values()):
                 continue
             seq = stream.ring.next_seq()
-            line = b'{"v":%d,"type":"evt","seq":%d' % (PROTOCOL_VERSION, seq) + tail
-            stream.ring.append(seq, line)
+            stream.ring.append(seq, tail)
             if stream.conn is not None:
-                stream.conn.enqueue(line)
+                stream.conn.enqueue(_EVENT_HEAD % seq + tail)
 
     def _detach(self, conn: _Connection) -> None:
         stream = conn.stream
@@ -320,6 +288,9 @@ class CtiServer:
             rows = await self.backend.queue_stats(queues=None)
         except CtiRequestError as exc:
             logger.warning("queue stats unavailable: %s", exc)
+            return
+        except Exception:  # a backend bug must not stop housekeeping (resume expiry)
+            logger.exception("queue stats failed")
             return
         for row in rows:
             self.publish(BackendEvent("queue.stats", row, frozenset((row["queue"],))))
@@ -379,8 +350,8 @@ class CtiServer:
 
     @staticmethod
     async def _flush(conn: _Connection) -> None:
-        while not conn.queue.empty():
-            conn.writer.write(conn.queue.get_nowait())
+        while conn.queue:
+            conn.writer.write(conn.queue.popleft())
         await conn.writer.drain()
 
     async def _read_loop(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
@@ -481,10 +452,6 @@ class CtiServer:
     # -------------------------------------------------------------- session commands
 
     async def _hello(self, conn: _Connection, request: Request) -> dict[str, Any]:
-        versions = request.args["versions"]
-        if versions is not None and str(PROTOCOL_VERSION) not in versions:
-            raise CtiRequestError(ErrorCode.UNSUPPORTED_VERSION,
-                                  f"this server speaks version {PROTOCOL_VERSION}", "versions")
         return {"server": SERVER_NAME, "version": PROTOCOL_VERSION,
                 "capabilities": list(CAPABILITIES), "heartbeat_s": self.config.heartbeat_s,
                 "max_line_bytes": self.config.max_line_bytes}
@@ -499,6 +466,9 @@ class CtiServer:
         except CtiRequestError:
             if conn.session.login_failed():
                 logger.info("CTI client %s: too many failed logins; closing", conn.peer)
+            raise
+        except Exception:  # the user store failed: leave LOGGING_IN, report internal
+            conn.session.login_failed()
             raise
         conn.session.login_succeeded(principal)
         stream = _Stream(secrets.token_urlsafe(12), principal, token,
@@ -577,8 +547,8 @@ class CtiServer:
                                   "last_seq")
         if old.conn is not None:  # the old connection is half-dead: the client left it
             old.conn.abort()
-        for line in lines:
-            conn.enqueue(line)
+        for seq, tail in lines:
+            conn.enqueue(_EVENT_HEAD % seq + tail)
         old.conn, old.detached_at, old.principal = conn, None, current.principal
         self.auth.tokens.revoke(old.token)
         old.token = current.token

@@ -142,6 +142,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _import_feature_models() -> None:
+    """Register every feature's tables on the shared metadata before ``create_all``.
+
+    Imported here, not in models.py, because the feature modules import this module.
+    """
+    from storage import cdr_models, cti_models, hotline_models  # noqa: F401
+
+
 class Database:
     """One engine and its session factory; the unit of work is :meth:`transaction`.
 
@@ -185,6 +193,7 @@ class Database:
         self._ensure_sqlite_dir()
         try:
             async with self._engine.begin() as conn:
+                _import_feature_models()
                 await conn.run_sync(Base.metadata.create_all)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise StorageUnavailableError(

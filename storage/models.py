@@ -110,7 +110,3 @@ class RegistrationBinding(Base):
     params: Mapped[str] = mapped_column(Text, default="[]")
     """Other Contact parameters as a JSON list of [name, value] pairs, in order."""
 
-
-# Tables of other features register on the same metadata when their modules are imported;
-# importing them here makes ``Database.start()`` create every table.
-from storage import cdr_models, hotline_models  # noqa: E402, F401

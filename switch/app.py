@@ -33,13 +33,25 @@ from signaling.keepalive import KeepAliveTracker
 from signaling.message import make_response
 from signaling.registrar import Registrar
 from signaling.timers import TimerConfig
+from storage.cdr_repository import CdrRepository
 from storage.db import Database, StorageError
 from storage.demo import ensure_demo_users, format_demo_users
+from storage.hotline_demo import ensure_hotline_demo
+from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
 
+from .b2bua import CallManager
+from .bus import EventBus
+from .cdr import CdrCollector, CdrWriter
 from .config import Config
+from .drivers.base import LegEvent
+from .drivers.sip import SipChannelDriver
 from .logsetup import call_context
+from .media.config import MediaConfig
+from .media.service import MediaService
 from .registration import RegistrationService
+from .router import DialPlan
+from .routing_config import default_routing
 from .trace import SipTrace
 from .trunks import TrunkService
 
@@ -48,7 +60,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Node", "run_node"]
 
 #: Methods this node answers today; the core answers others with 405/501 + Allow.
-NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE"})
+NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE", "INVITE", "INFO"})
 
 
 def advertised_host(bind: str) -> str:
@@ -90,6 +102,12 @@ class Node:
         self.driver: SipDriver | None = None
         self.registration: RegistrationService | None = None
         self.trunks: TrunkService | None = None
+        self.media: MediaService | None = None
+        self.bus = EventBus()
+        self.cdr_writer: CdrWriter | None = None
+        self.cdr_collector: CdrCollector | None = None
+        self.channels: SipChannelDriver | None = None
+        self.calls: CallManager | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -102,6 +120,17 @@ class Node:
         if created:
             # Shown once on stdout, never logged (the log may be shipped elsewhere).
             print(format_demo_users(created, sip.realm), flush=True)
+        hotline = HotlineRepository(self.db)
+        if await ensure_hotline_demo(self.db, hotline):
+            logger.info("hotline demo data created")
+        cdrs = CdrRepository(self.db)
+        await cdrs.ensure_schema()
+        self.cdr_writer = CdrWriter(cdrs, data_dir / "cdr-spool.jsonl")
+        await self.cdr_writer.start()
+        self.cdr_collector = CdrCollector(self.cdr_writer.submit)
+        self.bus.tap(self.cdr_collector.handle)
+        self.media = MediaService(cfg.media or MediaConfig())
+        await self.media.start()
 
         host = advertised_host(sip.bind)
         core = SipCore(
@@ -144,6 +173,18 @@ class Node:
             local=Address("udp", host, sip.port), keepalive=keepalive,
         )
         await self.registration.start()
+        media_cfg = cfg.media or MediaConfig()
+        self.channels = SipChannelDriver(
+            core, driver.flush, driver.now, self.media, self._on_leg_event, auth=auth,
+            lookup_user=self.registration.lookup_user, registrar=registrar,
+            domain=sip.domain, media_host=advertised_host(media_cfg.bind_host), wall=_wall)
+        self.calls = CallManager(
+            self.channels, self.media, self.bus,
+            DialPlan.from_config(cfg.routing or default_routing()),
+            no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
+            max_call_duration_s=cfg.calls.max_call_duration_s,
+            caller_lists=hotline.caller_lists, wall=_wall)
+        await self.calls.start()
 
         if self.sip_trace_path:
             self.trace = SipTrace(self.sip_trace_path)
@@ -192,12 +233,19 @@ class Node:
         with call_context(call_id=msg.headers.get("Call-ID")):
             self._dispatch(event)
 
+    def _on_leg_event(self, event: LegEvent) -> None:
+        if self.calls is not None:
+            self.calls.handle(event)
+
     def _dispatch(self, event: object) -> None:
         reg = self.registration
+        channels = self.channels
         if isinstance(event, RequestReceived):
             method = event.request.method
             if method == "REGISTER" and reg is not None:
                 reg.handle_register(event)
+                return
+            if channels is not None and channels.handle(event):
                 return
             if method in ("ACK",):
                 return
@@ -211,11 +259,19 @@ class Node:
         elif isinstance(event, (ResponseReceived, TransactionTimedOut, TransportError)):
             if self.trunks is not None and self.trunks.handle_event(event):
                 return
+            if channels is not None and channels.handle(event):
+                return
             if reg is not None:
                 reg.handle_keepalive_result(event)
+        elif channels is not None:
+            channels.handle(event)  # CANCEL, ACK, dialog ends of calls
 
     async def stop(self) -> None:
         logger.info("shutting down")
+        if self.calls is not None:
+            await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
+        if self.channels is not None:
+            await self.channels.drain()
         if self.trunks is not None:
             await self.trunks.stop()  # de-register while the sockets are still open
         if self.transports is not None:
@@ -226,6 +282,14 @@ class Node:
             self.driver.close()
         if self.trace is not None:
             self.trace.close()
+        if self.media is not None:
+            await self.media.shutdown()
+        if self.cdr_collector is not None:
+            left = self.cdr_collector.finish_all(_wall())
+            if left:
+                logger.warning("closed %d CDR(s) of calls still open at shutdown", left)
+        if self.cdr_writer is not None and not await self.cdr_writer.close():
+            logger.error("CDRs could not all be written; they are in the spool file")
         await self.db.close()
         logger.info("stopped")
 

@@ -242,11 +242,32 @@ def _ivr_command(argv: Sequence[str]) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
 
+def _delegated_command(name: str, argv: Sequence[str]) -> int:
+    """Subcommands whose packages parse their own arguments (they share --config,
+    --data-dir and --db with the rest of the CLI)."""
+    if name == "cti":
+        from cti.console import console_main as entry
+    elif name == "cti-user":
+        from cti.users import cti_user_main as entry
+    else:
+        try:
+            from switch.campaigns.cli import campaign_main as entry
+        except ImportError:
+            print("softswitch campaign: not available in this build", file=sys.stderr)
+            return EXIT_ERROR
+    try:
+        return int(entry(list(argv)))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``softswitch`` console script; returns the exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["ivr"]:
         return _ivr_command(args_in[1:])
+    if args_in[:1] in (["cti"], ["cti-user"], ["campaign"]):
+        return _delegated_command(args_in[0], args_in[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(args_in)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOG_LEVELS",
     "SIP_TRANSPORTS",
+    "CallsConfig",
     "Config",
     "ConfigError",
     "DbConfig",
@@ -206,6 +207,19 @@ class DbConfig:
         _validate_fields(self, "db")
 
 
+@dataclass(frozen=True, slots=True)
+class CallsConfig:
+    """``[calls]``: how the call manager (``switch.b2bua``) treats calls."""
+
+    no_answer_timeout_s: float = field(default=30.0, metadata=_m(lo=1, hi=3600))
+    """Ring time before an unanswered call gets 480 (call forwarding comes later)."""
+    max_call_duration_s: float = field(default=14400.0, metadata=_m(lo=0, hi=604800))
+    """An answered call is ended after this many seconds (runaway calls); 0: never."""
+
+    def __post_init__(self) -> None:
+        _validate_fields(self, "calls")
+
+
 def _empty() -> Mapping[str, Any]:
     return {}
 
@@ -217,6 +231,7 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     db: DbConfig = field(default_factory=DbConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     media: MediaConfig | None = None
     """The validated ``[media]`` table; None only if ``switch.media.config`` cannot be
     imported, in which case ``media_raw`` holds the table for later validation."""
@@ -232,7 +247,8 @@ class Config:
     """The operator's config file, if any."""
 
 
-_SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig}
+_SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
+                              "calls": CallsConfig}
 _CTI_KEYS: dict[str, Any] = {"port": int}
 
 
@@ -570,10 +586,11 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     sip = _build(SipConfig, "sip", merged.get("sip", {}), origins)
     _check_files(sip, origins)
     db = _db_url(_build(DbConfig, "db", merged.get("db", {}), origins), node.data_dir, origins)
+    calls = _build(CallsConfig, "calls", merged.get("calls", {}), origins)
     media_raw = copy.deepcopy(merged.get("media", {}))
     media = _build_media(media_cls, media_raw, node.data_dir, origins)
     trunks = _build_trunks(merged.get("trunks", {}), origins)
     routing = _build_routing(merged, origins)
-    return Config(node=node, sip=sip, db=db, media=media, media_raw=media_raw,
+    return Config(node=node, sip=sip, db=db, calls=calls, media=media, media_raw=media_raw,
                   cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
                   routing=routing, source=path)

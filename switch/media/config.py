@@ -59,7 +59,9 @@ class MediaConfig:
         rtcp_interval_s: nominal interval between RTCP reports per channel (RFC 3550 6.2).
         inactivity_timeout_s: no RTP for this long marks the channel inactive (0 = never).
         latch: symmetric RTP: latch to the source of the first valid packets (NAT).
-        channels_per_worker: engine slot capacity per worker (0 = derive from the port range).
+        channels_per_worker: engine slot capacity per worker (0 = the port pairs of the
+            worker's range, at most 1024). Every slot costs DSP time each tick (the batch
+            DTMF detector runs over all slots), so do not oversize it.
         worker_nice: scheduling niceness of worker processes (0 = inherit; negative values
             need privileges): media has deadlines every 20 ms, signaling and reports do not.
         stagger_ticks: spread the workers' tick grids evenly over the 20 ms period.
@@ -145,6 +147,7 @@ class MediaConfig:
 
     def capacity(self) -> int:
         """Engine slot capacity of one worker (channels it can hold)."""
+        pairs = self.port_pairs() // max(1, self.workers)
         if self.channels_per_worker:
-            return self.channels_per_worker
-        return self.port_pairs() // max(1, self.workers)
+            return min(self.channels_per_worker, pairs)
+        return min(pairs, 1024)

@@ -170,7 +170,7 @@ class MediaEngine(DigitsMixin):
         self._chans: list[_Channel | None] = [None] * capacity
         self._free = list(range(capacity - 1, -1, -1))
         self._rng = np.random.default_rng(seed)
-        # Codec tables: decode index = octet + 256 * is_alaw; encode = uint16(pcm) + 65536*..
+        # Codec tables: decode = table[octet], encode = table[uint16 view of the sample]
         octets = np.arange(256, dtype=np.uint8)
         self._dec_u, self._dec_a = g711.ulaw_decode(octets), g711.alaw_decode(octets)
         lin = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.int16)
@@ -256,6 +256,10 @@ class MediaEngine(DigitsMixin):
             return
         self.mix.remove(slot)
         self.players.stop(slot)
+        # Events of the closed channel must not reach whoever reuses the slot next.
+        self._events = [e for e in self._events if e[1] != slot]
+        self._events += [("play_done", s, r) for s, r in self.players.pop_finished()
+                         if s != slot]
         self._tones.pop(slot, None)
         self._taps.pop(slot, None)
         self._dtmf_active.discard(ch)

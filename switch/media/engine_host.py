@@ -66,7 +66,7 @@ class EngineHost:
         config: media configuration.
         port_range: (first, last) port of this host's range.
         on_event: receives ``(kind, channel_id, payload)`` for digits and completions.
-        capacity: engine slots (default: the number of port pairs of the range).
+        capacity: engine slots (default: ``config.capacity()``, at most the range's pairs).
         seed: SSRC/RTCP randomness seed (None = from the OS).
     """
 
@@ -75,7 +75,7 @@ class EngineHost:
         self.config = config
         self.port_range = port_range
         pairs = (port_range[1] - port_range[0] + 1) // 2
-        self.capacity = capacity or max(1, pairs)
+        self.capacity = capacity or max(1, min(pairs, config.capacity()))
         self.engine = MediaEngine(self.capacity, jitter_min_ms=config.jitter_min_ms,
                                   jitter_max_ms=config.jitter_max_ms, seed=seed)
         self.ports = RtpPortAllocator(port_range[0], port_range[1])

@@ -20,7 +20,7 @@ poll_method     epoll
 sip_listen      127.0.0.1:{sip_port}
 audio_player    alsa,null
 audio_alert     alsa,null
-audio_source    ausine,440
+audio_source    {audio_source}
 ausrc_srate     8000
 auplay_srate    8000
 rtp_ports       {rtp_lo}-{rtp_hi}
@@ -29,6 +29,7 @@ module_path     /usr/lib/baresip/modules
 module          g711.so
 module          ausine.so
 module          alsa.so
+{extra_modules}
 module_tmp      uuid.so
 module_tmp      account.so
 module_app      menu.so
@@ -40,13 +41,25 @@ ctrl_tcp_listen 127.0.0.1:{ctrl_port}
 class Baresip:
     """A headless baresip registered (or not) to our node, driven over ctrl_tcp."""
 
-    def __init__(self, workdir: Path, user: str, password: str, registrar: str) -> None:
+    def __init__(self, workdir: Path, user: str, password: str, registrar: str, *,
+                 wav: Path | None = None, rec_dir: Path | None = None) -> None:
+        """``wav``: send this 8 kHz mono s16 file (aufile; the call ends at its end) instead
+        of the ausine source (which refuses 8 kHz, so it cannot take calls); ``rec_dir``:
+        record each call's received (``*-dec.wav``) and sent audio there (sndfile)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.ctrl_port = free_port(socket.SOCK_STREAM, also_tcp=False)
         rtp_lo = free_port()
+        extra = []
+        if wav is not None:
+            extra.append("module          aufile.so")
+        if rec_dir is not None:
+            rec_dir.mkdir(parents=True, exist_ok=True)
+            extra += ["module          sndfile.so", f"snd_path        {rec_dir}"]
         (workdir / "config").write_text(BARESIP_CONFIG.format(
-            sip_port=self.sip_port, ctrl_port=self.ctrl_port, rtp_lo=rtp_lo, rtp_hi=rtp_lo + 9))
+            sip_port=self.sip_port, ctrl_port=self.ctrl_port, rtp_lo=rtp_lo, rtp_hi=rtp_lo + 9,
+            audio_source=f"aufile,{wav}" if wav is not None else "ausine,440",
+            extra_modules="\n".join(extra)))
         (workdir / "accounts").write_text(
             f"<sip:{user}@{registrar}>;auth_pass={password};regint=300;"
             "answermode=auto;audio_codecs=pcmu,pcma\n")

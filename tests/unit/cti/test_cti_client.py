@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
-from conftest import drain_until
+from cti_helpers import drain_until
 
 from cti.client import CtiClient, CtiCommandError, CtiConnectionLost
 from cti.fake import FakeBackend
@@ -131,3 +131,19 @@ async def test_logout_revokes_token(server: CtiServer, connect: Connect) -> None
     with pytest.raises(CtiCommandError) as info:
         await client.login(token=token)
     assert info.value.code == "auth_failed"
+
+
+async def test_answer_only_where_the_device_allows_it(server: CtiServer, connect: Connect,
+                                                      backend: FakeBackend) -> None:
+    backend.manual_answer_devices = frozenset({"1001"})
+    alice = await connect("alice")
+    await alice.agent_login("1001")
+    await alice.set_state("ready")
+    call_id = await backend.inbound_call("13800000001", "billing")
+    with pytest.raises(CtiCommandError) as info:
+        await alice.answer(call_id)
+    assert info.value.code == "invalid_state" and "answer on the phone" in info.value.message
+    backend.device_answered(call_id)               # the agent picks up the handset
+    await drain_until(alice, "call.established")
+    await alice.hold(call_id)                       # the rest is remote as usual
+    await drain_until(alice, "call.held")

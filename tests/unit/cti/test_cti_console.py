@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Awaitable, Callable
 
-from conftest import PASSWORD
+from cti_helpers import PASSWORD
 
 from cti.client import CtiClient
+from cti.config import CtiConfig
 from cti.console import Console, console_main, run_console
+from cti.demo import DEMO_PASSWORD, run_demo
 from cti.fake import FakeBackend
 from cti.server import CtiServer
 
@@ -90,3 +93,25 @@ async def test_run_console_reads_lines_until_eof(server: CtiServer) -> None:
 def test_console_main_reports_connection_failure() -> None:
     assert console_main(["--port", "1"], stdin=io.StringIO(""), stdout=io.StringIO()) == 1
     assert console_main(["--bogus"]) == 2
+
+
+async def test_demo_server_with_console() -> None:
+    stop = asyncio.Event()
+    started: asyncio.Future[CtiServer] = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(run_demo(CtiConfig(stats_interval_s=0.0), 0.05, stop,
+                                          started))
+    server = await started
+    out = io.StringIO()
+    client = await CtiClient.connect("127.0.0.1", server.port)
+    console = Console(client, out)
+    await console.handle(f"login alice {DEMO_PASSWORD}")
+    await console.handle("agent 1001")
+    await console.handle("state ready")
+    await console.wait_for_output("=== SCREEN POP", out.getvalue)
+    assert "resident:" in out.getvalue()
+    await console.handle("answer")
+    await console.wait_for_output("call.established", out.getvalue)
+    await console.close()
+    await client.close()
+    stop.set()
+    assert await task is server

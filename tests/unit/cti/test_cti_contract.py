@@ -11,8 +11,14 @@ from typing import Any
 import pytest
 
 from cti.dispatch import BUSINESS
-from cti.messages import COMMANDS, EVENTS, ErrorCode, parse_request, validate_event, \
-    validate_response
+from cti.messages import (
+    COMMANDS,
+    EVENTS,
+    ErrorCode,
+    parse_request,
+    validate_event,
+    validate_response,
+)
 from cti.roles import PERMISSIONS
 
 DOC = Path(__file__).resolve().parents[3] / "cti" / "PROTOCOL.md"

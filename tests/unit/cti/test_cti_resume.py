@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import PASSWORD, ServerFactory
+from cti_helpers import PASSWORD, ServerFactory
 
 from cti.client import CtiClient, CtiCommandError
 from cti.fake import FakeBackend

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, ServerFactory, drain_until
+from cti_helpers import PASSWORD, ServerFactory, drain_until
 
 from cti.audit import MemoryAuditSink
 from cti.client import CtiClient, CtiCommandError
@@ -130,6 +130,8 @@ async def test_supervisor_actions_are_audited(server: CtiServer, audit: MemoryAu
                                               connect: Connect, backend: FakeBackend) -> None:
     agent = await connect("alice")
     await agent.agent_login("1001")
+    bob = await connect("bob")
+    await bob.agent_login("2001")
     sup = await connect("sup")
     monitor_id = await sup.monitor("a1", "whisper")
     await sup.monitor_switch(monitor_id, "barge")
@@ -137,10 +139,12 @@ async def test_supervisor_actions_are_audited(server: CtiServer, audit: MemoryAu
     await sup.force_state("a1", "ready")
     with pytest.raises(CtiCommandError) as info:        # repair agent: outside sup's queues
         await sup.force_state("a2", "ready")
-    assert info.value.code in ("forbidden", "not_found")
+    assert info.value.code == "forbidden"
     entries = [(e.user, e.cmd, e.outcome) for e in audit.entries if e.user == "sup"]
-    assert entries[:4] == [("sup", "monitor.whisper", "ok"), ("sup", "monitor.switch", "ok"),
-                           ("sup", "monitor.stop", "ok"), ("sup", "agent.force_state", "ok")]
+    assert entries == [("sup", "monitor.whisper", "ok"), ("sup", "monitor.switch", "ok"),
+                       ("sup", "monitor.stop", "ok"), ("sup", "agent.force_state", "ok"),
+                       ("sup", "agent.force_state", "denied")]
+    assert audit.entries[-1].args == {"agent_id": "a2", "state": "ready", "reason": ""}
     assert all("password" not in e.args for e in audit.entries)
 
 
@@ -291,3 +295,17 @@ def test_config_refuses_plain_tcp_off_loopback() -> None:
     assert CtiConfig(host="0.0.0.0", allow_plaintext=True).host == "0.0.0.0"
     with pytest.raises(ValueError):
         CtiConfig(certfile="a.pem")
+
+
+async def test_user_store_failure_is_internal_and_session_recovers(
+        server: CtiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(name: str) -> None:
+        raise OSError("database down")
+
+    monkeypatch.setattr(server.auth.directory, "get_user", broken)
+    raw = await Raw.open(server.port)
+    await raw.req("hello")
+    assert err(await raw.req("auth.login", {"user": "alice", "password": "x"})) == "internal"
+    monkeypatch.undo()
+    assert (await raw.req("auth.login", {"user": "alice", "password": PASSWORD}))["ok"]
+    raw.close()

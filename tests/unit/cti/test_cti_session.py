@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cti.messages import COMMANDS, ErrorCode
 from cti.protocol import (
@@ -169,3 +171,80 @@ def test_transition_table_is_the_single_error_path() -> None:
     states = {s for s, _ in TRANSITIONS} | set(TRANSITIONS.values())
     assert SessionState.CLOSED not in states
     assert ErrorCode.HELLO_REQUIRED.value == "hello_required"
+
+
+def test_event_ring_resume_window() -> None:
+    from cti.protocol import EventRing
+
+    ring = EventRing(size=3)
+    assert ring.since(0) == []
+    for _ in range(5):
+        seq = ring.next_seq()
+        ring.append(seq, b"body%d" % seq)
+    assert [s for s, _ in ring.since(2) or []] == [3, 4, 5]
+    assert ring.since(4) == [(5, b"body5")]
+    assert ring.since(5) == []
+    assert ring.since(1) is None      # event 2 was dropped: snapshot required
+    assert ring.since(6) is None and ring.since(-1) is None
+
+
+def test_event_filter() -> None:
+    from cti.protocol import EventFilter
+
+    any_event = EventFilter.build()
+    assert any_event.matches("call.held", frozenset(), None)
+    calls = EventFilter.build(events=["call.*", "agent.ready"], queues=["billing"])
+    assert calls.matches("call.queued", frozenset({"billing"}), None)
+    assert calls.matches("agent.ready", frozenset({"billing", "repair"}), "a1")
+    assert not calls.matches("agent.busy", frozenset({"billing"}), "a1")
+    assert not calls.matches("call.queued", frozenset({"repair"}), None)
+    assert not calls.matches("call.queued", frozenset(), None)
+    agent = EventFilter.build(agents=["a1"])
+    assert agent.matches("agent.busy", frozenset(), "a1")
+    assert not agent.matches("agent.busy", frozenset(), "a2")
+    assert not agent.matches("queue.stats", frozenset({"billing"}), None)
+
+
+_CMDS = [*COMMANDS, "system.exec", ""]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_CMDS), st.booleans(), st.sampled_from(list(Role))),
+                max_size=25))
+def test_random_command_sequences_follow_the_table(
+        steps: list[tuple[str, bool, Role]]) -> None:
+    """h2-style: any sequence lands in a valid state or is refused, never raises."""
+    session = CtiSession(SessionConfig(max_login_failures=3), 0.0)
+    for cmd, ok, role in steps:
+        before = session.state
+        args = SAMPLE_ARGS.get(cmd, {})
+        session.receive_data(json.dumps({"v": 1, "type": "req", "id": "r", "cmd": cmd,
+                                         "args": args}).encode() + b"\n", 0.0)
+        event = session.next_event()
+        if before is SessionState.CLOSED:
+            assert event is NEED_DATA
+            continue
+        assert isinstance(event, RequestReceived | RequestRejected)
+        if isinstance(event, RequestReceived):
+            kind = {"hello": "hello", "auth.login": "auth.login", "auth.logout": "auth.logout",
+                    "ping": "ping"}.get(cmd, "command")
+            assert any(s is before and i.value == kind for s, i in TRANSITIONS), (before, cmd)
+            if before is SessionState.ACTIVE and kind == "command":
+                assert session.principal is not None
+                assert session.principal.role in PERMISSIONS[cmd]
+            if cmd == "auth.login":
+                if ok:
+                    session.login_succeeded(Principal("u", role, agent_id="a1"))
+                else:
+                    session.login_failed()
+        else:
+            assert session.state in (before, SessionState.CLOSED)
+
+
+def test_hello_version_negotiation() -> None:
+    session = CtiSession(SessionConfig(), 0.0)
+    event = feed(session, line("hello", {"versions": ["2", "3"]}))
+    assert code(event) == "unsupported_version"
+    assert isinstance(event, RequestRejected) and event.error.field == "versions"
+    assert session.state is SessionState.AWAIT_HELLO
+    assert isinstance(feed(session, line("hello", {"versions": ["2", "1"]})), RequestReceived)

@@ -447,3 +447,18 @@ def test_playout_delay_grows_once_per_burst_and_shrinks_back() -> None:
         h.tick()
     assert h.engine.stats(a).playout_delay_ms == 20.0
     assert h.engine.totals()["jb_dropped"] == 1
+
+
+def test_closed_slot_events_do_not_leak_to_the_next_channel() -> None:
+    h = Harness()
+    a = h.open(A_ADDR)
+    h.engine.play(a, [np.ones(8000, np.int16)])
+    h.tick()
+    h.engine.close(a)
+    b = h.open(B_ADDR)
+    assert b == a  # the slot is reused
+    h.engine.play(b, [np.ones(320, np.int16)])
+    for _ in range(4):
+        h.tick()
+    assert [e for e in h.events if e[0] == "play_done"] == [
+        ("play_done", b, FinishReason.COMPLETED)]

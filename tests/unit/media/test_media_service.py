@@ -27,8 +27,11 @@ SIPP_PCAPS = Path("/usr/share/sip-tester")
 
 def config(tmp_path: Path, **kw: object) -> MediaConfig:
     base = random.Random().randrange(30000, 39000, 2)
+    # max_catchup_ms: on a loaded CI machine a stalled loop catches up instead of skipping
+    # ticks, so the audio the tests inspect stays continuous (only later).
     return MediaConfig(rtp_port_min=base, rtp_port_max=base + 99, workers=0,
-                       recordings_dir=tmp_path, prompt_cache_dir=tmp_path, **kw)  # type: ignore[arg-type]
+                       recordings_dir=tmp_path, prompt_cache_dir=tmp_path,
+                       max_catchup_ms=3000, **kw)  # type: ignore[arg-type]
 
 
 class Peer:
@@ -293,3 +296,5 @@ def test_config_worker_ranges() -> None:
     cfg = MediaConfig(rtp_port_min=10001, rtp_port_max=10100, workers=2)
     assert cfg.worker_port_ranges() == [(10002, 10049), (10050, 10097)]
     assert cfg.capacity() == 24
+    assert MediaConfig(rtp_port_min=10000, rtp_port_max=20000).capacity() == 1024
+    assert MediaConfig(channels_per_worker=100).capacity() == 100

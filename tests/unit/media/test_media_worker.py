@@ -40,7 +40,7 @@ def drain(s: socket.socket) -> list[bytes]:
 async def test_two_workers_bridge_and_stop(tmp_path: Path) -> None:
     base = random.Random().randrange(50000, 59000, 2)
     cfg = MediaConfig(rtp_port_min=base, rtp_port_max=base + 199, workers=2,
-                      recordings_dir=tmp_path, prompt_cache_dir=tmp_path)
+                      recordings_dir=tmp_path, prompt_cache_dir=tmp_path, max_catchup_ms=3000)
     svc = MediaService(cfg, seed=11)
     await svc.start()
     backends = list(svc.backends)

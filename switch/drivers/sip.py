@@ -1,0 +1,725 @@
+"""The SIP channel driver: SIP dialogs <-> :class:`~switch.channel.Channel` legs.
+
+STYLE.md §4.2: the only module of ``switch`` that speaks SIP. It turns the sans-IO core's
+events into leg events (:mod:`switch.drivers.base`) for the call manager, and executes the
+manager's verbs as SIP messages, with the leg's media channel opened through
+:class:`~switch.media.service.MediaService` (media is always anchored here).
+
+Rules:
+
+* Rule 1 -- inbound INVITEs are authenticated first (RFC 3261 §22.3: a proxy-like element
+  challenges with 407 + Proxy-Authenticate), with the node's one
+  :class:`~signaling.auth.DigestAuthenticator`, so REGISTER and INVITE share nonces and
+  the brute-force lockout (403 + Retry-After while locked).
+* Rule 2 -- offer/answer (RFC 3264): the caller's offer is answered with one codec
+  (``offer_answer`` Rule 2), and the media channel is opened with that codec and the
+  caller's telephone-event payload type. Outbound legs offer the caller's codec first and
+  the other G.711 law second; when the callee picks the other one, the leg's media channel
+  is reopened with it and a re-INVITE offers the new port with that codec only (the media
+  engine fixes a channel's codec at open; it transcodes between the two legs).
+* Rule 3 -- re-INVITE (RFC 3261 §14.2, RFC 3264 §8.4): a hold offer (sendonly, inactive,
+  ``c=0.0.0.0``) is answered with the mirrored direction and our sending is paused; an
+  offer we cannot accept gets 488 and the session goes on unchanged. A re-INVITE without
+  SDP gets our current description as the offer in the 200.
+* Rule 4 -- DTMF in SIP INFO (``application/dtmf-relay``, ``application/dtmf``) goes to
+  ``MediaService.info_digit``, so INFO, RFC 4733 and in-band digits meet in one arbiter.
+* Rule 5 -- every verb is idempotent on an ended leg; late responses for ended legs are
+  cleaned up here (a 2xx to a cancelled INVITE gets ACK + BYE, RFC 3261 §15).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from signaling.auth import DigestAuthenticator
+from signaling.core import SipCore
+from signaling.dialog import DialogId
+from signaling.errors import LocalSipError, SipParseError
+from signaling.events import (
+    AckReceived,
+    AckTimedOut,
+    Address,
+    CancelReceived,
+    DialogTerminated,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportError,
+)
+from signaling.location import Binding, UserCredentials
+from signaling.message import Request, Response, make_response
+from signaling.offer_answer import (
+    NegotiatedMedia,
+    OfferAnswerError,
+    SdpSession,
+    make_answer,
+    make_offer,
+    process_answer,
+)
+from signaling.registrar import Registrar
+from signaling.sdp import SdpError, SessionDescription
+from signaling.sdp import parse as parse_sdp
+from signaling.transport import uri_address
+from signaling.uri import SipUri
+from switch.channel import Channel, ChannelInput, ChannelState
+from switch.drivers.base import (
+    LegAnswered,
+    LegEvent,
+    LegHeld,
+    LegHungUp,
+    LegOffered,
+    LegRejected,
+    LegRinging,
+)
+from switch.media.dtmf_info import DtmfInfoError, parse_info_dtmf
+from switch.media.errors import MediaError
+from switch.media.service import MediaService
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SipChannelDriver", "SipLeg"]
+
+SDP = "application/sdp"
+G711 = ("PCMU", "PCMA")
+TELEPHONE_EVENT_PT = 101
+"""The telephone-event payload type of our offers (``offer_answer.TELEPHONE_EVENT``)."""
+
+
+@dataclass(slots=True)
+class SipLeg:
+    """The SIP side of one channel (only this module reads or writes it)."""
+
+    sdp: SdpSession
+    invite: Request | None = None
+    server_txn: str | None = None
+    client_txn: str | None = None
+    local_tag: str = ""
+    dialog_id: DialogId | None = None
+    offer: SessionDescription | None = None
+    local_body: bytes = b""
+    negotiated: NegotiatedMedia | None = None
+    final_sent: bool = False
+    cancel_requested: bool = False
+    reinvite_txn: str | None = None
+    local_addr: tuple[str, int] = ("127.0.0.1", 0)
+    aux_txns: set[str] = field(default_factory=set)
+
+
+class SipChannelDriver:
+    """Maps SIP to channels (see the module docstring for the rules).
+
+    Args:
+        core: the node's SIP core.
+        flush: sends what the core produced (``SipDriver.flush``).
+        now: the core's monotonic clock (``SipDriver.now``).
+        media: the media service legs open their channels on.
+        on_event: receives every :data:`~switch.drivers.base.LegEvent` (the call manager).
+        auth: the node's digest authenticator (shared with REGISTER: same lockout).
+        lookup_user: username -> credentials (``RegistrationService.lookup_user``).
+        registrar: the location service extensions are looked up in.
+        domain: our SIP domain (From/To of the legs we originate).
+        media_host: the address put in our SDP when media binds to a wildcard.
+        wall: wall clock for digest nonces and registrar lookups.
+    """
+
+    def __init__(self, core: SipCore, flush: Callable[[], None], now: Callable[[], float],
+                 media: MediaService, on_event: Callable[[LegEvent], None], *,
+                 auth: DigestAuthenticator, lookup_user: Callable[[str], UserCredentials | None],
+                 registrar: Registrar, domain: str, media_host: str | None = None,
+                 wall: Callable[[], float]) -> None:
+        self.core = core
+        self._flush = flush
+        self._now = now
+        self.media = media
+        self.on_event = on_event
+        self.auth = auth
+        self.lookup_user = lookup_user
+        self.registrar = registrar
+        self.domain = domain
+        self.media_host = media_host
+        self.wall = wall
+        self._by_server_txn: dict[str, Channel] = {}
+        self._by_client_txn: dict[str, Channel] = {}
+        self._by_dialog: dict[DialogId, Channel] = {}
+        self._aux_txns: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._names = itertools.count(1)
+        self._sessions = itertools.count(int(wall()) & 0xFFFFFFF)
+        self.stats = {"invites": 0, "challenged": 0, "rejected_sdp": 0, "reinvites": 0,
+                      "info_digits": 0}
+
+    # ====================================================================================
+    # Plumbing
+    # ====================================================================================
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("SIP driver task %s failed", task.get_name(), exc_info=exc)
+
+    async def drain(self) -> None:
+        """Wait for the driver's pending media tasks (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _new_leg(self) -> SipLeg:
+        return SipLeg(SdpSession(str(next(self._sessions)), 1))
+
+    def _name(self, user: str) -> str:
+        return f"sip/{user or 'anonymous'}-{next(self._names):06d}"
+
+    def _sdp_host(self, local: tuple[str, int]) -> str:
+        host = local[0]
+        if host in ("0.0.0.0", "::", "") and self.media_host:
+            return self.media_host
+        return host
+
+    def _respond(self, request: Request, txn: str, status: int, *, to_tag: str | None = None,
+                 body: bytes = b"", extra: list[tuple[str, str]] | None = None,
+                 reason: str | None = None) -> bool:
+        headers = list(extra or [])
+        if body:
+            headers.append(("Content-Type", SDP))
+        response = make_response(request, status, reason, to_tag=to_tag, body=body,
+                                 extra=headers)
+        try:
+            self.core.send_response(response, txn, self._now())
+        except LocalSipError as exc:  # the transaction ended (CANCEL raced us)
+            logger.info("could not send %d: %s", status, exc)
+            return False
+        self._flush()
+        return True
+
+    # ====================================================================================
+    # Core events in
+    # ====================================================================================
+    def handle(self, event: object) -> bool:
+        """Take a core event if it belongs to a call; False leaves it to the node."""
+        if isinstance(event, RequestReceived):
+            return self._on_request(event)
+        if isinstance(event, ResponseReceived):
+            return self._on_response(event)
+        if isinstance(event, CancelReceived):
+            ch = self._by_server_txn.get(event.transaction_id)
+            if ch is None:
+                return False
+            ch.sip.final_sent = True  # the core answered 487 already (§9.2)
+            self._end_remote(ch, LegHungUp(ch, cancelled=True, reason="cancel"))
+            return True
+        if isinstance(event, (TransactionTimedOut, TransportError)):
+            return self._on_failure(event)
+        if isinstance(event, AckReceived):
+            return event.dialog_id in self._by_dialog
+        if isinstance(event, AckTimedOut):
+            ch = self._by_dialog.get(event.dialog_id)
+            if ch is None:
+                return False
+            logger.warning("%s: no ACK for our 2xx; ending the call", ch.name)
+            self._bye(ch)
+            self._end_remote(ch, LegHungUp(ch, reason="ack-timeout"))
+            return True
+        if isinstance(event, DialogTerminated):
+            ch = self._by_dialog.pop(event.dialog_id, None)
+            if ch is None:
+                return False
+            if not ch.ended and ch.state is ChannelState.UP:
+                self._end_remote(ch, LegHungUp(ch, reason=event.reason))
+            return True
+        return False
+
+    def _end_remote(self, ch: Channel, event: LegEvent) -> None:
+        if ch.ended:
+            return
+        ch.fire(ChannelInput.HANGUP, self._now())
+        self.on_event(event)
+
+    def _on_request(self, event: RequestReceived) -> bool:
+        method = event.request.method
+        if event.dialog_id is None:
+            if method == "INVITE":
+                self._recv_invite(event)
+                return True
+            return False
+        ch = self._by_dialog.get(event.dialog_id)
+        if ch is None:
+            return False
+        if method == "BYE":
+            self._respond(event.request, event.transaction_id, 200)
+            self._end_remote(ch, LegHungUp(ch, reason="bye"))
+        elif method == "INVITE":
+            self._recv_reinvite(ch, event)
+        elif method == "INFO":
+            self._recv_info(ch, event)
+        else:
+            self._respond(event.request, event.transaction_id, 501)
+        return True
+
+    def _on_failure(self, event: TransactionTimedOut | TransportError) -> bool:
+        txn = event.transaction_id
+        if txn in self._aux_txns:
+            self._aux_txns.discard(txn)
+            return True
+        ch = self._by_client_txn.pop(txn, None)
+        if ch is None:
+            return txn in self._by_server_txn
+        if not ch.ended and ch.state is not ChannelState.UP:
+            status = 408 if isinstance(event, TransactionTimedOut) else 503
+            self._end_remote(ch, LegRejected(ch, status))
+        return True
+
+    # ====================================================================================
+    # Inbound calls
+    # ====================================================================================
+    def _authenticate(self, event: RequestReceived) -> str | None:
+        """Rule 1: the digest user, or None after answering 407/403."""
+        request = event.request
+        wall = self.wall()
+        source_ip = event.source.host
+        authz = request.headers.get("Proxy-Authorization")
+        result = None
+        if authz is not None:
+            result = self.auth.verify("INVITE", authz, self.lookup_user, wall, source_ip,
+                                      request.body, request_uri=request.uri)
+            if result.ok and result.username:
+                return result.username
+            if not result.stale:
+                logger.info("INVITE from %s for %s refused: %s", event.source,
+                            result.username, result.reason)
+        status, headers = self.auth.rejection(result, wall, source_ip, proxy=True)
+        self.stats["challenged"] += 1
+        self._respond(request, event.transaction_id, status, to_tag=self.core.ids.tag(),
+                      extra=headers)
+        return None
+
+    def _recv_invite(self, event: RequestReceived) -> None:
+        request = event.request
+        self.stats["invites"] += 1
+        user = self._authenticate(event)
+        if user is None:
+            return
+        try:
+            if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
+                raise OfferAnswerError("an INVITE without an SDP offer is not supported")
+            offer = parse_sdp(request.body)
+            _, negotiated = make_answer(offer, G711, "0.0.0.0", 9, session_id="0",
+                                        session_version=0)
+        except (SdpError, OfferAnswerError) as exc:
+            self.stats["rejected_sdp"] += 1
+            self._respond(request, event.transaction_id, 488, to_tag=self.core.ids.tag(),
+                          extra=[("Warning", f'304 softswitch "{exc.detail}"')])
+            return
+        try:
+            dialed = request.uri_parsed.user or ""
+            caller_name = request.from_.display or ""
+        except SipParseError:
+            dialed, caller_name = "", ""
+        ch = Channel(self._name(user), "caller", user, codec=negotiated.codec)
+        leg = ch.sip = self._new_leg()
+        leg.invite = request
+        leg.server_txn = event.transaction_id
+        leg.local_tag = self.core.ids.tag()
+        leg.negotiated = negotiated
+        self._by_server_txn[event.transaction_id] = ch
+        self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name),
+                    f"open-{ch.name}")
+
+    async def _open_inbound(self, ch: Channel, offer: SessionDescription,
+                            negotiated: NegotiatedMedia, dialed: str, user: str,
+                            caller_name: str) -> None:
+        leg: SipLeg = ch.sip
+        remote = (negotiated.remote_address, negotiated.remote_port)
+        try:
+            info = await self.media.open_channel(
+                codec=negotiated.codec, remote=remote,
+                dtmf_pt=negotiated.telephone_event_pt or TELEPHONE_EVENT_PT)
+        except MediaError as exc:
+            logger.error("%s: no media channel: %s", ch.name, exc)
+            self.reject(ch, 503)
+            return
+        ch.media_id = info.channel_id
+        ch.remote_media = remote
+        if ch.ended:  # cancelled while the media opened
+            await self.media.close_channel(info.channel_id)
+            ch.media_id = None
+            return
+        leg.local_addr = (self._sdp_host(info.local_addr), info.local_addr[1])
+        answer, leg.negotiated = make_answer(
+            offer, [negotiated.codec], leg.local_addr[0], leg.local_addr[1],
+            session_id=leg.sdp.session_id, session_version=leg.sdp.version)
+        leg.local_body = bytes(leg.sdp.stamp(answer))
+        self.on_event(LegOffered(ch, user, dialed, caller_name))
+
+    def _provisional_or_final(self, ch: Channel, status: int, body: bytes = b"",
+                              reason: str | None = None) -> bool:
+        leg: SipLeg = ch.sip
+        if leg.final_sent or leg.invite is None or leg.server_txn is None:
+            return False
+        if status >= 200:
+            leg.final_sent = True
+        ok = self._respond(leg.invite, leg.server_txn, status, to_tag=leg.local_tag,
+                           body=body, reason=reason)
+        if ok and status > 100 and status < 300 and leg.dialog_id is None:
+            leg.dialog_id = DialogId(leg.invite.call_id, leg.local_tag,
+                                     leg.invite.from_tag or "")
+            self._by_dialog[leg.dialog_id] = ch
+        return ok
+
+    def ring(self, channel: Channel) -> None:
+        if channel.can(ChannelInput.RING) and self._provisional_or_final(channel, 180):
+            channel.fire(ChannelInput.RING, self._now())
+
+    def progress(self, channel: Channel) -> None:
+        body = channel.sip.local_body
+        if channel.can(ChannelInput.PROGRESS) and self._provisional_or_final(channel, 183,
+                                                                             body):
+            channel.fire(ChannelInput.PROGRESS, self._now())
+
+    def answer(self, channel: Channel) -> None:
+        body = channel.sip.local_body
+        if channel.can(ChannelInput.ANSWER) and self._provisional_or_final(channel, 200,
+                                                                           body):
+            channel.fire(ChannelInput.ANSWER, self._now())
+
+    def reject(self, channel: Channel, status: int, reason: str = "") -> None:
+        if channel.ended or channel.state is ChannelState.UP:
+            return
+        self._provisional_or_final(channel, status, reason=reason or None)
+        channel.fire(ChannelInput.HANGUP, self._now())
+
+    # -- in-dialog requests --------------------------------------------------------------
+    def _recv_reinvite(self, ch: Channel, event: RequestReceived) -> None:
+        """Rule 3 (RFC 3261 §14.2, RFC 3264 §8.4)."""
+        request = event.request
+        leg: SipLeg = ch.sip
+        self.stats["reinvites"] += 1
+        if not request.body:
+            self._respond(request, event.transaction_id, 200, body=leg.local_body)
+            return
+        try:
+            offer = parse_sdp(request.body)
+            answer, negotiated = make_answer(
+                offer, [ch.codec or "PCMU"], leg.local_addr[0], leg.local_addr[1],
+                session_id=leg.sdp.session_id, session_version=leg.sdp.version)
+        except (SdpError, OfferAnswerError) as exc:
+            self.stats["rejected_sdp"] += 1
+            logger.info("%s: re-INVITE refused, call kept: %s", ch.name, exc.detail)
+            self._respond(request, event.transaction_id, 488,
+                          extra=[("Warning", f'304 softswitch "{exc.detail}"')])
+            return
+        leg.local_body = bytes(leg.sdp.stamp(answer))
+        leg.negotiated = negotiated
+        self._respond(request, event.transaction_id, 200, body=leg.local_body)
+        self._apply_remote(ch, negotiated)
+
+    def _apply_remote(self, ch: Channel, negotiated: NegotiatedMedia) -> None:
+        """New remote address and hold state of a leg (media updated in a task)."""
+        remote = (negotiated.remote_address, negotiated.remote_port)
+        held = negotiated.remote_hold
+        ch.remote_media = remote
+        if ch.media_id is not None:
+            self._spawn(self._set_remote(ch.media_id, remote, not held), f"remote-{ch.name}")
+        if held != ch.held:
+            ch.held = held
+            self.on_event(LegHeld(ch, held))
+
+    async def _set_remote(self, cid: int, remote: tuple[str, int], sending: bool) -> None:
+        try:
+            await self.media.set_remote(cid, remote, sending=sending)
+        except MediaError as exc:  # the channel closed meanwhile
+            logger.debug("set_remote on %d: %s", cid, exc)
+
+    def _recv_info(self, ch: Channel, event: RequestReceived) -> None:
+        """Rule 4: DTMF INFO to the media arbiter; empty INFO is a keep-alive (200)."""
+        request = event.request
+        if not request.body:
+            self._respond(request, event.transaction_id, 200)
+            return
+        try:
+            digit = parse_info_dtmf(request.content_type or "", request.body)
+        except DtmfInfoError as exc:
+            self._respond(request, event.transaction_id, 400, reason=f"Bad DTMF ({exc})")
+            return
+        if digit is None:
+            self._respond(request, event.transaction_id, 415,
+                          extra=[("Accept", "application/dtmf-relay, application/dtmf")])
+            return
+        self._respond(request, event.transaction_id, 200)
+        if ch.media_id is not None:
+            self.stats["info_digits"] += 1
+            self._spawn(self.media.info_digit(ch.media_id, digit.digit,
+                                              digit.duration_ms or 100), f"info-{ch.name}")
+
+    # ====================================================================================
+    # Outbound legs
+    # ====================================================================================
+    def lookup(self, number: str) -> list[Binding]:
+        """The live contacts of extension ``number``: its AOR in each of our domains
+        (``SipUri.canonical_aor`` form, with and without our port), highest q first."""
+        wall = self.wall()
+        port = self.core.config.port
+        seen: set[str] = set()
+        out: list[Binding] = []
+        for domain in sorted(self.registrar.domains or {self.domain}):
+            for aor in (f"sip:{number}@{domain}", f"sip:{number}@{domain}:{port}"):
+                for binding in self.registrar.lookup(aor, wall):
+                    if binding.contact not in seen:
+                        seen.add(binding.contact)
+                        out.append(binding)
+        return out
+
+    def new_outbound(self, peer: str) -> Channel:
+        ch = Channel(self._name(peer), "callee", peer)
+        ch.sip = self._new_leg()
+        return ch
+
+    async def originate(self, channel: Channel, target: Any, *, caller: str,
+                        caller_name: str = "", codec: str = "PCMU",
+                        near: int | None = None) -> None:
+        """Rule 2: open media, offer ``codec`` first, INVITE ``target`` (a Binding)."""
+        binding: Binding = target
+        leg: SipLeg = channel.sip
+        try:
+            info = await self.media.open_channel(codec=codec, near=near,
+                                                 dtmf_pt=TELEPHONE_EVENT_PT)
+        except MediaError as exc:
+            logger.error("%s: no media channel: %s", channel.name, exc)
+            self._end_remote(channel, LegRejected(channel, 503))
+            return
+        channel.media_id = info.channel_id
+        channel.codec = codec
+        if channel.ended:
+            return  # cancelled while the media opened; release() closes it
+        leg.local_addr = (self._sdp_host(info.local_addr), info.local_addr[1])
+        codecs = [codec, *[c for c in G711 if c != codec]]
+        leg.offer = leg.sdp.stamp(make_offer(
+            codecs, leg.local_addr[0], leg.local_addr[1], session_id=leg.sdp.session_id,
+            session_version=leg.sdp.version))
+        leg.local_body = bytes(leg.offer)
+        try:
+            uri = SipUri.parse(binding.contact)
+        except SipParseError as exc:
+            logger.warning("%s: bad contact %r: %s", channel.name, binding.contact, exc)
+            self._end_remote(channel, LegRejected(channel, 480))
+            return
+        display = (caller_name or caller).replace('"', "")
+        request = self.core.create_request(
+            "INVITE", str(uri), from_=f'"{display}" <sip:{caller}@{self.domain}>',
+            to=f"<sip:{channel.peer}@{self.domain}>", body=leg.local_body, content_type=SDP,
+            contact=self.core.contact(caller))
+        leg.invite = request
+        txn = self.core.send_request(request, uri_address(uri), self._now())
+        leg.client_txn = txn
+        self._by_client_txn[txn] = channel
+        self._flush()
+        if leg.cancel_requested:
+            self.core.cancel(txn, self._now())
+            self._flush()
+
+    def _on_response(self, event: ResponseReceived) -> bool:
+        txn = event.transaction_id
+        if txn in self._aux_txns:
+            if event.response.status >= 200:
+                self._aux_txns.discard(txn)
+            return True
+        ch = self._by_client_txn.get(txn)
+        if ch is None:
+            return False
+        leg: SipLeg = ch.sip
+        if txn == leg.reinvite_txn:
+            self._reinvite_response(ch, event)
+            return True
+        status = event.response.status
+        if status >= 200:
+            self._by_client_txn.pop(txn, None)
+        if event.dialog_id is not None and status < 300 and status > 100:
+            self._by_dialog.setdefault(event.dialog_id, ch)
+        if status < 200:
+            if status > 100:
+                self._provisional(ch, event.response)
+        elif status < 300:
+            self._answered(ch, event)
+        elif not ch.ended:
+            self._end_remote(ch, LegRejected(ch, status))
+        return True
+
+    def _remote_sdp(self, ch: Channel, response: Response) -> NegotiatedMedia | None:
+        leg: SipLeg = ch.sip
+        ctype = (response.content_type or "").split(";")[0].strip().lower()
+        if not response.body or ctype != SDP or leg.offer is None:
+            return None
+        return process_answer(leg.offer, parse_sdp(response.body))
+
+    def _provisional(self, ch: Channel, response: Response) -> None:
+        if ch.ended or ch.state is ChannelState.UP:
+            return  # a late 180 (after the 200) changes nothing
+        leg: SipLeg = ch.sip
+        try:
+            negotiated = self._remote_sdp(ch, response) if leg.negotiated is None else None
+        except (SdpError, OfferAnswerError) as exc:
+            logger.info("%s: ignoring bad early SDP: %s", ch.name, exc.detail)
+            negotiated = None
+        if negotiated is not None and negotiated.codec == ch.codec:
+            leg.negotiated = negotiated
+            self._apply_remote(ch, negotiated)
+        early = leg.negotiated is not None
+        ch.fire(ChannelInput.PROGRESS if early else ChannelInput.RING, self._now())
+        self.on_event(LegRinging(ch, early))
+
+    def _answered(self, ch: Channel, event: ResponseReceived) -> None:
+        leg: SipLeg = ch.sip
+        did = event.dialog_id
+        if ch.ended or ch.state is ChannelState.UP:
+            # A 2xx after CANCEL, or a second fork's 2xx: ACKed by the core, now BYE.
+            if did is not None and did != leg.dialog_id:
+                self._bye_dialog(did)
+            return
+        leg.dialog_id = did
+        try:
+            negotiated = self._remote_sdp(ch, event.response) or leg.negotiated
+        except (SdpError, OfferAnswerError) as exc:
+            logger.info("%s: bad SDP answer: %s", ch.name, exc.detail)
+            negotiated = None
+        if negotiated is None or did is None:
+            self._bye(ch)
+            self._end_remote(ch, LegRejected(ch, 488))
+            return
+        leg.negotiated = negotiated
+        ch.fire(ChannelInput.ANSWER, self._now())
+        if negotiated.codec != ch.codec:
+            self._spawn(self._switch_codec(ch, negotiated), f"recodec-{ch.name}")
+            return
+        self._apply_remote(ch, negotiated)
+        self.on_event(LegAnswered(ch))
+
+    async def _switch_codec(self, ch: Channel, negotiated: NegotiatedMedia) -> None:
+        """Rule 2: the callee chose the other law; reopen media and re-offer it alone."""
+        leg: SipLeg = ch.sip
+        old = ch.media_id
+        remote = (negotiated.remote_address, negotiated.remote_port)
+        try:
+            info = await self.media.open_channel(codec=negotiated.codec, remote=remote,
+                                                 near=old, dtmf_pt=TELEPHONE_EVENT_PT)
+        except MediaError as exc:
+            logger.error("%s: cannot reopen media as %s: %s", ch.name, negotiated.codec, exc)
+            self._bye(ch)
+            self._end_remote(ch, LegRejected(ch, 488))
+            return
+        ch.media_id, ch.codec, ch.remote_media = info.channel_id, negotiated.codec, remote
+        if old is not None:
+            await self.media.close_channel(old)
+        if ch.ended:
+            return
+        leg.local_addr = (self._sdp_host(info.local_addr), info.local_addr[1])
+        leg.offer = leg.sdp.stamp(make_offer(
+            [negotiated.codec], leg.local_addr[0], leg.local_addr[1],
+            session_id=leg.sdp.session_id, session_version=leg.sdp.version))
+        leg.local_body = bytes(leg.offer)
+        if leg.dialog_id is not None:
+            try:
+                txn = self.core.send_in_dialog(leg.dialog_id, "INVITE", self._now(),
+                                               body=leg.local_body, content_type=SDP)
+            except LocalSipError as exc:
+                logger.info("%s: re-INVITE not sent: %s", ch.name, exc)
+            else:
+                leg.reinvite_txn = txn
+                self._by_client_txn[txn] = ch
+                self._flush()
+        self.on_event(LegAnswered(ch))
+
+    def _reinvite_response(self, ch: Channel, event: ResponseReceived) -> None:
+        if event.response.status < 200:
+            return
+        leg: SipLeg = ch.sip
+        self._by_client_txn.pop(event.transaction_id, None)
+        leg.reinvite_txn = None
+        if event.response.status >= 300:
+            logger.info("%s: our re-INVITE got %d", ch.name, event.response.status)
+            return
+        try:
+            negotiated = self._remote_sdp(ch, event.response)
+        except (SdpError, OfferAnswerError) as exc:
+            logger.info("%s: bad SDP in re-INVITE answer: %s", ch.name, exc.detail)
+            return
+        if negotiated is not None:
+            leg.negotiated = negotiated
+            self._apply_remote(ch, negotiated)
+
+    # ====================================================================================
+    # Ending legs
+    # ====================================================================================
+    def _bye_dialog(self, did: DialogId) -> None:
+        try:
+            txn = self.core.send_in_dialog(did, "BYE", self._now())
+        except LocalSipError as exc:
+            logger.debug("no BYE for %s: %s", did, exc)
+            return
+        self._aux_txns.add(txn)
+        self._flush()
+
+    def _bye(self, ch: Channel) -> None:
+        did = ch.sip.dialog_id
+        if did is not None and did in self.core.dialogs:
+            self._bye_dialog(did)
+
+    def cancel(self, channel: Channel) -> None:
+        if channel.ended:
+            return
+        leg: SipLeg = channel.sip
+        channel.fire(ChannelInput.HANGUP, self._now())
+        if leg.client_txn is None:
+            leg.cancel_requested = True
+            return
+        if self.core.cancel(leg.client_txn, self._now()) is not None:
+            self._flush()
+
+    def hangup(self, channel: Channel) -> None:
+        if channel.ended:
+            return
+        if channel.state is ChannelState.UP:
+            channel.fire(ChannelInput.HANGUP, self._now())
+            self._bye(channel)
+        elif channel.role == "callee":
+            self.cancel(channel)
+        else:
+            self.reject(channel, 480)
+
+    async def release(self, channel: Channel) -> dict[str, Any] | None:
+        """Close the leg's media and forget it; returns the last RTP statistics."""
+        leg: SipLeg = channel.sip
+        for table, key in ((self._by_server_txn, leg.server_txn),
+                           (self._by_dialog, leg.dialog_id)):
+            if key is not None and table.get(key) is channel:  # type: ignore[call-overload]
+                del table[key]  # type: ignore[arg-type]
+        cid = channel.media_id
+        if cid is None:
+            return None
+        channel.media_id = None
+        stats: dict[str, Any] | None = None
+        try:
+            stats = await self.media.stats(cid)
+        except MediaError as exc:
+            logger.debug("no stats for %d: %s", cid, exc)
+        await self.media.close_channel(cid)
+        return stats
+
+    def remote_of(self, channel: Channel) -> Address | None:
+        """Where an outbound leg's INVITE went (for logs)."""
+        leg: SipLeg = channel.sip
+        if leg.invite is None:
+            return None
+        try:
+            return uri_address(leg.invite.uri_parsed)
+        except SipParseError:
+            return None

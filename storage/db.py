@@ -147,7 +147,7 @@ def _import_feature_models() -> None:
 
     Imported here, not in models.py, because the feature modules import this module.
     """
-    from storage import cdr_models, cti_models, hotline_models  # noqa: F401
+    from storage import campaign_models, cdr_models, cti_models, hotline_models  # noqa: F401
 
 
 class Database:

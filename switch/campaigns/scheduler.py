@@ -2,13 +2,17 @@
 
 The shell (the node's dialer) drives it in a loop::
 
-    dials = scheduler.next_actions(now, active_calls)    # list[DialContact]
-    await repo.begin_attempts(campaign_id, dials)         # persisted as DIALING first...
-    for dial in dials: start_call(dial)                   # ...then handed to the switch
-    ...
-    decision = scheduler.record_outcome(contact_id, outcome, now)
-    await repo.record_outcome(campaign_id, decision)
-    sleep until scheduler.next_deadline() or the next call event
+    scheduler, cut = CampaignScheduler.restore(await repo.load_resume_state(name), now)
+    await repo.record_outcomes(scheduler.campaign, cut)   # calls cut by the last stop
+    loop:
+        scheduler.adopt(stored_state)                     # the operator's pause/stop
+        dials = scheduler.next_actions(now, active_calls) # list[DialContact]
+        await repo.begin_attempts(dials)                  # persisted as DIALING first...
+        for dial in dials: start_call(dial)               # ...then handed to the switch
+        ...                                               # (storage down: cancel(dial))
+        decision = scheduler.record_outcome(contact_id, outcome, now, rating=...)
+        await repo.record_outcomes(scheduler.campaign, [decision])
+        sleep until scheduler.next_deadline() or the next call event
 
 Rules:
 
@@ -26,9 +30,9 @@ Rules:
   (unique per contact and attempt number) BEFORE it is handed to the switch; if the node
   dies before the outcome is stored, the rebuilt scheduler (:meth:`restore`) sees that
   attempt, counts it, records it FAILED ``interrupted`` and calls again only when the
-  FAILED rule allows it, after its delay (or never, with ``retry_interrupted=False``). A
-  dial that was never persisted was never placed. Hence the choice: at worst one
-  unconfirmed call is retried per policy; never an unrecorded one.
+  FAILED rule allows it, its delay counted from the restart (or never, with
+  ``retry_interrupted=False``). A dial that was never persisted was never placed. Hence
+  the choice: at worst one unconfirmed call is retried per policy; never an unrecorded one.
 * Rule 6 -- a contact whose number opted out of the campaign's kind is never dialed; an
   OPTED_OUT outcome adds the number to the set at once.
 """
@@ -48,6 +52,7 @@ from switch.campaigns.model import (
     Attempt,
     Campaign,
     CampaignCommand,
+    CampaignError,
     CampaignState,
     CampaignStateError,
     Contact,
@@ -113,7 +118,7 @@ class OutcomeDecision:
 class _Slot:
     """Mutable per-contact state (internal)."""
 
-    __slots__ = ("attempts", "contact", "due_at", "last", "skipped", "status")
+    __slots__ = ("attempts", "contact", "due_at", "last", "skipped", "started_at", "status")
 
     def __init__(self, contact: Contact) -> None:
         self.contact = contact
@@ -122,6 +127,7 @@ class _Slot:
         self.due_at = 0.0
         self.last: Outcome | None = None
         self.skipped = False
+        self.started_at = 0.0
 
 
 class CampaignScheduler:
@@ -219,6 +225,7 @@ class CampaignScheduler:
                 continue
             slot.attempts += 1
             slot.status = _DIALING
+            slot.started_at = now
             self._pending -= 1
             self._dialing += 1
             self._tokens -= 1.0
@@ -247,11 +254,15 @@ class CampaignScheduler:
 
         Raises:
             CampaignStateError: the contact is not being dialed (or not that attempt).
+            CampaignError: a rating outside 1-5.
         """
-        self._now = max(self._now, now)
+        if rating is not None and not 1 <= rating <= 5:
+            raise CampaignError(f"a rating is 1 to 5, got {rating}")
         slot = self._dialing_slot(contact_id, attempt_no)
+        self._now = max(self._now, now)
         self._dialing -= 1
-        attempt = Attempt(contact_id, slot.attempts, now, now, outcome, detail, rating)
+        attempt = Attempt(contact_id, slot.attempts, slot.started_at, now, outcome, detail,
+                          rating)
         return self._conclude(slot, attempt, now, interrupted=False)
 
     def _dialing_slot(self, contact_id: int, attempt_no: int | None) -> _Slot:

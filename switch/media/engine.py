@@ -50,6 +50,7 @@ from dsp.tones import render_tone
 from switch.media.digits import DigitArbiter
 from switch.media.engine_dtmf import DigitsMixin
 from switch.media.engine_mix import MixPlan, ToneSource
+from switch.media.errors import MediaError
 from switch.media.latch import SymmetricLatch
 from switch.media.player import FRAME_SAMPLES, FinishReason, PlayerBank
 from switch.media.rfc4733 import DtmfReceiver
@@ -224,12 +225,13 @@ class MediaEngine(DigitsMixin):
             ssrc: our SSRC (random if None).
 
         Raises:
-            ValueError: no free slot or unknown codec.
+            ValueError: unknown codec.
+            MediaError: no free slot.
         """
         if codec not in CODECS:
             raise ValueError(f"unsupported codec {codec!r} (fast path: {sorted(CODECS)})")
         if not self._free:
-            raise ValueError("media engine full")
+            raise MediaError(f"media engine full ({self.capacity} channels)")
         slot = self._free.pop()
         ch = _Channel(slot, codec, dtmf_pt, remote, latch, inband, self._min_depth)
         self._chans[slot] = ch

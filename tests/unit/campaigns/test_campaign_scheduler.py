@@ -16,6 +16,7 @@ from switch.campaigns import (
     CallingWindow,
     Campaign,
     CampaignCommand,
+    CampaignError,
     CampaignKind,
     CampaignScheduler,
     CampaignState,
@@ -172,6 +173,16 @@ def test_outcome_for_contact_not_dialing_is_an_error() -> None:
     s.record_outcome(1, Outcome.BUSY, MONDAY_10, attempt_no=1)
     with pytest.raises(CampaignStateError):
         s.record_outcome(1, Outcome.BUSY, MONDAY_10)     # twice
+
+
+def test_attempt_keeps_its_start_time_and_checks_rating() -> None:
+    s = scheduler(1, kind=CampaignKind.REPAIR_SURVEY)
+    s.next_actions(MONDAY_10)
+    with pytest.raises(CampaignError, match="1 to 5"):
+        s.record_outcome(1, Outcome.ACKNOWLEDGED, MONDAY_10 + 9, rating=6)
+    d = s.record_outcome(1, Outcome.ACKNOWLEDGED, MONDAY_10 + 9, rating=5)
+    assert (d.attempt.started_at, d.attempt.ended_at, d.attempt.rating) == (
+        MONDAY_10, MONDAY_10 + 9, 5)
 
 
 def test_cancel_gives_the_dial_back_uncounted() -> None:

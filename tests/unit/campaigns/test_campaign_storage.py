@@ -279,3 +279,26 @@ async def test_work_order_source_errors(db: Database) -> None:
     contact = await work_order_resident(db, "20261120")
     assert (contact.name, contact.phone, contact.fields["work_order"]) == (
         "李娜", "13900001111", "20261120")
+
+
+async def test_restart_after_hours_waits_for_the_window(repo: CampaignRepository) -> None:
+    cn = dt.timezone(dt.timedelta(hours=8))
+    friday_1958 = dt.datetime(2026, 12, 4, 19, 58, tzinfo=cn).timestamp()
+    monday_0900 = dt.datetime(2026, 12, 7, 9, 0, tzinfo=cn).timestamp()
+    campaign = Campaign("晚间", CampaignKind.OUTAGE_NOTICE,
+                        window=CallingWindow(("mon-fri 09:00-20:00",)),
+                        limits=Limits(2, 100.0, 100), retry=POLICY)
+    await repo.create(campaign, new_contacts(4))
+    await repo.command("晚间", CampaignCommand.START)
+    sched, _ = CampaignScheduler.restore(await repo.load_resume_state("晚间"), friday_1958)
+    dials = sched.next_actions(friday_1958)
+    await repo.begin_attempts(dials)                        # 2 calls, then the node dies
+    restart = friday_1958 + 3600                            # back at 20:58: closed
+    rebuilt, cut = CampaignScheduler.restore(await repo.load_resume_state("晚间"), restart)
+    await repo.record_outcomes(rebuilt.campaign, cut)
+    assert rebuilt.next_actions(restart) == []
+    assert rebuilt.next_deadline() == monday_0900
+    saturday = restart + 86400
+    assert rebuilt.next_actions(saturday) == []
+    monday = rebuilt.next_actions(monday_0900)
+    assert [(d.contact.id, d.attempt_no) for d in monday] == [(3, 1), (4, 1)]

@@ -462,3 +462,14 @@ def test_closed_slot_events_do_not_leak_to_the_next_channel() -> None:
         h.tick()
     assert [e for e in h.events if e[0] == "play_done"] == [
         ("play_done", b, FinishReason.COMPLETED)]
+
+
+def test_engine_full_and_unknown_codec() -> None:
+    from switch.media.errors import MediaError
+
+    engine = MediaEngine(1, seed=0)
+    with pytest.raises(ValueError):
+        engine.open(codec="G729")
+    engine.open()
+    with pytest.raises(MediaError):
+        engine.open()

@@ -86,6 +86,8 @@ class DigitsMixin:
 
     def _detect_inband(self, rx: NDArray[np.int16], now: float) -> None:
         """In-band DTMF for every slot at once; a failing detector costs digits, not audio."""
+        if self._open_list.size == 0:
+            return  # an idle node should not pay for detection over empty slots
         try:
             found = self.detector.process(rx[: self.capacity])
         except (ValueError, IndexError, FloatingPointError) as exc:

@@ -42,10 +42,12 @@ class Baresip:
     """A headless baresip registered (or not) to our node, driven over ctrl_tcp."""
 
     def __init__(self, workdir: Path, user: str, password: str, registrar: str, *,
-                 wav: Path | None = None, rec_dir: Path | None = None) -> None:
+                 wav: Path | None = None, rec_dir: Path | None = None,
+                 codecs: str = "pcmu,pcma") -> None:
         """``wav``: send this 8 kHz mono s16 file (aufile; the call ends at its end) instead
         of the ausine source (which refuses 8 kHz, so it cannot take calls); ``rec_dir``:
-        record each call's received (``*-dec.wav``) and sent audio there (sndfile)."""
+        record each call's received (``*-dec.wav``) and sent audio there (sndfile);
+        ``codecs``: the account's audio_codecs."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.ctrl_port = free_port(socket.SOCK_STREAM, also_tcp=False)
@@ -62,7 +64,7 @@ class Baresip:
             extra_modules="\n".join(extra)))
         (workdir / "accounts").write_text(
             f"<sip:{user}@{registrar}>;auth_pass={password};regint=300;"
-            "answermode=auto;audio_codecs=pcmu,pcma\n")
+            f"answermode=auto;audio_codecs={codecs}\n")
         self.log = open(workdir / "baresip.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             ["baresip", "-4", "-f", str(workdir), "-t", "120"],

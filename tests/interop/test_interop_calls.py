@@ -93,34 +93,43 @@ def _wait(predicate, timeout: float) -> bool:
     return False
 
 
-@pytest.mark.slow
-def test_baresip_call_audio_digits_and_cdr(tmp_path: Path, call_node: Node) -> None:
+def _baresip_call(tmp_path: Path, node: Node, codecs_a: str, codecs_b: str) -> None:
+    """1001 (440 Hz, ``codecs_a``) calls 1002 (1000 Hz, ``codecs_b``, auto-answer), sends
+    the digit 7 as RFC 4733 and hangs up; recordings land in rec_a / rec_b."""
     require("baresip")
-    registrar = f"127.0.0.1:{call_node.sip_port}"
+    registrar = f"127.0.0.1:{node.sip_port}"
     a = b = None
     try:
-        a = Baresip(tmp_path / "a", "1001", PASSWORD, registrar,
+        a = Baresip(tmp_path / "a", "1001", PASSWORD, registrar, codecs=codecs_a,
                     wav=_tone_wav(tmp_path / "a.wav", 440.0), rec_dir=tmp_path / "rec_a")
-        b = Baresip(tmp_path / "b", "1002", PASSWORD, registrar,
+        b = Baresip(tmp_path / "b", "1002", PASSWORD, registrar, codecs=codecs_b,
                     wav=_tone_wav(tmp_path / "b.wav", 1000.0), rec_dir=tmp_path / "rec_b")
         assert a.registered() and b.registered()
-        a.command("dial", f"sip:1002@127.0.0.1:{call_node.sip_port}")
+        a.command("dial", f"sip:1002@127.0.0.1:{node.sip_port}")
         assert _wait(lambda: "ESTABLISHED" in a.command("listcalls").get("data", ""), 10)
         time.sleep(1.5)
         a.command("sndcode", "7")
         time.sleep(1.5)
         a.command("hangup")
-        assert _wait(lambda: "ended: normal_clearing (caller)" in call_node.log(), 5)
+        assert _wait(lambda: "ended: normal_clearing (caller)" in node.log(), 5)
     finally:
         for phone in (a, b):
             if phone is not None:
                 phone.stop()
-        stop_node(call_node)
+        stop_node(node)
+
+
+def _heard(tmp_path: Path, side: str) -> tuple[float, float]:
+    return _dominant_hz(next((tmp_path / f"rec_{side}").glob("*-dec.wav")))
+
+
+@pytest.mark.slow
+def test_baresip_call_audio_digits_and_cdr(tmp_path: Path, call_node: Node) -> None:
+    _baresip_call(tmp_path, call_node, "pcmu,pcma", "pcmu,pcma")
     log = call_node.log()
     assert re.search(r"digit 7 on sip/1001-\d+ \(rfc4733\)", log), log[-3000:]
     # What each phone received: the other phone's tone, through both media legs.
-    heard_by_a = _dominant_hz(next((tmp_path / "rec_a").glob("*-dec.wav")))
-    heard_by_b = _dominant_hz(next((tmp_path / "rec_b").glob("*-dec.wav")))
+    heard_by_a, heard_by_b = _heard(tmp_path, "a"), _heard(tmp_path, "b")
     assert abs(heard_by_a[0] - 1000.0) < 15 and heard_by_a[1] > 1000, heard_by_a
     assert abs(heard_by_b[0] - 440.0) < 15 and heard_by_b[1] > 1000, heard_by_b
     (cdr,) = _cdrs(call_node)
@@ -132,6 +141,21 @@ def test_baresip_call_audio_digits_and_cdr(tmp_path: Path, call_node: Node) -> N
     legs = _legs(call_node, cdr["id"])
     assert {leg["role"] for leg in legs} == {"caller", "callee"}
     assert all(leg["packets_received"] > 50 for leg in legs), [dict(x) for x in legs]
+
+
+@pytest.mark.slow
+def test_baresip_pcma_caller_to_pcmu_callee_is_transcoded(tmp_path: Path,
+                                                          call_node: Node) -> None:
+    """The callee answers the other law: the switch re-INVITEs it with PCMU alone and the
+    engine transcodes A-law <-> mu-law; both tones still arrive."""
+    _baresip_call(tmp_path, call_node, "pcma", "pcmu")
+    heard_by_a, heard_by_b = _heard(tmp_path, "a"), _heard(tmp_path, "b")
+    assert abs(heard_by_a[0] - 1000.0) < 15 and heard_by_a[1] > 1000, heard_by_a
+    assert abs(heard_by_b[0] - 440.0) < 15 and heard_by_b[1] > 1000, heard_by_b
+    (cdr,) = _cdrs(call_node)
+    assert cdr["disposition"] == "answered"
+    codecs = {leg["role"]: leg["codec"] for leg in _legs(call_node, cdr["id"])}
+    assert codecs == {"caller": "PCMA", "callee": "PCMU"}
 
 
 # ---- SIPp: authenticated UAC -> B2BUA -> registered UAS -----------------------------------------

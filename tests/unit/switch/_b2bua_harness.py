@@ -133,11 +133,17 @@ class Phone:
         self.core.send_response(make_response(request, 180, to_tag=tag),
                                 event.transaction_id, now)
         if self.on_invite == "answer":
-            body = sdp(self.port + 1000, self.answer_codecs)
-            self.core.send_response(
-                make_response(request, 200, to_tag=tag, body=body,
-                              extra=[("Content-Type", "application/sdp")]),
-                event.transaction_id, now)
+            self.accept(event)
+
+    def accept(self, event: RequestReceived | None = None) -> None:
+        """Answer ``event`` (default: the last INVITE received) with 200 and SDP."""
+        event = event or self.requests("INVITE")[-1]
+        body = sdp(self.port + 1000, self.answer_codecs)
+        self.core.send_response(
+            make_response(event.request, 200, to_tag=f"t{self.port}", body=body,
+                          extra=[("Content-Type", "application/sdp")]),
+            event.transaction_id, self.net.loop.time())
+        self.net.pump()
 
     def invite(self, dial: str, *, body: bytes | None = None, password: str | None = PASSWORD,
                challenge: str | None = None) -> str:
@@ -181,7 +187,9 @@ class Phone:
             if isinstance(event, ResponseReceived) and event.dialog_id is not None \
                     and event.response.status == 200 and event.response.cseq.method == "INVITE":
                 return event.dialog_id
-        raise AssertionError("no dialog")
+        if len(self.core.dialogs) == 1:  # the callee side (UAS dialog)
+            return next(iter(self.core.dialogs))
+        raise AssertionError(f"no single dialog: {list(self.core.dialogs)}")
 
     def send_in_dialog(self, method: str, body: bytes = b"",
                        content_type: str | None = None) -> str:

@@ -251,8 +251,9 @@ class Node:
             if method in ("ACK",):
                 return
             assert self.driver is not None
-            # No call handling in this node yet: refuse clearly instead of timing out.
-            status = 481 if method == "BYE" else 480
+            # Nobody took it (a BYE/INFO of a call we do not know, an INFO outside any
+            # call): refuse clearly instead of letting the peer time out.
+            status = 481 if method == "BYE" or event.dialog_id is not None else 480
             self.driver.core.send_response(
                 make_response(event.request, status, to_tag=self.driver.core.ids.tag()),
                 event.transaction_id, self.driver.now(),

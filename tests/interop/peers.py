@@ -122,9 +122,13 @@ class Baresip:
             time.sleep(0.2)
         return False
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """Terminate (baresip then de-registers, waiting for the registrar up to 5 s);
+        ``kill=True`` when the registrar is gone already."""
         if self.sock is not None:
             self.sock.close()
+        if self.proc.poll() is None and kill:
+            self.proc.kill()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -158,6 +158,32 @@ def test_baresip_pcma_caller_to_pcmu_callee_is_transcoded(tmp_path: Path,
     assert codecs == {"caller": "PCMA", "callee": "PCMU"}
 
 
+@pytest.mark.slow
+def test_node_shutdown_hangs_up_calls_and_writes_their_cdr(tmp_path: Path,
+                                                           call_node: Node) -> None:
+    require("baresip")
+    registrar = f"127.0.0.1:{call_node.sip_port}"
+    a = b = None
+    try:
+        a = Baresip(tmp_path / "a", "1001", PASSWORD, registrar,
+                    wav=_tone_wav(tmp_path / "a.wav", 440.0))
+        b = Baresip(tmp_path / "b", "1002", PASSWORD, registrar,
+                    wav=_tone_wav(tmp_path / "b.wav", 1000.0))
+        assert a.registered() and b.registered()
+        a.command("dial", f"sip:1002@127.0.0.1:{call_node.sip_port}")
+        assert _wait(lambda: "ESTABLISHED" in a.command("listcalls").get("data", ""), 10)
+        assert stop_node(call_node) == 0  # SIGTERM: graceful
+        assert _wait(lambda: "Active calls (0)" in a.command("listcalls").get("data", ""), 5)
+        assert _wait(lambda: "Active calls (0)" in b.command("listcalls").get("data", ""), 5)
+    finally:
+        for phone in (a, b):
+            if phone is not None:
+                phone.stop(kill=True)  # no registrar left to de-register from
+    (cdr,) = _cdrs(call_node)
+    assert (cdr["disposition"], cdr["hangup_cause"], cdr["hangup_side"]) == (
+        "answered", "shutdown", "system")
+
+
 # ---- SIPp: authenticated UAC -> B2BUA -> registered UAS -----------------------------------------
 
 

@@ -55,6 +55,8 @@ class Net:
         self.sinks: dict[tuple[str, int], Callable[[Event], None]] = {}
         self._pumping = False
         self.loop = asyncio.get_running_loop()
+        self.trace: list[tuple[int, int, str]] = []  # (from port, to port, first line)
+        self.drop: Callable[[int, int, str], bool] = lambda src, dest, line: False
 
     def add(self, core: SipCore, sink: Callable[[Event], None]) -> None:
         key = (core.config.host, core.config.port)
@@ -75,8 +77,10 @@ class Net:
                     if deadline is not None and deadline <= now:
                         core.handle_timer(now)
                     for data, dest in core.datagrams_to_send():
+                        line = data.split(b"\r\n", 1)[0].decode()
+                        self.trace.append((key[1], dest.port, line))
                         target = self.cores.get((dest.host, dest.port))
-                        if target is not None:
+                        if target is not None and not self.drop(key[1], dest.port, line):
                             target.handle_datagram(data, Address("udp", *key), now)
                             moved = True
                     for event in core.events():
@@ -134,6 +138,18 @@ class Phone:
                                 event.transaction_id, now)
         if self.on_invite == "answer":
             self.accept(event)
+
+    def forged_200(self, to_tag: str) -> None:
+        """A 200 for the last INVITE with ``to_tag``, straight onto the wire (a forking
+        proxy's second answer, or a 200 that crossed a CANCEL)."""
+        request = self.requests("INVITE")[-1].request
+        response = make_response(request, 200, to_tag=to_tag,
+                                 body=sdp(self.port + 1000, self.answer_codecs),
+                                 extra=[("Content-Type", "application/sdp"),
+                                        ("Contact", f"<sip:{self.user}@127.0.0.1:{self.port}>")])
+        node = self.net.cores[(NODE.host, NODE.port)]
+        node.handle_datagram(response.serialize(), self.address, self.net.loop.time())
+        self.net.pump()
 
     def accept(self, event: RequestReceived | None = None) -> None:
         """Answer ``event`` (default: the last INVITE received) with 200 and SDP."""
@@ -207,7 +223,8 @@ class Switch:
     """The node's call path: SipCore + SipChannelDriver + CallManager + bus + CDRs."""
 
     def __init__(self, net: Net, tmp: Path, *, no_answer_timeout_s: float = 5.0,
-                 max_failures: int = 5) -> None:
+                 max_failures: int = 5, max_call_duration_s: float = 0.0,
+                 inactivity_timeout_s: float = 30.0) -> None:
         self.net = net
         self.core = SipCore(CoreConfig(host=NODE.host, port=NODE.port), rng=Random(1))
         self.core.allow = {"REGISTER", "INVITE", "ACK", "BYE", "CANCEL", "INFO", "OPTIONS"}
@@ -217,8 +234,9 @@ class Switch:
                                         lockout=LockoutPolicy(max_failures=max_failures))
         self.users = {u: UserCredentials(u, REALM, {"MD5": compute_ha1(u, REALM, PASSWORD)})
                       for u in ("1001", "1002", "1003")}
-        self.media = MediaService(MediaConfig(rtp_port_min=31000, rtp_port_max=31999,
-                                              recordings_dir=tmp, prompt_cache_dir=tmp))
+        self.media = MediaService(MediaConfig(
+            rtp_port_min=31000, rtp_port_max=31999, recordings_dir=tmp, prompt_cache_dir=tmp,
+            inactivity_timeout_s=inactivity_timeout_s))
         self.bus = EventBus()
         self.published: list[BusEvent] = []
         self.cdrs: list[Cdr] = []
@@ -230,7 +248,8 @@ class Switch:
             wall=time.time)
         self.calls = CallManager(self.driver, self.media, self.bus,
                                  DialPlan.from_config(default_routing()),
-                                 no_answer_timeout_s=no_answer_timeout_s)
+                                 no_answer_timeout_s=no_answer_timeout_s,
+                                 max_call_duration_s=max_call_duration_s)
 
     def _on_leg(self, event: object) -> None:
         self.calls.handle(event)  # type: ignore[arg-type]

@@ -185,3 +185,77 @@ async def test_shutdown_ends_calls_with_bye(net: Net, switch: Switch) -> None:
     net.pump()
     assert alice.requests("BYE") and bob.requests("BYE")
     assert switch.cdrs[0].hangup_cause == "shutdown"
+
+
+@pytest.mark.parametrize(("kw", "cause"), [
+    ({"max_call_duration_s": 0.4}, "max_duration"),
+    ({"inactivity_timeout_s": 0.5}, "media_timeout"),  # the phones here send no RTP
+])
+async def test_calls_end_on_max_duration_and_rtp_inactivity(
+        net: Net, tmp_path: Path, kw: dict[str, float], cause: str) -> None:
+    sw = Switch(net, tmp_path, **kw)  # type: ignore[arg-type]
+    await sw.start()
+    try:
+        alice = Phone(net, "1001", 5071)
+        bob = Phone(net, "1002", 5072)
+        sw.register(bob)
+        txn = alice.call("1002")
+        await sw.settle(lambda: 200 in alice.responses(txn))
+        await sw.settle(lambda: bool(sw.cdrs), timeout=4)
+        assert alice.requests("BYE") and bob.requests("BYE")
+        cdr = sw.cdrs[0]
+        assert (cdr.disposition.value, cdr.hangup_cause, cdr.hangup_side) == (
+            "answered", cause, "system")
+    finally:
+        await sw.stop()
+
+
+def _byes_to(net: Net, port: int) -> int:
+    return sum(1 for _, dest, line in net.trace if dest == port and line.startswith("BYE "))
+
+
+async def test_a_second_2xx_of_a_forking_proxy_gets_a_bye(net: Net, switch: Switch) -> None:
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072)
+    switch.register(bob)
+    txn = alice.call("1002")
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    bob.forged_200("another-fork")
+    await switch.settle(lambda: _byes_to(net, 5072) == 1)
+    assert switch.calls.calls  # the first answer's call goes on
+    assert not bob.requests("BYE")  # the forged dialog's BYE got 481 from bob's core
+
+
+async def test_a_200_crossing_our_cancel_gets_ack_and_bye(net: Net, switch: Switch) -> None:
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="ring")
+    switch.register(bob)
+    txn = alice.call("1002")
+    await switch.settle(lambda: 183 in alice.responses(txn))
+    # Bob never sees the node's CANCEL: his 200 crosses it.
+    net.drop = lambda src, dest, line: dest == 5072 and line.startswith("CANCEL ")
+    alice.cancel(txn)
+    await switch.settle(lambda: 487 in alice.responses(txn) and bool(switch.cdrs))
+    assert switch.calls.calls == {}  # the call is over and its legs released
+    bob.forged_200("t5072")
+    await switch.settle(lambda: _byes_to(net, 5072) == 1)
+    assert any(dest == 5072 and line.startswith("ACK ") for _, dest, line in net.trace)
+    assert switch.cdrs[0].disposition.value == "cancelled"
+
+
+async def test_offers_we_cannot_answer_get_488_and_odd_info_415(net: Net,
+                                                                 switch: Switch) -> None:
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072)
+    switch.register(bob)
+    g729 = sdp(6071).replace(b"RTP/AVP 0 8 101", b"RTP/AVP 18 101")
+    for body in (g729, b"v=0\r\nnot sdp\r\n"):
+        txn = alice.call("1002", body=body)
+        assert alice.responses(txn) == [488]
+        assert alice.last_response(488).headers.get("Warning")
+    assert not bob.requests("INVITE") and not switch.of_type(CallOffered)
+    txn = alice.call("1002")
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    info = alice.send_in_dialog("INFO", b"<xml/>", "text/plain")
+    await switch.settle(lambda: 415 in alice.responses(info))
+    assert not switch.of_type(DigitReceived)

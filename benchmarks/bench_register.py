@@ -102,7 +102,12 @@ def _run_step(workdir: Path, port: int, users_csv: Path, rate: int, seconds: flo
     bad = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
     succeeded = int(ok.group(1)) if ok else 0
     failed = int(bad.group(1)) if bad else calls - succeeded
+    # SIPp's own cumulative "Call Rate": registrations started per second over the run, the
+    # offered load; completions/wall below also counts start-up and drain time.
+    rate_m = re.search(r"Call Rate\s*\|\s*[\d.]+ cps\s*\|\s*([\d.]+) cps", screen)
+    offered = float(rate_m.group(1)) if rate_m else 0.0
     return {
+        "offered_per_s": round(offered, 1),
         "target_rate": rate,
         "calls": calls,
         "succeeded": succeeded,
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             for rate in rates:
                 step = _run_step(work, port, users_csv, rate, seconds, node.pid)
                 results.append(step)
-                if not args.smoke and (step["failed"] or step["achieved_per_s"] < 0.9 * rate):
+                if not args.smoke and (step["failed"] or step["offered_per_s"] < 0.95 * rate):
                     break  # failure is a cliff: higher rates only fail harder
                 time.sleep(1.0)
         finally:
@@ -170,13 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     # A step passes when nothing failed and SIPp really offered the load (a starved
     # generator that fell behind its target proves nothing about the node).
     passing = [r for r in results if r["failed"] == 0 and r["succeeded"] == r["calls"]
-               and r["achieved_per_s"] >= 0.9 * r["target_rate"]]
-    best = max((r["achieved_per_s"] for r in passing), default=0)
-    print(f"{'target/s':>9} {'calls':>7} {'ok':>7} {'failed':>6} {'achieved/s':>10} "
-          f"{'node CPU ms/reg':>15}")
+               and r["offered_per_s"] >= 0.95 * r["target_rate"]]
+    best = max((r["offered_per_s"] for r in passing), default=0)
+    print(f"{'target/s':>9} {'offered/s':>9} {'calls':>7} {'ok':>7} {'failed':>6} "
+          f"{'done/wall s':>11} {'node CPU ms/reg':>15}")
     for r in results:
-        print(f"{r['target_rate']:>9} {r['calls']:>7} {r['succeeded']:>7} {r['failed']:>6} "
-              f"{r['achieved_per_s']:>10} {r['node_cpu_ms_per_registration']:>15}")
+        print(f"{r['target_rate']:>9} {r['offered_per_s']:>9} {r['calls']:>7} "
+              f"{r['succeeded']:>7} {r['failed']:>6} {r['achieved_per_s']:>11} "
+              f"{r['node_cpu_ms_per_registration']:>15}")
     print(f"highest sustained rate with 0 failures: {best} authenticated registrations/s")
     out = {"benchmark": "register", "steps": results, "best_rate_zero_failures": best,
            "step_seconds": seconds, "users": users}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
 
@@ -145,8 +146,12 @@ class SipCore:
         self._accept_encoding = frozenset(a.lower() for a in self.config.accept_encoding)
         self.stats: dict[str, int] = {
             "parse_errors": 0, "dropped": 0, "bad_responses": 0, "stray_acks": 0,
-            "stray_responses": 0, "rejected": 0,
+            "stray_responses": 0, "rejected": 0, "stateless": 0,
         }
+        self.stateless_hook: Callable[[Request, Address, float], Response | None] | None = None
+        """Called for each new, valid request before a transaction is made for it; a
+        response it returns is sent statelessly and the request goes no further. For
+        answers that cost nothing to repeat, such as a digest challenge under load."""
         self._special = {
             "CANCEL": self._recv_cancel,
             "OPTIONS": self._recv_options,
@@ -225,6 +230,15 @@ class SipCore:
         except SipParseError as err:
             self._answer_stateless(request, source, err)
             return
+        hook = self.stateless_hook
+        if hook is not None:
+            answer = hook(request, source, now)
+            if answer is not None:
+                # Answered without a transaction (a digest challenge, like a proxy's
+                # sl_send_reply): a retransmission just gets a fresh answer.
+                self.stats["stateless"] += 1
+                self.layer.outbox.append((answer.serialize(), dest))
+                return
         new = self.layer.create_server(key, request, dest, now)
         try:
             rejection = self._check_request(request, new)

@@ -174,6 +174,7 @@ class Node:
             local=Address("udp", host, sip.port), keepalive=keepalive,
         )
         await self.registration.start()
+        core.stateless_hook = self.registration.challenge_statelessly
         media_cfg = cfg.media or MediaConfig()
         self.channels = SipChannelDriver(
             core, driver.flush, driver.now, self.media, self._on_leg_event, auth=auth,

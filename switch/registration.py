@@ -27,7 +27,7 @@ from signaling.events import (
 )
 from signaling.keepalive import KeepAlivePing, KeepAliveTracker, build_options
 from signaling.location import Binding, UserCredentials
-from signaling.message import make_response
+from signaling.message import Request, Response, make_response
 from signaling.registrar import Registrar
 from storage.db import StorageError
 from storage.repositories import LocationRepository, UserRepository
@@ -128,6 +128,18 @@ class RegistrationService:
                 logger.warning("user directory refresh failed: %s", exc)
 
     # -- REGISTER --------------------------------------------------------------------------------
+    def challenge_statelessly(
+        self, request: Request, source: Address, now: float
+    ) -> Response | None:
+        """The core's stateless hook: a REGISTER without credentials gets its 401 (or the
+        403 of a lockout) without a transaction, so the first half of every registration,
+        and a flood of unauthenticated ones, costs no transaction state."""
+        if request.method != "REGISTER" or "Authorization" in request.headers:
+            return None
+        status, headers = self.auth.rejection(None, self.wall(), source.host)
+        self.stats["register_challenged" if status == 401 else "register_rejected"] += 1
+        return make_response(request, status, to_tag=self.core.ids.tag(), extra=headers)
+
     def handle_register(self, event: RequestReceived) -> None:
         request = event.request
         source_ip = event.source.host

@@ -19,12 +19,12 @@ then the JSON (to FILE when given, else to stdout).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from random import Random
 from typing import Any
 
+from benchmarks.report import emit_json
 from switch.acd import (
     AcdEngine,
     AgentLoggedIn,
@@ -146,12 +146,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['decisions_per_s']:>12,.0f} {row['us_per_cycle']:>9.1f}")
     doc = {"benchmark": "acd", "smoke": args.smoke, "n": n, "agents": AGENTS,
            "queued": QUEUED, "python": sys.version.split()[0], "results": rows}
-    text = json.dumps(doc, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(doc, args.json)
     return 0
 
 

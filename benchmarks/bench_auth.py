@@ -16,13 +16,13 @@ then the JSON (to FILE when given, else to stdout).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.report import emit_json
 from signaling.auth import DigestAuthenticator, DigestClient
 from signaling.events import Address
 from signaling.location import UserCredentials, compute_ha1
@@ -147,12 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['name']:<22} {row['ops']:>8} {row['seconds']:>9.3f} {rate}")
     doc = {"benchmark": "auth", "smoke": args.smoke, "n": n,
            "python": sys.version.split()[0], "results": rows}
-    text = json.dumps(doc, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(doc, args.json)
     return 0
 
 

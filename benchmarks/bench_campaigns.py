@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import sys
 import time
@@ -28,6 +27,7 @@ from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from benchmarks.report import emit_json
 from switch.campaigns import (
     Attempt,
     CallingWindow,
@@ -130,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
               f" {row['decisions_per_s']:>12,.0f}")
     doc = {"benchmark": "campaigns", "smoke": args.smoke, "n": n, "lines": LINES,
            "calls_per_second": CPS, "python": sys.version.split()[0], "results": rows}
-    text = json.dumps(doc, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(doc, args.json)
     return 0
 
 

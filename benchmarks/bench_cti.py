@@ -31,6 +31,7 @@ import sys
 import time
 from typing import Any
 
+from benchmarks.report import emit_json
 from cti.audit import MemoryAuditSink
 from cti.auth import Authenticator, CtiUser, MemoryUserDirectory, hash_password
 from cti.client import CtiClient
@@ -210,12 +211,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f}")
     doc = {"benchmark": "cti", "smoke": args.smoke, "loop": "uvloop" if args.uvloop else
            "asyncio", "python": sys.version.split()[0], "results": rows}
-    text = json.dumps(doc, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(doc, args.json)
     return 0
 
 

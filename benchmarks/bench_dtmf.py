@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 
+from benchmarks.report import emit_json
+
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -159,12 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     print(_table(results))
-    text = json.dumps(report, indent=2)
-    if args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(report, args.json_path)
     return 0
 
 

@@ -16,7 +16,6 @@ Usage: ``python -m benchmarks.bench_g711 [--channels N] [--ticks T] [--repeat R]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -24,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks.report import emit_json
 from dsp import g711
 
 FS = 8000
@@ -99,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     print(_table(results))
-    text = json.dumps(report, indent=2)
-    if args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(report, args.json_path)
     return 0
 
 

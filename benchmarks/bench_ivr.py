@@ -16,13 +16,13 @@ then the JSON (to FILE when given, else to stdout).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import emit_json
 from ivr_lang.check import check
 from ivr_lang.parser import parse
 from ivr_lang.simulator import (
@@ -89,12 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['name']:<26} {row['ops']:>8} {row['seconds']:>9.3f} {rate}")
     doc = {"benchmark": "ivr", "smoke": args.smoke, "n": n_calls,
            "python": sys.version.split()[0], "results": rows}
-    text = json.dumps(doc, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(doc, args.json)
     return 0
 
 

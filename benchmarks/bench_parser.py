@@ -17,12 +17,12 @@ per second on one core.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from collections.abc import Callable
 
+from benchmarks.report import emit_json
 from signaling.parser import parse_message
 from signaling.validate import validate_request
 
@@ -136,12 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<24}{rate:>12,}")
     print(f"goal parse+serialize >= {GOAL_PARSE_SERIALIZE:,}/s: "
           f"{'met' if report['goal_met'] else 'NOT met'}")
-    text = json.dumps(report, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(report, args.json)
     return 0
 
 

@@ -19,12 +19,12 @@ Usage: ``python -m benchmarks.bench_rtp [--packets N] [--repeat R] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from collections.abc import Callable
 
+from benchmarks.report import emit_json
 from switch.media.jitter import JitterBuffer
 from switch.media.rtp import RtpSource, build_packet, parse_header_fast
 
@@ -158,12 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         args.packets, args.repeat = 2_000, 1
     report = run(args.packets, args.repeat)
     print_table(report)
-    text = json.dumps(report, indent=2)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit_json(report, args.json)
     return 0
 
 

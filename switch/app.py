@@ -47,8 +47,11 @@ from .cdr import CdrCollector, CdrWriter
 from .config import Config
 from .drivers.base import LegEvent
 from .drivers.sip import SipChannelDriver
+from .hotline_sources import hotline_data_sources
+from .ivr_service import IvrService
 from .logsetup import call_context
 from .media.config import MediaConfig
+from .media.errors import MediaError
 from .media.service import MediaService
 from .registration import RegistrationService
 from .router import DialPlan
@@ -109,6 +112,7 @@ class Node:
         self.cdr_collector: CdrCollector | None = None
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
+        self.ivr: IvrService | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -186,6 +190,14 @@ class Node:
             no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
             max_call_duration_s=cfg.calls.max_call_duration_s,
             caller_lists=hotline.caller_lists, wall=_wall)
+        self.ivr = IvrService(
+            self.media, hotline_data_sources(self.db, hotline), site_dir=data_dir / "ivr",
+            recordings_dir=media_cfg.recordings_dir / "ivr",
+            tts_cache_dir=media_cfg.prompt_cache_dir / "tts",
+            tagger=self.cdr_collector.tag, media_errors=(MediaError, OSError))
+        self.ivr.start_programs(cfg.routing or default_routing())
+        await self.ivr.start()
+        self.calls.ivr = self.ivr
         await self.calls.start()
 
         if self.sip_trace_path:
@@ -273,6 +285,8 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
+        if self.ivr is not None:
+            await self.ivr.stop()
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

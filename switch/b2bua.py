@@ -66,7 +66,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Reject, describe_target
+from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class Call:
     final_status: int | None = None
     fork_statuses: list[int] = field(default_factory=list)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    ivr_task: asyncio.Task[Any] | None = None
+    transfer: asyncio.Future[str] | None = None
 
     def legs(self) -> list[Channel]:
         return [self.a, *self.forks]
@@ -144,6 +146,8 @@ class CallManager:
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
+        self.ivr: Any = None
+        """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -221,6 +225,8 @@ class CallManager:
                        "system")
         elif isinstance(target, Extension):
             self._dial_extension(call, target.number)
+        elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
+            self._start_ivr(call, target.program)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
@@ -245,6 +251,79 @@ class CallManager:
                         f"originate-{b.name}")
         loop = asyncio.get_running_loop()
         call.timers.append(loop.call_later(self.no_answer_timeout_s, self._no_answer, call))
+
+    # ====================================================================================
+    # IVR (switch.ivr_service): the switch answers and an IVR program drives the caller leg
+    # ====================================================================================
+    def _start_ivr(self, call: Call, program: str) -> None:
+        """Answer the caller (200 with our SDP; its media channel is open) and run the IVR.
+
+        When the program ends the call is hung up, unless it was transferred (then the
+        bridged call goes on); the caller's hang-up cancels the program (``_end``)."""
+        a = call.a
+        if a.media_id is None:
+            self._fail(call, 503, "network_failure", "system")
+            return
+        call.final_status = 200
+        self.driver.answer(a)
+        self.stats["answered"] += 1
+        self._publish(CallAnswered, call, a, codec=a.codec)
+        task = asyncio.get_running_loop().create_task(
+            self.ivr.run(program, a.media_id, _IvrControl(self, call), caller=call.caller,
+                         called=call.dialed, call_id=call.id), name=f"ivr-{call.id}")
+        call.ivr_task = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._ivr_done(call, t))
+
+    def _ivr_done(self, call: Call, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            logger.error("call %s: IVR failed", call.id, exc_info=task.exception())
+        if not call.ending and call.b is None:
+            self._end(call, "normal_clearing", "system")
+
+    async def ivr_transfer(self, call: Call, number: str, timeout_s: float) -> str:
+        """Blind transfer from the IVR: fork to ``number``'s contacts and bridge the first
+        answer (``_connect``). Returns "connected", "busy", "noanswer" or "fail"."""
+        a = call.a
+        contacts = self.driver.lookup(number)
+        if call.ending or a.media_id is None or not contacts:
+            return "fail"
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        call.transfer = fut
+        call.fork_statuses.clear()
+        for contact in contacts:
+            b = self.driver.new_outbound(number)
+            b.call_id = call.id
+            call.forks.append(b)
+            self._call_of[b.name] = call
+            self._publish(CallOffered, call, b, caller=call.caller, callee=number,
+                          source="internal")
+            self._spawn(self.driver.originate(b, contact, caller=call.caller,
+                                              codec=a.codec or "PCMU", near=a.media_id),
+                        f"originate-{b.name}")
+        call.ringback = True
+        self._spawn(self.media.tone(a.media_id, "ringback"), f"ringback-{call.id}")
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            outcome = "noanswer"
+        finally:
+            call.transfer = None
+        if outcome != "connected":
+            for fork in call.forks:
+                if fork is not call.b:
+                    self.driver.cancel(fork)
+            if call.ringback and a.media_id is not None and not call.ending:
+                call.ringback = False
+                await self.media.stop(a.media_id)
+        return outcome
+
+    def ivr_hangup(self, call: Call) -> None:
+        """The IVR hangs up: end the call (BYE to the caller)."""
+        self._end(call, "normal_clearing", "system")
 
     def _ringing(self, ev: LegRinging) -> None:
         b = ev.channel
@@ -311,6 +390,8 @@ class CallManager:
             return
         self.driver.answer(a)
         self.stats["answered"] += 1
+        if call.transfer is not None and not call.transfer.done():
+            call.transfer.set_result("connected")
         self._publish(CallAnswered, call, b, codec=b.codec)
         self._publish(CallAnswered, call, a, codec=a.codec)
         self._publish(CallBridged, call, a, other_channel=b.name)
@@ -327,6 +408,11 @@ class CallManager:
             return
         call.fork_statuses.append(ev.status)
         if any(not fork.ended for fork in call.forks):
+            return
+        if call.transfer is not None:  # an IVR transfer failed: the IVR goes on
+            if not call.transfer.done():
+                busy = any(s in (486, 600) for s in call.fork_statuses)
+                call.transfer.set_result("busy" if busy else "fail")
             return
         status = self._caller_status(call.fork_statuses)
         self._fail(call, status, _CAUSES.get(status, "call_rejected"), "callee")
@@ -382,6 +468,10 @@ class CallManager:
             return
         call.ending = True
         call.cancel_timers()
+        if call.ivr_task is not None and call.ivr_task is not asyncio.current_task():
+            call.ivr_task.cancel()  # the caller hung up during the IVR
+        if call.transfer is not None and not call.transfer.done():
+            call.transfer.set_result("fail")
         for leg in call.forks:
             self.driver.hangup(leg)
         if call.b is None and call.final_status is None:
@@ -439,3 +529,20 @@ class CallManager:
             elif isinstance(event, RtpTimedOut) and call.b is not None and not leg.held:
                 logger.info("call %s: no RTP on %s; ending the call", call.id, leg.name)
                 self._end(call, "media_timeout", "system")
+
+
+class _IvrControl:
+    """The call control an IVR call gets (``ivr_lang.live.CallControl``)."""
+
+    def __init__(self, manager: CallManager, call: Call) -> None:
+        self.manager = manager
+        self.call = call
+
+    async def transfer(self, target: str, timeout_s: float) -> str:
+        return await self.manager.ivr_transfer(self.call, target, timeout_s)
+
+    def tag(self, key: str, value: str) -> None:
+        logger.info("call %s: tag %s = %s", self.call.id, key, value)
+
+    def hangup(self) -> None:
+        self.manager.ivr_hangup(self.call)

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_register import _cpu_seconds, _create_users, _free_port, _wait_ready
+from benchmarks.nodes import cpu_seconds, create_users, free_port, read_sipp_screens, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "interop" / "sipp" / "uac_ivr.xml"
@@ -105,11 +105,11 @@ def _cdrs(db_path: Path, since_id: int) -> list[tuple[int, str, str]]:
 
 def _run_step(work: Path, port: int, users_csv: Path, concurrent: int, rate: float,
               node_pid: int) -> dict[str, Any]:
-    cpu0 = _cpu_seconds(node_pid)
+    cpu0 = cpu_seconds(node_pid)
     t0 = time.monotonic()
     cmd = [
         "sipp", "-sf", str(SCENARIO), f"127.0.0.1:{port}", "-i", "127.0.0.1",
-        "-p", str(_free_port()), "-mp", str(_free_port()), "-inf", str(users_csv),
+        "-p", str(free_port()), "-mp", str(free_port()), "-inf", str(users_csv),
         "-auth_uri", f"12345@127.0.0.1:{port}",
         "-r", str(rate), "-m", str(concurrent), "-l", str(concurrent),
         "-d", str(HOLD_AFTER_DIGITS_MS), "-nostdin", "-trace_screen",
@@ -120,14 +120,9 @@ def _run_step(work: Path, port: int, users_csv: Path, concurrent: int, rate: flo
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True,
                           timeout=concurrent / rate + CALL_SECONDS + 90)
     wall = time.monotonic() - t0
-    cpu = _cpu_seconds(node_pid) - cpu0
-    screen = "".join(p.read_text(errors="replace") for p in work.glob("*_screen.log"))
-    for p in work.glob("*_screen.log"):
-        p.unlink()
-    ok = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
-    bad = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
-    succeeded = int(ok.group(1)) if ok else 0
-    failed = int(bad.group(1)) if bad else concurrent - succeeded
+    cpu = cpu_seconds(node_pid) - cpu0
+    succeeded, failed_n, _offered = read_sipp_screens(work)
+    failed = failed_n if failed_n is not None else concurrent - succeeded
     return {"concurrent": concurrent, "rate_per_s": rate, "sip_ok": succeeded,
             "sip_failed": failed, "sipp_rc": proc.returncode, "wall_s": round(wall, 1),
             "node_cpu_s": round(cpu, 2),
@@ -165,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         data = work / "data"
         (data / "ivr").mkdir(parents=True)
         (data / "ivr" / "hotline.ivr").write_text(always_open_demo(), encoding="utf-8")
-        asyncio.run(_create_users(data, users, "secret"))
+        asyncio.run(create_users(data, users, "secret"))
         users_csv = work / "users.csv"
         users_csv.write_text("SEQUENTIAL\n" + "".join(
             f"u{i:05d};[authentication username=u{i:05d} password=secret];12345\n"
             for i in range(users)))
-        port = _free_port()
+        port = free_port()
         config = work / "bench.toml"
         config.write_text(f"[media]\nworkers = {args.workers}\n")
         log = open(work / "node.log", "wb")  # noqa: SIM115
@@ -180,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
              "--rtp-ports", "20000-29999", "--config", str(config)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(port, node)
+            wait_ready(port, node)
             for concurrent in steps:
                 results.append(_run_step(work, port, users_csv, concurrent, rate, node.pid))
                 if results[-1]["sip_failed"]:

@@ -15,97 +15,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.nodes import (
+    cpu_seconds,
+    create_users,
+    free_port,
+    read_sipp_screens,
+    wait_ready,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "interop" / "sipp" / "register_auth.xml"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _create_users(data_dir: Path, count: int, password: str) -> None:
-    from storage.db import Database, default_sqlite_url
-    from storage.repositories import UserRepository
-
-    db = Database(default_sqlite_url(data_dir))
-    await db.start()
-    try:
-        await UserRepository(db).add_many(
-            [(f"u{i:05d}", password, None) for i in range(count)], "softswitch"
-        )
-    finally:
-        await db.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    probe = (
-        f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKb\r\n"
-        f"From: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: bench-ready\r\n"
-        "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(0.3)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError("node exited during start-up")
-            s.sendto(probe.replace(b"127.0.0.1:9", f"127.0.0.1:{s.getsockname()[1]}".encode()),
-                     ("127.0.0.1", port))
-            try:
-                if s.recvfrom(65536)[0].startswith(b"SIP/2.0 200"):
-                    return
-            except TimeoutError:
-                pass
-    raise RuntimeError("node did not become ready")
 
 
 def _run_step(workdir: Path, port: int, users_csv: Path, rate: int, seconds: float,
               node_pid: int) -> dict[str, float]:
     calls = max(1, int(rate * seconds))
-    cpu0 = _cpu_seconds(node_pid)
+    cpu0 = cpu_seconds(node_pid)
     t0 = time.monotonic()
     cmd = [
         "sipp", "-sf", str(SCENARIO), f"127.0.0.1:{port}", "-i", "127.0.0.1",
-        "-p", str(_free_port()), "-inf", str(users_csv), "-r", str(rate), "-m", str(calls),
+        "-p", str(free_port()), "-inf", str(users_csv), "-r", str(rate), "-m", str(calls),
         "-l", str(max(100, rate * 2)), "-nostdin", "-trace_screen", "-timeout",
         str(int(seconds + 30)), "-timeout_error", "-buff_size", "4194304", "-max_socket", "1000",
     ]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
                           timeout=seconds + 60)
     wall = time.monotonic() - t0
-    cpu = _cpu_seconds(node_pid) - cpu0
-    screen = "".join(p.read_text(errors="replace") for p in workdir.glob("*_screen.log"))
-    for p in workdir.glob("*_screen.log"):
-        p.unlink()
-    ok = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
-    bad = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", screen)
-    succeeded = int(ok.group(1)) if ok else 0
-    failed = int(bad.group(1)) if bad else calls - succeeded
-    # SIPp's own cumulative "Call Rate": registrations started per second over the run, the
-    # offered load; completions/wall below also counts start-up and drain time.
-    rate_m = re.search(r"Call Rate\s*\|\s*[\d.]+ cps\s*\|\s*([\d.]+) cps", screen)
-    offered = float(rate_m.group(1)) if rate_m else 0.0
+    cpu = cpu_seconds(node_pid) - cpu0
+    succeeded, failed_n, offered = read_sipp_screens(workdir)
+    failed = failed_n if failed_n is not None else calls - succeeded
     return {
         "offered_per_s": round(offered, 1),
         "target_rate": rate,
@@ -140,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         data = work / "data"
         data.mkdir()
-        asyncio.run(_create_users(data, users, "secret"))
+        asyncio.run(create_users(data, users, "secret"))
         users_csv = work / "users.csv"
         users_csv.write_text("SEQUENTIAL\n" + "".join(
             f"u{i:05d};[authentication username=u{i:05d} password=secret]\n"
             for i in range(users)))
-        port = _free_port()
+        port = free_port()
         log = open(work / "node.log", "wb")  # noqa: SIM115
         node = subprocess.Popen(
             [sys.executable, "-m", "switch.cli", "run", "--data-dir", str(data), "--bind",
@@ -154,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results = []
         try:
-            _wait_ready(port, node)
+            wait_ready(port, node)
             for rate in rates:
                 step = _run_step(work, port, users_csv, rate, seconds, node.pid)
                 results.append(step)

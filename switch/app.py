@@ -44,7 +44,7 @@ from storage.repositories import LocationRepository, UserRepository
 from .b2bua import CallManager
 from .bus import EventBus
 from .cdr import CdrCollector, CdrWriter
-from .config import Config
+from .config import Config, ConfigError
 from .drivers.base import LegEvent
 from .drivers.sip import SipChannelDriver
 from .hotline_sources import hotline_data_sources
@@ -325,7 +325,9 @@ async def _main(config: Config, sip_trace: str | None) -> int:
             loop.add_signal_handler(sig, node.stopping.set)
     try:
         await node.start()
-    except (StorageError, OSError, ssl.SSLError) as exc:
+    except (StorageError, OSError, ssl.SSLError, ConfigError) as exc:
+        # A bad IVR program named by the dial plan is a configuration error too: it is
+        # reported naming the key, and what was already started is shut down cleanly.
         logger.error("start-up failed: %s", exc)
         await node.stop()
         return 1

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr_lang.datasources import DataSources
-from ivr_lang.diagnostics import Diagnostic
+from ivr_lang.diagnostics import Diagnostic, render
 from ivr_lang.interpreter import CallResult, Interpreter, TraceEvent
 from ivr_lang.live import CallControl, LiveCall
 from ivr_lang.runtime import ScriptStore, with_timeout
@@ -135,7 +135,8 @@ class IvrService:
         self._files[name] = _Source(path, stat.st_mtime_ns)
         diags = self.store.load(name, text, str(path))
         for d in diags:
-            (logger.error if d.is_error else logger.warning)("%s", d)
+            # file:line:column, the source line and a caret, as `softswitch ivr check` shows.
+            (logger.error if d.is_error else logger.warning)("%s", render(d, text))
         return diags
 
     def has(self, name: str) -> bool:

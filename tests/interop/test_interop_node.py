@@ -198,3 +198,17 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
          str(tmp_path / "d")], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert res.returncode != 0
     assert "sip.port" in res.stderr + res.stdout
+
+
+def test_bad_ivr_program_stops_start_up_with_its_position(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    (data / "ivr").mkdir(parents=True)
+    (data / "ivr" / "hotline.ivr").write_text("flow:\n  bogus\n", encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "switch.cli", "run", "--data-dir", str(data), "--bind",
+         "127.0.0.1", "--sip-port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = res.stdout + res.stderr
+    assert res.returncode == 1, out
+    assert "hotline.ivr:1:5: error" in out
+    assert "dialplan.rules" in out and "stopped" in out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -68,14 +69,33 @@ NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE", "INVITE
 
 
 def advertised_host(bind: str) -> str:
-    """The address we put in Via/Contact: the bind address unless it is a wildcard."""
+    """The address we put in Via, Contact and SDP: the bind address unless it is a
+    wildcard, then this machine's first non-loopback IPv4 address.
+
+    Not ``gethostbyname(gethostname())``: Debian maps the host name to 127.0.1.1, which
+    would send every phone's RTP to its own loopback.
+    """
     if bind not in ("0.0.0.0", "::", ""):
         return bind
-    try:
-        host = socket.gethostbyname(socket.gethostname())
-    except OSError:
-        host = "127.0.0.1"
-    return host
+    return primary_ipv4() or "127.0.0.1"
+
+
+def primary_ipv4() -> str | None:
+    """The IPv4 address of the first interface that has one and is not loopback (asked of
+    the kernel per interface with SIOCGIFADDR; no packet is sent)."""
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _index, name in socket.if_nameindex():
+            try:
+                raw = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue  # no IPv4 address on this interface
+            addr = socket.inet_ntoa(raw[20:24])
+            if not addr.startswith("127."):
+                return addr
+    return None
 
 
 def _nonce_secret(data_dir: Path) -> bytes:
@@ -134,7 +154,12 @@ class Node:
         await self.cdr_writer.start()
         self.cdr_collector = CdrCollector(self.cdr_writer.submit)
         self.bus.tap(self.cdr_collector.handle)
-        self.media = MediaService(cfg.media or MediaConfig())
+        media_cfg = cfg.media or MediaConfig()
+        if "bind_host" not in cfg.media_raw:
+            # RTP follows SIP unless the operator says otherwise: a switch reachable on
+            # the LAN for signalling must be reachable there for media too.
+            media_cfg = dataclasses.replace(media_cfg, bind_host=sip.bind)
+        self.media = MediaService(media_cfg)
         await self.media.start()
 
         host = advertised_host(sip.bind)
@@ -179,7 +204,6 @@ class Node:
         )
         await self.registration.start()
         core.stateless_hook = self.registration.challenge_statelessly
-        media_cfg = cfg.media or MediaConfig()
         self.channels = SipChannelDriver(
             core, driver.flush, driver.now, self.media, self._on_leg_event, auth=auth,
             lookup_user=self.registration.lookup_user, registrar=registrar,

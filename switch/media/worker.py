@@ -21,7 +21,8 @@ open-file limit for two sockets per channel, limits BLAS to one thread and tunes
 (``engine_host.tune_process``),
 and ticks on the grid ``t0 + k * 20 ms`` given by the front, so all workers of a node tick
 in phase. The front stops a worker with ``("stop",)`` and, if it has not exited within the
-timeout, terminates that process (by its own handle, never by name).
+timeout, terminates that process (by its own handle, never by name). Both ends keep the
+pipe descriptor blocking even under uvloop (see ``_watch``): ``Connection`` framing needs it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,21 @@ def _set_priority(nice: int) -> None:
             f.write(str(nice))
     except OSError as exc:
         logger.debug("autogroup nice not set: %s", exc)
+
+
+def _watch(loop: asyncio.AbstractEventLoop, conn: Connection, callback: Any) -> None:
+    """Call ``callback`` when ``conn`` is readable, keeping its descriptor blocking.
+
+    uvloop (libuv's ``uv_poll_init``) switches a watched descriptor to non-blocking mode,
+    but ``Connection.send``/``recv`` frame each message with plain ``write``/``read`` calls
+    that assume a blocking descriptor: a message larger than the socket buffer (a TTS
+    prompt of a few seconds, 16 kB per second of int16 audio) then fails half-written
+    with ``BlockingIOError``, the peer reads a torn frame and shuts down, and every later
+    request fails with ``EPIPE``. Readiness polling does not care about the mode, so the
+    descriptor is put back to blocking after registering it.
+    """
+    loop.add_reader(conn.fileno(), callback)
+    os.set_blocking(conn.fileno(), True)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -145,7 +161,7 @@ async def _serve(conn: Connection, config: MediaConfig, port_range: tuple[int, i
             done.set()  # the front went away: shut down
 
     t0 = host.start(t0)
-    loop.add_reader(conn.fileno(), on_readable)
+    _watch(loop, conn, on_readable)
     conn.send(("started", t0))
     try:
         await done.wait()
@@ -207,7 +223,7 @@ class WorkerBackend:
         self._conn = parent
         self._started = loop.create_future()
         self._stopped = loop.create_future()
-        loop.add_reader(parent.fileno(), self._on_readable)
+        _watch(loop, parent, self._on_readable)
         try:
             return await asyncio.wait_for(asyncio.shield(self._started), _START_TIMEOUT_S)
         except BaseException:

@@ -88,3 +88,29 @@ async def test_two_workers_bridge_and_stop(tmp_path: Path) -> None:
         assert backend.process is not None and not backend.process.is_alive()
         assert backend.process.exitcode == 0
         assert backend.final_health is not None
+
+
+def test_large_prompt_under_uvloop(tmp_path: Path) -> None:
+    """A prompt bigger than the pipe's socket buffer crosses intact when the front runs
+    uvloop (as the node does): uvloop makes watched descriptors non-blocking, which tore
+    ``Connection.send`` frames and killed the worker ("media worker 0 is gone")."""
+    uvloop = pytest.importorskip("uvloop")
+    base = random.Random().randrange(50000, 59000, 2)
+    cfg = MediaConfig(rtp_port_min=base, rtp_port_max=base + 19, workers=1,
+                      recordings_dir=tmp_path, prompt_cache_dir=tmp_path)
+    pcm = np.zeros(8000 * 40, np.int16)  # 640 kB, several times a socket buffer
+
+    async def scenario() -> None:
+        svc = MediaService(cfg, seed=3)
+        await svc.start()
+        try:
+            cid = (await svc.open_channel(remote=("127.0.0.1", 9))).channel_id
+            for _ in range(3):
+                fut = await svc.play(cid, [pcm])
+            await svc.stop(cid)
+            assert await asyncio.wait_for(fut, 3.0) is FinishReason.STOPPED
+            assert (await svc.health())[0]["channels"] == 1
+        finally:
+            await svc.shutdown()
+
+    uvloop.run(scenario())

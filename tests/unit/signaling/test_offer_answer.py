@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _sdp_vectors import RFC4317_OFFER, crlf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,26 +21,7 @@ from signaling.offer_answer import (
 )
 from signaling.sdp import parse
 
-
-def crlf(text: str) -> str:
-    return "\r\n".join(line.strip() for line in text.strip().splitlines()) + "\r\n"
-
-
-# RFC 4317 §2.1 (written from the RFC text): audio + video offer and Bob's answer.
-RFC4317_OFFER = crlf("""
-    v=0
-    o=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com
-    s=
-    c=IN IP4 host.atlanta.example.com
-    t=0 0
-    m=audio 49170 RTP/AVP 0 8 97
-    a=rtpmap:0 PCMU/8000
-    a=rtpmap:8 PCMA/8000
-    a=rtpmap:97 iLBC/8000
-    m=video 51372 RTP/AVP 31 32
-    a=rtpmap:31 H261/90000
-    a=rtpmap:32 MPV/90000
-""")
+# RFC 4317 §2.1 (written from the RFC text): Bob's answer to Alice's offer.
 RFC4317_ANSWER = crlf("""
     v=0
     o=bob 2808844564 2808844564 IN IP4 host.biloxi.example.com

@@ -14,9 +14,9 @@ Rules:
 * Rule 2 -- identity: the calling number is the trunk's caller-ID policy applied to the
   caller (:func:`~.numbers.present_caller_id`); it is the From user, falling back to
   ``from_user`` / ``username`` when nothing is presentable. A ``trusted`` trunk also gets
-  it in P-Asserted-Identity (RFC 3325 §9.1). A private caller gets an anonymous From and
-  ``Privacy: id`` (RFC 3323 §4.2); the number then only goes in P-Asserted-Identity, and
-  only to a trusted trunk.
+  it in P-Asserted-Identity (RFC 3325 §9.1). A caller whose INVITE carries ``Privacy: id``
+  (or ``user`` / ``header``) gets an anonymous From and ``Privacy: id`` (RFC 3323 §4.2);
+  the number then only goes in P-Asserted-Identity, and only to a trusted trunk.
 * Rule 3 -- a 401/407 is answered with the trunk's credentials
   (:class:`~signaling.auth.DigestClient`): the INVITE client transaction ACKs the
   challenge (§17.1.1.3) and the new INVITE keeps Call-ID and From tag with CSeq + 1
@@ -61,8 +61,8 @@ from .numbers import CallerId, present_caller_id
 from .policy import TrunkPolicy
 from .registration import _set_via_transport
 
-__all__ = ["TrunkCalls", "TrunkInvite", "identity_headers", "originate_via_trunk",
-           "trunk_request_uri"]
+__all__ = ["TrunkCalls", "TrunkInvite", "asks_privacy", "identity_headers",
+           "originate_via_trunk", "trunk_request_uri"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +199,16 @@ class TrunkInvite:
             logger.warning("trunk %s: INVITE with credentials not sent: %s", trunk.name, exc)
             return False
         return True
+
+
+def asks_privacy(channel: Channel) -> bool:
+    """Whether the caller's INVITE asked that its identity be withheld: ``Privacy: id``
+    (RFC 3325 §9.3), ``user`` or ``header`` (RFC 3323 §4.2)."""
+    invite = getattr(channel.sip, "invite", None)
+    if invite is None:
+        return False
+    values = ";".join(invite.headers.get_all("Privacy")).lower()
+    return bool({v.strip() for v in values.split(";")} & {"id", "user", "header"})
 
 
 def _is_ip(host: str) -> bool:
@@ -348,6 +358,7 @@ class TrunkCalls:
             return
         self.stats["outbound"] += 1
         a = call.a
+        private = asks_privacy(a)
         b = manager.driver.new_outbound(decision.number)
         b.call_id = call.id
         call.forks.append(b)
@@ -357,8 +368,8 @@ class TrunkCalls:
                          callee=decision.number, source="internal")
         manager._spawn(originate_via_trunk(
             manager.driver, b, trunk, decision.number, caller=call.caller, user=user,
-            caller_name=call.caller_name, codec=a.codec or "PCMU", near=a.media_id,
-            digest=self.digest), f"originate-{b.name}")
+            caller_name=call.caller_name, private=private, codec=a.codec or "PCMU",
+            near=a.media_id, digest=self.digest), f"originate-{b.name}")
         loop = asyncio.get_running_loop()
         call.timers.append(loop.call_later(manager.no_answer_timeout_s, manager._no_answer,
                                            call))

@@ -332,3 +332,23 @@ async def test_phone_identity_is_the_digest_user_with_its_display_name(
     invite = bob.requests("INVITE")[0].request
     assert (invite.from_.display, invite.from_.uri.user) == ("Alice Li", "1001")
     assert invite.headers.get("P-Asserted-Identity") is None
+
+
+async def test_a_caller_asking_for_privacy_is_anonymous_to_the_carrier(
+        net: Net, switch: Switch) -> None:
+    carrier = Carrier(net, "127.0.0.2", 5090, challenge="none")
+    alice = Phone(net, "1001", 5071)
+    uri = "sip:913812345678@127.0.0.1:5060"
+    alice.invite("913812345678")
+    challenge = alice.last_response(407).headers.get("Proxy-Authenticate") or ""
+    authz = DigestClient(lambda: "c2").authorize(challenge, "INVITE", uri, "1001", "secret")
+    request = alice.core.create_request(
+        "INVITE", uri, from_=f"<sip:1001@{REALM}>", to=f"<sip:913812345678@{REALM}>",
+        body=sdp(6071), content_type="application/sdp",
+        extra=[("Proxy-Authorization", authz), ("Privacy", "id")])
+    alice.core.send_request(request, NODE, net.loop.time())
+    await switch.settle(lambda: bool(carrier.invites))
+    invite = carrier.invites[0]
+    assert invite.request.from_.uri.user == "anonymous"
+    assert _header(invite, "Privacy") == "id"
+    assert _header(invite, "P-Asserted-Identity") == "<sip:02161234567@127.0.0.2>"  # trusted

@@ -311,6 +311,44 @@ class TrunkCalls:
         self.digest = DigestClient(lambda: secrets.token_hex(8))
         self._legs: dict[str, list[Channel]] = {}
         self.stats = {"inbound": 0, "outbound": 0, "refused": 0}
+        self._resolver: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Resolve trunk host names for recognition in the background (start-up does not
+        wait for DNS; until then such a trunk's calls are challenged like a stranger's)."""
+        self._resolver = asyncio.get_running_loop().create_task(
+            self.resolve_sources(), name="trunk-sources")
+
+    async def stop(self) -> None:
+        if self._resolver is not None:
+            self._resolver.cancel()
+            await asyncio.gather(self._resolver, return_exceptions=True)
+            self._resolver = None
+
+    async def resolve_sources(self) -> None:
+        """``TrunkPolicy.add_resolved`` for every enabled trunk whose host or outbound proxy
+        is a name and that has no ``allowed_sources``."""
+        loop = asyncio.get_running_loop()
+        for trunk in self.policy.trunks.values():
+            if not trunk.enabled or trunk.allowed_sources:
+                continue
+            hosts = [trunk.host]
+            if trunk.outbound_proxy:
+                hosts.append(SipUri.parse(trunk.outbound_proxy.strip().strip("<>")).host)
+            for host in hosts:
+                if _is_ip(host):
+                    continue
+                try:
+                    infos = await asyncio.wait_for(
+                        loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM), RESOLVE_TIMEOUT_S)
+                except (OSError, TimeoutError) as exc:
+                    logger.warning("trunk %s: cannot resolve %s; its calls in will not be "
+                                   "recognised: %s", trunk.name, host, exc)
+                    continue
+                addresses = sorted({str(info[4][0]) for info in infos})
+                added = self.policy.add_resolved(trunk.name, addresses)
+                logger.info("trunk %s: %s is %s (%d new source address(es))", trunk.name,
+                            host, ", ".join(addresses), added)
 
     def active_calls(self, trunk: str) -> int:
         """Live legs through ``trunk`` (ended ones are forgotten here)."""

@@ -225,6 +225,7 @@ class Node:
         self.calls.ivr = self.ivr
         self.calls.trunks = trunk_calls = TrunkCalls(cfg.trunks)
         self.channels.trunk_inbound = trunk_calls.inbound
+        trunk_calls.load_programs(self.ivr)
         trunk_calls.start()
         await self.calls.start()
 

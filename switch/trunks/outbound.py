@@ -53,10 +53,10 @@ from switch.drivers.base import LegRejected
 from switch.drivers.sip_outbound import G711, SDP, TELEPHONE_EVENT_PT, SipLeg
 from switch.events import CallOffered
 from switch.media.errors import MediaError
-from switch.router import DialPlan, RouteDecision, Trunk
+from switch.router import DialPlan, Ivr, RouteDecision, Trunk
 
 from .config import TrunkConfig
-from .inbound import TrunkInbound
+from .inbound import TrunkInbound, did_target
 from .numbers import CallerId, present_caller_id
 from .policy import TrunkPolicy
 from .registration import _set_via_transport
@@ -312,6 +312,26 @@ class TrunkCalls:
         self._legs: dict[str, list[Channel]] = {}
         self.stats = {"inbound": 0, "outbound": 0, "refused": 0}
         self._resolver: asyncio.Task[None] | None = None
+
+    def load_programs(self, ivr: Any) -> list[str]:
+        """Load the IVR programs ``did_map`` entries name (``ivr:<program>``) that the dial
+        plan did not (``IvrService.load``); a missing one is logged, its DID then gets 480.
+        Returns the programs loaded here."""
+        loaded = []
+        for trunk in self.policy.trunks.values():
+            if not trunk.enabled:
+                continue
+            for entry in trunk.did_map.values():
+                target = did_target(entry)
+                if not isinstance(target, Ivr) or ivr.has(target.program):
+                    continue
+                try:
+                    ivr.load(target.program)
+                except FileNotFoundError as exc:
+                    logger.error("trunk %s: DID target %s: %s", trunk.name, entry, exc)
+                    continue
+                loaded.append(target.program)
+        return loaded
 
     def start(self) -> None:
         """Resolve trunk host names for recognition in the background (start-up does not

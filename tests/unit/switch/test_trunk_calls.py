@@ -352,3 +352,18 @@ async def test_a_caller_asking_for_privacy_is_anonymous_to_the_carrier(
     assert invite.request.from_.uri.user == "anonymous"
     assert _header(invite, "Privacy") == "id"
     assert _header(invite, "P-Asserted-Identity") == "<sip:02161234567@127.0.0.2>"  # trusted
+
+
+async def test_outbound_proxy_gets_the_invite_with_a_loose_route(net: Net,
+                                                                 tmp_path: Path) -> None:
+    sw = await _switch(net, tmp_path, outbound_proxy="sip:127.0.0.3:5091")
+    try:
+        proxy = Carrier(net, "127.0.0.3", 5091, challenge="none")
+        alice = Phone(net, "1001", 5071)
+        txn = alice.call("913812345678")
+        await sw.settle(lambda: 200 in alice.responses(txn))
+        invite = proxy.invites[0]
+        assert str(invite.request.uri) == "sip:+8613812345678@127.0.0.2:5090"  # §8.1.2
+        assert _header(invite, "Route") == "<sip:127.0.0.3:5091;lr>"
+    finally:
+        await sw.stop()

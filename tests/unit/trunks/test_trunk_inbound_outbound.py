@@ -178,3 +178,30 @@ async def test_a_trunk_named_by_host_name_is_recognised_once_resolved() -> None:
     assert caller is not None and caller.trunk.name == "named"
     assert calls.policy.add_resolved("pinned", ["127.0.0.1"]) == 0  # explicit sources win
     assert calls.policy.add_resolved("named", ["127.0.0.1", "not an ip"]) == 0  # known
+
+
+class _FakeIvr:
+    """``IvrService.has`` / ``load`` over a set of program files."""
+
+    def __init__(self, files: set[str], loaded: set[str]) -> None:
+        self.files, self.loaded = files, loaded
+
+    def has(self, name: str) -> bool:
+        return name in self.loaded
+
+    def load(self, name: str) -> list[object]:
+        if name not in self.files:
+            raise FileNotFoundError(name)
+        self.loaded.add(name)
+        return []
+
+
+def test_did_ivr_programs_are_loaded_when_the_dial_plan_does_not_name_them() -> None:
+    calls = TrunkCalls(parse_trunks({
+        "a": {"host": "192.0.2.1", "did_map": {"4001": "ivr:hotline", "4002": "ivr:night",
+                                               "4003": "ivr:gone", "4004": "user:1001"}},
+        "off": {"host": "192.0.2.2", "enabled": False, "did_map": {"4005": "ivr:other"}},
+    }))
+    ivr = _FakeIvr({"hotline", "night", "other"}, {"hotline"})
+    assert calls.load_programs(ivr) == ["night"]
+    assert ivr.loaded == {"hotline", "night"}

@@ -54,6 +54,7 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
+from .moh import MusicOnHold, load_moh
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -214,6 +215,10 @@ class Node:
             no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
             max_call_duration_s=cfg.calls.max_call_duration_s,
             caller_lists=hotline.caller_lists, wall=_wall)
+        try:
+            self.calls.moh = MusicOnHold(self.calls, load_moh(cfg.calls.moh_file, data_dir))
+        except MediaError as exc:
+            raise ConfigError(str(exc), key="calls.moh_file") from exc
         self.ivr = IvrService(
             self.media, hotline_data_sources(self.db, hotline), site_dir=data_dir / "ivr",
             recordings_dir=media_cfg.recordings_dir / "ivr",

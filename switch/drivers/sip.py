@@ -76,12 +76,13 @@ from switch.media.errors import MediaError
 from switch.media.service import MediaService
 
 from .sip_outbound import G711, SDP, TELEPHONE_EVENT_PT, OutboundLegs, SipLeg
+from .sip_refer import PendingRefer, ReferLegs
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SipChannelDriver", "SipLeg"]
 
-class SipChannelDriver(OutboundLegs):
+class SipChannelDriver(OutboundLegs, ReferLegs):
     """Maps SIP to channels (see the module docstring for the rules).
 
     Args:
@@ -119,6 +120,7 @@ class SipChannelDriver(OutboundLegs):
         self._by_dialog: dict[DialogId, Channel] = {}
         self._aux_txns: set[str] = set()
         self._ended_txns: dict[str, Channel] = {}
+        self._refers: dict[str, PendingRefer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._names = itertools.count(1)
         self._sessions = itertools.count(int(wall()) & 0xFFFFFFF)
@@ -234,6 +236,8 @@ class SipChannelDriver(OutboundLegs):
             self._recv_reinvite(ch, event)
         elif method == "INFO":
             self._recv_info(ch, event)
+        elif method == "REFER":
+            self._recv_refer(ch, event)
         else:
             self._respond(event.request, event.transaction_id, 501)
         return True

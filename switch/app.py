@@ -174,6 +174,7 @@ class Node:
             )
         )
         core.allow = set(NODE_METHODS)
+        core.allow.add("REFER")  # transfers (switch.transfer); NOTIFYs we only send
         self.driver = driver = SipDriver(core, self._on_event)
 
         registrar = Registrar(

@@ -227,8 +227,8 @@ def _cdrs(node: Node) -> list[sqlite3.Row]:
 @pytest.mark.slow
 def test_hold_plays_music_to_the_held_party_and_bad_sdp_keeps_the_call(
         tmp_path: Path, xfer_node: Node) -> None:
-    """1001 (SIPp) calls 1002 (SIPp), holds 3 s, resumes, sends a broken re-INVITE (488:
-    the scenario requires it) and hangs up 2 s later: 1002 hears 1001's tone, then the
+    """1001 (SIPp) calls 1002 (SIPp), holds 2.5 s, resumes, sends a broken re-INVITE (488:
+    the scenario requires it) and hangs up 1 s later: 1002 hears 1001's tone, then the
     music, then 1001's tone again."""
     rtp_a, rtp_b = RtpPeer(2500.0), RtpPeer(1300.0)
     procs: list[tuple[subprocess.Popen[str], str]] = []
@@ -244,7 +244,7 @@ def test_hold_plays_music_to_the_held_party_and_bad_sdp_keeps_the_call(
         assert rc == 0, out
     heard_by_b = _runs(rtp_b.labels({"a": 2500.0}))
     assert _order(heard_by_b, ["a", "moh", "a"]), heard_by_b
-    assert sum(n for name, n in heard_by_b if name == "moh") * WINDOW_S >= 2.0, heard_by_b
+    assert sum(n for name, n in heard_by_b if name == "moh") * WINDOW_S >= 1.6, heard_by_b
     log = xfer_node.log()
     assert "music on hold started" in log and "music on hold stopped" in log
     assert "re-INVITE refused, call kept" in log
@@ -252,7 +252,7 @@ def test_hold_plays_music_to_the_held_party_and_bad_sdp_keeps_the_call(
     (cdr,) = _cdrs(xfer_node)
     assert (cdr["disposition"], cdr["hangup_side"], cdr["hangup_cause"]) == (
         "answered", "caller", "normal_clearing")
-    assert cdr["billsec"] > 8.0  # the call outlived the hold and the refused re-INVITE
+    assert cdr["billsec"] > 5.5  # the call outlived the hold and the refused re-INVITE
 
 
 @pytest.mark.slow

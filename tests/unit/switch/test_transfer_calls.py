@@ -244,3 +244,54 @@ def test_default_music_is_band_limited_and_loops_cleanly(tmp_path: Path) -> None
     from switch.media.errors import MediaError
     with pytest.raises(MediaError):
         load_moh("missing.wav", tmp_path)
+
+
+async def test_transferor_may_hang_up_after_the_202(net: Net, switch: Switch) -> None:
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    carol = Phone(net, "1003", 5073, on_invite="ring")
+    for phone in (bob, carol):
+        switch.register(phone)
+    await call_up(switch, alice, "1002")
+    txn = refer(alice, alice.dialog(), "<sip:1003@softswitch>")
+    await switch.settle(lambda: 202 in alice.responses(txn) and bool(carol.requests("INVITE")))
+    alice.send_in_dialog("BYE")  # RFC 5589 §6.1: the transferor may leave at once
+    await switch.settle(lambda: 200 in alice.responses())
+    carol.accept()
+    await switch.settle(lambda: len(switch.cdrs) == 1)
+    live = legs(switch)
+    assert set(live) == {"1002", "1003"} and bridged(switch, live["1002"], live["1003"])
+    assert bye_count(bob) == 0
+    assert switch.cdrs[0].hangup_cause == "transferred"
+    bob.send_in_dialog("BYE")
+    await switch.settle(lambda: bye_count(carol) == 1 and len(switch.cdrs) == 2)
+    assert switch.calls.calls == {} and switch.media.backends[0].load == 0
+
+
+async def test_transferee_hanging_up_while_the_target_rings(net: Net, switch: Switch) -> None:
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    carol = Phone(net, "1003", 5073, on_invite="ring")
+    for phone in (bob, carol):
+        switch.register(phone)
+    await call_up(switch, alice, "1002")
+    txn = refer(bob, bob.dialog(), "<sip:1003@softswitch>")
+    await switch.settle(lambda: 202 in bob.responses(txn) and bool(carol.requests("INVITE")))
+    alice.send_in_dialog("BYE")  # the transferee gives up while hearing ringback
+    await switch.settle(lambda: len(switch.cdrs) == 2 and bye_count(bob) == 1)
+    assert notifies(bob) == [100, 487]
+    attempt, original = sorted(switch.cdrs, key=lambda c: c.source != "transfer")
+    assert (attempt.source, attempt.disposition.value) == ("transfer", "cancelled")
+    assert (original.disposition.value, original.hangup_side) == ("answered", "caller")
+    assert switch.calls.calls == {} and switch.media.backends[0].load == 0
+
+
+async def test_shutdown_during_a_transfer_ends_every_leg(net: Net, switch: Switch) -> None:
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    carol = Phone(net, "1003", 5073, on_invite="ring")
+    for phone in (bob, carol):
+        switch.register(phone)
+    await call_up(switch, alice, "1002")
+    txn = refer(bob, bob.dialog(), "<sip:1003@softswitch>")
+    await switch.settle(lambda: 202 in bob.responses(txn) and bool(carol.requests("INVITE")))
+    await switch.calls.stop()
+    await switch.settle(lambda: bye_count(alice) == 1 and bye_count(bob) == 1)
+    assert len(switch.cdrs) == 2 and switch.calls.calls == {}

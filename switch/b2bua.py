@@ -151,6 +151,7 @@ class CallManager:
         self.transfers = Transfers(self)
         """REFER handling: blind and attended transfers (``switch.transfer``)."""
         self._handlers[LegReferred] = self.transfers.referred
+        self._handlers[LegOffered] = self.transfers.offered  # INVITE with Replaces first
         self.moh: MusicOnHold | None = None
         """Music for held parties (``switch.moh``); None: a held party hears silence."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}

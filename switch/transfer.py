@@ -32,7 +32,13 @@ Rules:
   ``sip_refer`` Rule 2); anything else is 403. The two parties left (X1 from the REFER's
   call, X2 from the replaced one) are bridged, T's two legs get BYE, and T the NOTIFY 200.
   A REFER sent on either of T's two dialogs works (the Replaces names the other one).
-* Rule 5 -- CDRs (``switch.cdr``): each old call's CDR ends with cause ``transferred``
+* Rule 5 -- INVITE with Replaces (RFC 3891 §3): a phone of the *same user* as the leg it
+  names takes that leg's place (call pickup from another phone, e.g. from hold): the new
+  leg is answered and bridged to the named leg's partner, which never notices, and the
+  named leg gets BYE. Another user's INVITE gets 403 (RFC 3891 §8: only a party of the
+  dialog may replace it); a leg that is not an answered, bridged party (Rule 1) gets 481.
+  The SIP checks (dialog unknown, early-only) are the driver's (``sip_refer`` Rule 4).
+* Rule 6 -- CDRs (``switch.cdr``): each old call's CDR ends with cause ``transferred``
   (side: the transferor's) and is tagged with the target through ``CallTransferred``; the
   transferee's conversation with the target is a new call (source ``transfer``, caller the
   transferee's user, callee the target), whose CDR follows the usual rules. A failed
@@ -48,7 +54,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from switch.channel import Channel
-from switch.drivers.base import LegReferred
+from switch.drivers.base import LegOffered, LegReferred
 from switch.events import (
     CallAnswered,
     CallBridged,
@@ -76,7 +82,7 @@ class Transfers:
 
     def __init__(self, manager: CallManager) -> None:
         self.m = manager
-        self.stats = {"blind": 0, "attended": 0, "refused": 0, "failed": 0}
+        self.stats = {"blind": 0, "attended": 0, "replaced": 0, "refused": 0, "failed": 0}
 
     # ====================================================================================
     # Entry point
@@ -135,9 +141,12 @@ class Transfers:
                          target: str) -> None:
         m = self.m
         driver: Any = m.driver
-        if x.media_id is not None:
+        try:
             await self._quiet(x)
-            await m.media.unbridge(x.media_id)
+            if x.media_id is not None:
+                await m.media.unbridge(x.media_id)
+        except MediaError as exc:  # X's media closed: X hung up, ivr_transfer fails
+            logger.info("call %s: %s left before the transfer: %s", old.id, x.name, exc)
         outcome = await m.ivr_transfer(new, target, m.no_answer_timeout_s)
         if outcome == "connected":
             driver.refer_notify(t, 200)
@@ -155,18 +164,23 @@ class Transfers:
         new.final_status = status
         await self._retire(new, keep=x, cause=_cause(status), side="callee")
         self._rejoin(old, x)
-        if t.ended or x.ended:  # Rule 3: nobody to go back to (or X left meanwhile)
+        await self._reconnect(old, t, x)
+
+    async def _reconnect(self, old: Call, t: Channel, x: Channel) -> None:
+        """Rule 3: bridge ``x`` back to ``t`` in ``old`` (music if ``t`` still holds); end
+        the call when either has left meanwhile."""
+        m = self.m
+        if t.ended or x.ended or t.media_id is None or x.media_id is None:
             m._end(old, "normal_clearing", self._side(old, t if t.ended else x))
             return
-        if t.media_id is not None and x.media_id is not None:
-            try:
-                await m.media.bridge(t.media_id, x.media_id)
-            except MediaError as exc:
-                logger.error("call %s: cannot reconnect %s: %s", old.id, x.name, exc)
-                m._end(old, "network_failure", "system")
-                return
-            if t.held and m.moh is not None:
-                await m.moh.start(x.media_id)
+        try:
+            await m.media.bridge(t.media_id, x.media_id)
+        except MediaError as exc:
+            logger.error("call %s: cannot reconnect %s: %s", old.id, x.name, exc)
+            m._end(old, "network_failure", "system")
+            return
+        if t.held and m.moh is not None:
+            await m.moh.start(x.media_id)
 
     # ====================================================================================
     # Attended transfer (Rule 4)
@@ -228,10 +242,79 @@ class Transfers:
         await self._retire(call2, keep=x2, cause="transferred", side=self._side(call2, t2))
 
     # ====================================================================================
+    # INVITE with Replaces (Rule 5)
+    # ====================================================================================
+    def offered(self, ev: LegOffered) -> None:
+        """A new inbound leg: the manager's routing, unless its INVITE had Replaces."""
+        take = getattr(self.m.driver, "take_replaced", None)
+        replaced = take(ev.channel) if take is not None else None
+        if replaced is None:
+            self.m._offered(ev)
+            return
+        m = self.m
+        ch = ev.channel
+        call = m._call_of.get(replaced.name)
+        x = self._partner(call, replaced) if call is not None else None
+        if call is None or x is None:
+            self._refuse_leg(ch, 481, "")
+            return
+        if ev.caller != replaced.peer:
+            logger.info("%s: %s may not replace %s", ch.name, ev.caller, replaced.name)
+            self.stats["refused"] += 1
+            self._refuse_leg(ch, 403, "Not Your Call")
+            return
+        self.stats["replaced"] += 1
+        call.ending = True
+        new = self._new_call(ch, x.peer, rule="replaces", described=f"extension:{x.peer}")
+        new.forks.append(x)
+        x.call_id = new.id
+        m._call_of[x.name] = new
+        m._publish(CallOffered, new, x, caller=ev.caller, callee=x.peer, source="internal")
+        logger.info("call %s: %s replaces %s (call %s)", call.id, ch.name, replaced.name,
+                    new.id)
+        m._spawn(self._run_replace(call, new, replaced, ch, x), f"replace-{call.id}")
+
+    def _refuse_leg(self, ch: Channel, status: int, reason: str) -> None:
+        """Reject a new leg that never became a call, and close its media."""
+        self.m.driver.reject(ch, status, reason)
+        self.m._spawn(self.m.driver.release(ch), f"release-{ch.name}")
+
+    async def _run_replace(self, old: Call, new: Call, replaced: Channel, ch: Channel,
+                           x: Channel) -> None:
+        m = self.m
+        failed: int | None = None
+        try:
+            if ch.media_id is None or x.media_id is None:
+                raise MediaError("a party left")
+            await self._quiet(x)
+            await m.media.bridge(ch.media_id, x.media_id)
+        except MediaError as exc:
+            logger.error("call %s: replacing failed: %s", old.id, exc)
+            failed = 503
+        if failed is None and ch.ended:
+            failed = 487  # the new phone gave up meanwhile
+        if failed is not None:
+            new.final_status = failed
+            m.driver.reject(ch, failed)
+            await self._retire(new, keep=x, cause=_cause(failed), side="caller")
+            self._rejoin(old, x)
+            await self._reconnect(old, replaced, x)
+            return
+        new.b = x
+        m.driver.answer(ch)
+        m.stats["answered"] += 1
+        for leg in (x, ch):
+            m._publish(CallAnswered, new, leg, codec=leg.codec)
+        for leg, other in ((ch, x), (x, ch)):
+            m._publish(CallBridged, new, leg, other_channel=other.name)
+        self._publish_transferred(old, replaced, ch.peer, "replaces")
+        await self._retire(old, keep=x, cause="transferred", side=self._side(old, replaced))
+
+    # ====================================================================================
     # Moving legs between calls
     # ====================================================================================
     def _new_call(self, x: Channel, dialed: str, *, rule: str, described: str) -> Call:
-        """A call whose first leg is ``x`` (already answered): Rule 5's new CDR."""
+        """A call whose first leg is ``x`` (already answered): Rule 6's new CDR."""
         from switch.b2bua import Call  # the manager imports this module
 
         m = self.m

@@ -121,6 +121,7 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
         self._aux_txns: set[str] = set()
         self._ended_txns: dict[str, Channel] = {}
         self._refers: dict[str, PendingRefer] = {}
+        self._replacing: dict[str, Channel] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._names = itertools.count(1)
         self._sessions = itertools.count(int(wall()) & 0xFFFFFFF)
@@ -285,6 +286,10 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
         user = self._authenticate(event)
         if user is None:
             return
+        replaced, refused = self._invite_replaces(request)  # RFC 3891 (sip_refer Rule 4)
+        if refused is not None:
+            self._respond(request, event.transaction_id, refused, to_tag=self.core.ids.tag())
+            return
         try:
             if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
                 raise OfferAnswerError("an INVITE without an SDP offer is not supported")
@@ -308,6 +313,8 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
         leg.local_tag = self.core.ids.tag()
         leg.negotiated = negotiated
         self._by_server_txn[event.transaction_id] = ch
+        if replaced is not None:
+            self._replacing[ch.name] = replaced
         self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name),
                     f"open-{ch.name}")
 

@@ -21,7 +21,13 @@ Rules:
 * Rule 3 -- the handler of ``LegReferred`` must answer synchronously with
   :meth:`ReferLegs.refer_accept` or :meth:`ReferLegs.refer_reject`; a REFER nobody
   answered gets 603 Decline, so no REFER is ever left without a final response.
-* Rule 4 -- NOTIFYs go in the REFER's dialog with ``Event: refer;id=<CSeq>``; the final
+* Rule 4 -- an INVITE with a Replaces header (RFC 3891 §3) from an authenticated phone
+  names a dialog of ours it wants to take over (call pickup, a transfer completed by the
+  phones themselves). Checked here: several or a malformed Replaces: 400; no such dialog,
+  or one not confirmed yet: 481 (taking over early dialogs is not served); ``early-only``
+  naming a confirmed dialog: 486. A match is remembered for the new leg
+  (:meth:`ReferLegs.take_replaced`) and the call logic decides who may take it over.
+* Rule 5 -- NOTIFYs go in the REFER's dialog with ``Event: refer;id=<CSeq>``; the final
   status terminates the implicit subscription (RFC 3515 §2.4.7). NOTIFYs for a leg that
   already ended are dropped; their responses (or time-outs) are absorbed.
 """
@@ -38,7 +44,14 @@ from signaling.dialog import DialogId
 from signaling.errors import LocalSipError, SipParseError
 from signaling.events import RequestReceived
 from signaling.message import Request
-from signaling.refer import SIPFRAG, ReferError, notify_headers, refer_target, sipfrag
+from signaling.refer import (
+    SIPFRAG,
+    ReferError,
+    Replaces,
+    notify_headers,
+    refer_target,
+    sipfrag,
+)
 from switch.channel import Channel, ChannelState
 from switch.drivers.base import LegEvent, LegReferred
 
@@ -68,6 +81,7 @@ class ReferLegs:
     _aux_txns: set[str]
     _by_dialog: dict[DialogId, Channel]
     _refers: dict[str, PendingRefer]
+    _replacing: dict[str, Channel]
 
     if TYPE_CHECKING:  # provided by SipChannelDriver
         def _respond(self, request: Request, txn: str, status: int, *,
@@ -122,6 +136,30 @@ class ReferLegs:
                 return None if leg.ended else leg
         return None
 
+    def _invite_replaces(self, request: Request) -> tuple[Channel | None, int | None]:
+        """Rule 4: (the leg an INVITE takes over, None) or (None, the status to refuse it
+        with); (None, None) for an INVITE without Replaces."""
+        values = request.headers.get_all("Replaces")
+        if not values:
+            return None, None
+        if len(values) > 1:
+            return None, 400
+        try:
+            replaces = Replaces.parse(values[0])
+        except ReferError as exc:
+            logger.info("INVITE with a bad Replaces: %s", exc.detail)
+            return None, 400
+        leg = self.leg_of_dialog(replaces.call_id, replaces.to_tag, replaces.from_tag)
+        if leg is not None and replaces.early_only and leg.state is ChannelState.UP:
+            return None, 486
+        if leg is None or leg.state is not ChannelState.UP:
+            return None, 481
+        return leg, None
+
+    def take_replaced(self, channel: Channel) -> Channel | None:
+        """The leg the INVITE of ``channel`` asked to replace (Rule 4), once."""
+        return self._replacing.pop(channel.name, None)
+
     # ====================================================================================
     # Verbs of the call manager
     # ====================================================================================
@@ -144,7 +182,7 @@ class ReferLegs:
         self._respond(pending.request, pending.transaction_id, status, reason=reason)
 
     def refer_notify(self, channel: Channel, status: int, reason: str | None = None) -> None:
-        """Report the referred call's progress (Rule 4); a final ``status`` ends it."""
+        """Report the referred call's progress (Rule 5); a final ``status`` ends it."""
         pending = self._refers.get(channel.name)
         if pending is None or not pending.accepted:
             return

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _b2bua_harness import Net, Phone, Switch, sdp
+from _b2bua_harness import NODE, Net, Phone, Switch, sdp
 
 from signaling.dialog import DialogId
 from signaling.refer import Replaces, parse_sipfrag
@@ -26,6 +26,7 @@ async def net() -> Net:
 async def switch(net: Net, tmp_path: Path) -> AsyncIterator[Switch]:
     sw = Switch(net, tmp_path, no_answer_timeout_s=1.0)
     sw.core.allow |= {"REFER", "NOTIFY"}
+    sw.core._supported = frozenset({"replaces"})  # as switch.app configures the node
     sw.calls.moh = MusicOnHold(sw.calls, default_moh_pcm())
     await sw.start()
     yield sw
@@ -295,3 +296,60 @@ async def test_shutdown_during_a_transfer_ends_every_leg(net: Net, switch: Switc
     await switch.calls.stop()
     await switch.settle(lambda: bye_count(alice) == 1 and bye_count(bob) == 1)
     assert len(switch.cdrs) == 2 and switch.calls.calls == {}
+
+
+def invite_replacing(phone: Phone, dial: str, replaces: str) -> str:
+    """An authenticated INVITE carrying ``Replaces: <replaces>`` (RFC 3891)."""
+    uri = f"sip:{dial}@127.0.0.1:5060"
+    txn = ""
+    for challenge in (None, "yes"):
+        extra = [("Replaces", replaces), ("Require", "replaces")]
+        if challenge is not None:
+            header = phone.last_response(407).headers.get("Proxy-Authenticate")
+            assert header is not None
+            extra.append(("Proxy-Authorization", phone.client.authorize(
+                header, "INVITE", uri, phone.user, "secret")))
+        request = phone.core.create_request(
+            "INVITE", uri, from_=f"<sip:{phone.user}@softswitch>",
+            to=f"<sip:{dial}@softswitch>", body=sdp(phone.port + 1000),
+            content_type="application/sdp", extra=extra)
+        txn = phone.core.send_request(request, NODE, phone.net.loop.time())
+        phone.net.pump()
+    return txn
+
+
+async def test_invite_with_replaces_takes_over_a_held_call(net: Net, switch: Switch) -> None:
+    alice, desk = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    mobile, carol = Phone(net, "1002", 5074), Phone(net, "1003", 5073)
+    switch.register(alice)
+    await call_up(switch, desk, "1001")
+    held = desk.dialog()
+    hold = desk.core.send_in_dialog(held, "INVITE", net.loop.time(),
+                                    body=sdp(6072, direction="sendonly"),
+                                    content_type="application/sdp")
+    net.pump()
+    moh = switch.calls.moh
+    assert moh is not None
+    await switch.settle(lambda: 200 in desk.responses(hold) and len(moh.playing) == 1)
+    # Someone else's phone may not pick the call up; an unknown dialog is 481.
+    value = str(Replaces(held.call_id, held.remote_tag, held.local_tag))
+    stolen = invite_replacing(carol, "1001", value)
+    unknown = invite_replacing(mobile, "1001", "nope;to-tag=a;from-tag=b")
+    await switch.settle(lambda: 403 in carol.responses(stolen) and
+                        481 in mobile.responses(unknown))
+    assert len(switch.calls.calls) == 1 and bye_count(desk) == 0
+    # The same user's other phone takes the call over: 200 for it, BYE for the desk.
+    txn = invite_replacing(mobile, "1001", value)
+    await switch.settle(lambda: 200 in mobile.responses(txn) and bye_count(desk) == 1)
+    await switch.settle(lambda: len(switch.cdrs) == 1)
+    assert bye_count(alice) == 0 and not moh.playing
+    live = legs(switch)
+    assert live["1002"].sip.dialog_id.call_id != held.call_id
+    assert bridged(switch, live["1001"], live["1002"])
+    assert switch.cdrs[0].tags == {"transferred_to": "1002", "transfer_mode": "replaces"}
+    mobile.send_in_dialog("BYE")
+    await switch.settle(lambda: bye_count(alice) == 1 and len(switch.cdrs) == 2)
+    picked = switch.cdrs[1]
+    assert (picked.caller, picked.callee, picked.source, picked.disposition.value) == (
+        "1002", "1001", "transfer", "answered")
+    assert switch.calls.calls == {} and switch.media.backends[0].load == 0

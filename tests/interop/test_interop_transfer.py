@@ -340,3 +340,39 @@ def test_attended_transfer_with_refer_replaces(tmp_path: Path, xfer_node: Node) 
     assert (joined["source"], joined["disposition"], joined["hangup_side"]) == (
         "transfer", "answered", "caller")
     assert {joined["caller"], joined["callee"]} == {"1001", "1003"}
+
+
+@pytest.mark.slow
+def test_invite_with_replaces_picks_up_a_held_call(tmp_path: Path, xfer_node: Node) -> None:
+    """1002 calls 1001 and holds it (music); 1002's other phone sends an INVITE with
+    Replaces naming that dialog (RFC 3891 §3) and gets the call: 1001 hears the first
+    phone, the music, then the second phone; the first phone gets BYE."""
+    rtp_desk, rtp_mobile, rtp_a = RtpPeer(2900.0), RtpPeer(3100.0), RtpPeer(2500.0)
+    try:
+        a = _uas(tmp_path, xfer_node, "a", "uas_hold.xml", "1001", rtp_a)
+        desk = _uac(tmp_path, xfer_node, "desk", "uac_hold_wait.xml", "1002", "1001",
+                    rtp_desk)
+        call_id, from_tag, to_tag = _dialog_of(tmp_path / "desk")
+        deadline = time.monotonic() + 10
+        while "music on hold started" not in xfer_node.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # let the held party hear the music for a while
+        mobile = _uac(tmp_path, xfer_node, "mobile", "uac_hold_pickup_replaces.xml", "1002",
+                      "1001", rtp_mobile, "-key", "replaces",
+                      f"{call_id};to-tag={to_tag};from-tag={from_tag}")
+        results = [_finish(p, tmp_path, name)
+                   for p, name in ((mobile, "mobile"), (desk, "desk"), (a, "a"))]
+    finally:
+        for rtp in (rtp_desk, rtp_mobile, rtp_a):
+            rtp.stop()
+    for rc, out in results:
+        assert rc == 0, out
+    heard_by_a = _runs(rtp_a.labels({"desk": 2900.0, "mobile": 3100.0}))
+    assert _order(heard_by_a, ["desk", "moh", "mobile"]), heard_by_a
+    stop_node(xfer_node)
+    first, picked = _cdrs(xfer_node)
+    assert (first["caller"], first["callee"], first["hangup_cause"]) == (
+        "1002", "1001", "transferred")
+    assert json.loads(first["tags"])["transfer_mode"] == "replaces"
+    assert (picked["caller"], picked["callee"], picked["source"], picked["disposition"],
+            picked["hangup_side"]) == ("1002", "1001", "transfer", "answered", "caller")

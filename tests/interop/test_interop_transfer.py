@@ -28,11 +28,10 @@ import pytest
 from dsp.g711 import ulaw_decode, ulaw_encode
 from switch.moh import MOH_NOTES_HZ
 
-from .conftest import SIPP_DIR, Node, free_port, require, run_cli, start_node, stop_node
+from .conftest import SIPP_DIR, Node, free_port, require, start_node, stop_node
 
 pytestmark = pytest.mark.interop
 
-PASSWORD = "secret"
 WINDOW_S = 0.2
 
 
@@ -147,11 +146,10 @@ def _order(runs: list[tuple[str, int]], wanted: list[str]) -> bool:
 
 @pytest.fixture
 def xfer_node(tmp_path: Path) -> Iterator[Node]:
+    """A node with its demo users (1001-1010, passwords printed once at first start: read
+    from its output, which saves a CLI process per user)."""
     data = tmp_path / "data"
     data.mkdir()
-    for user in ("1001", "1002", "1003"):
-        res = run_cli(data, "user", "add", user, "--password", PASSWORD)
-        assert res.returncode == 0, res.stderr
     cfg = tmp_path / "calls.toml"
     cfg.write_text("[calls]\nno_answer_timeout_s = 10\n")
     node = start_node(data, "--config", str(cfg))
@@ -159,11 +157,17 @@ def xfer_node(tmp_path: Path) -> Iterator[Node]:
     stop_node(node)
 
 
+def _password(node: Node, user: str) -> str:
+    found = re.search(rf"^  {user}   (\S+)$", node.log(), re.MULTILINE)
+    assert found is not None, "the node did not print its demo users"
+    return found.group(1)
+
+
 def _register(tmp_path: Path, node: Node, user: str, port: int) -> None:
     sipp = require("sipp")
     csv = tmp_path / f"reg_{user}.csv"
     csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
-                   f"password={PASSWORD}]\n")
+                   f"password={_password(node, user)}]\n")
     proc = subprocess.run(
         [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{node.sip_port}",
          "-i", "127.0.0.1", "-p", str(port), "-inf", str(csv), "-m", "1", "-nostdin",
@@ -188,7 +192,7 @@ def _uac(tmp_path: Path, node: Node, name: str, scenario: str, user: str, dial: 
          rtp: RtpPeer, *keys: str) -> subprocess.Popen[str]:
     csv = tmp_path / f"{name}.csv"
     csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
-                   f"password={PASSWORD}];{dial}\n")
+                   f"password={_password(node, user)}];{dial}\n")
     return _sipp(tmp_path, name, scenario, free_port(), f"127.0.0.1:{node.sip_port}",
                  "-inf", str(csv), "-auth_uri", f"{dial}@127.0.0.1:{node.sip_port}",
                  "-default_behaviors", "all,-abortunexp", "-key", "rtp_port", str(rtp.port),

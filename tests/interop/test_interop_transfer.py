@@ -203,7 +203,16 @@ def _uas(tmp_path: Path, node: Node, name: str, scenario: str, user: str,
          rtp: RtpPeer) -> subprocess.Popen[str]:
     port = free_port()
     _register(tmp_path, node, user, port)
-    return _sipp(tmp_path, name, scenario, port, "-key", "rtp_port", str(rtp.port))
+    proc = _sipp(tmp_path, name, scenario, port, "-key", "rtp_port", str(rtp.port))
+    deadline = time.monotonic() + 10  # calls must not reach the port before SIPp binds it
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return proc
+        time.sleep(0.05)
+    raise AssertionError(f"SIPp {name} did not bind port {port}")
 
 
 def _finish(proc: subprocess.Popen[str], tmp_path: Path, name: str, timeout: float = 30.0

@@ -291,7 +291,7 @@ class CdrCollector:
             call.agent = ev.agent_id or call.agent
         elif isinstance(ev, RecordingStarted):
             call.recording = ev.ref
-        elif isinstance(ev, CallTransferred):  # switch.transfer Rule 5
+        elif isinstance(ev, CallTransferred):  # switch.transfer Rule 6
             call.tags["transferred_to"] = ev.target
             call.tags["transfer_mode"] = ev.mode
         elif isinstance(ev, LegMediaStats):

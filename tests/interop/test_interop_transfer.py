@@ -389,3 +389,25 @@ def test_invite_with_replaces_picks_up_a_held_call(tmp_path: Path, xfer_node: No
     assert json.loads(first["tags"])["transfer_mode"] == "replaces"
     assert (picked["caller"], picked["callee"], picked["source"], picked["disposition"],
             picked["hangup_side"]) == ("1002", "1001", "transfer", "answered", "caller")
+
+
+def test_forbidden_and_malformed_refers_keep_the_call(tmp_path: Path, xfer_node: Node) -> None:
+    """REFER to a number with no route or through a trunk: 403; without Refer-To: 400; the
+    call goes on (the scenario's BYE gets 200) and its CDR is a plain answered call."""
+    rtp_a, rtp_b = RtpPeer(2500.0), RtpPeer(1300.0)
+    try:
+        b = _uas(tmp_path, xfer_node, "b", "uas_hold.xml", "1002", rtp_b)
+        a = _uac(tmp_path, xfer_node, "a", "uac_refer_refused.xml", "1001", "1002", rtp_a)
+        results = [_finish(p, tmp_path, name) for p, name in ((a, "a"), (b, "b"))]
+    finally:
+        for rtp in (rtp_a, rtp_b):
+            rtp.stop()
+    for rc, out in results:
+        assert rc == 0, out
+    log = xfer_node.log()
+    assert log.count("transfer refused: 403") == 2, log[-3000:]
+    stop_node(xfer_node)
+    (cdr,) = _cdrs(xfer_node)
+    assert (cdr["disposition"], cdr["hangup_cause"], cdr["hangup_side"]) == (
+        "answered", "normal_clearing", "caller")
+    assert json.loads(cdr["tags"]) == {}

@@ -353,3 +353,27 @@ async def test_invite_with_replaces_takes_over_a_held_call(net: Net, switch: Swi
     assert (picked.caller, picked.callee, picked.source, picked.disposition.value) == (
         "1002", "1001", "transfer", "answered")
     assert switch.calls.calls == {} and switch.media.backends[0].load == 0
+
+
+async def test_refer_through_a_trunk_is_forbidden(net: Net, switch: Switch) -> None:
+    """Rule 2: a transfer never reaches a trunk (no way around trunk permissions), even
+    where the transferor itself may dial out; the call goes on."""
+    import tomllib
+
+    from switch.router import DialPlan
+    from switch.routing_config import DEFAULT_ROUTING_TOML, parse_routing
+
+    text = DEFAULT_ROUTING_TOML.replace("enabled = false", "enabled = true")
+    switch.calls.dialplan = DialPlan.from_config(parse_routing(tomllib.loads(text)))
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    switch.register(bob)
+    await call_up(switch, alice, "1002")
+    txn = refer(alice, alice.dialog(), "<sip:90123456@softswitch>")
+    queue = refer(alice, alice.dialog(), "<sip:0@softswitch>")  # a queue: not transferable
+    await switch.settle(lambda: bool(alice.responses(txn)) and bool(alice.responses(queue)))
+    assert alice.responses(txn) == alice.responses(queue) == [403]
+    reasons = [e.response.reason for e in alice.events
+               if getattr(e, "transaction_id", None) == txn and hasattr(e, "response")]
+    assert reasons and "trunk" in reasons[0], reasons
+    live = legs(switch)
+    assert set(live) == {"1001", "1002"} and bridged(switch, live["1001"], live["1002"])

@@ -392,8 +392,9 @@ def test_invite_with_replaces_picks_up_a_held_call(tmp_path: Path, xfer_node: No
 
 
 def test_forbidden_and_malformed_refers_keep_the_call(tmp_path: Path, xfer_node: Node) -> None:
-    """REFER to a number with no route or through a trunk: 403; without Refer-To: 400; the
-    call goes on (the scenario's BYE gets 200) and its CDR is a plain answered call."""
+    """REFER to a number with no route (9999, and 9... whose demo trunk rule is disabled):
+    403; without Refer-To: 400; the call goes on (the scenario's BYE gets 200) and its
+    CDR is a plain answered call."""
     rtp_a, rtp_b = RtpPeer(2500.0), RtpPeer(1300.0)
     try:
         b = _uas(tmp_path, xfer_node, "b", "uas_hold.xml", "1002", rtp_b)

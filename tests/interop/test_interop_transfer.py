@@ -18,6 +18,7 @@ import struct
 import subprocess
 import threading
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -29,6 +30,7 @@ from dsp.g711 import ulaw_decode, ulaw_encode
 from switch.moh import MOH_NOTES_HZ
 
 from .conftest import SIPP_DIR, Node, free_port, require, start_node, stop_node
+from .peers import Baresip
 
 pytestmark = pytest.mark.interop
 
@@ -412,3 +414,88 @@ def test_forbidden_and_malformed_refers_keep_the_call(tmp_path: Path, xfer_node:
     assert (cdr["disposition"], cdr["hangup_cause"], cdr["hangup_side"]) == (
         "answered", "normal_clearing", "caller")
     assert json.loads(cdr["tags"]) == {}
+
+
+# ---- baresip: a real phone's hold and transfer buttons ---------------------------------------
+
+
+def _tone_wav(path: Path, freq_hz: float, seconds: float = 40.0) -> Path:
+    t = np.arange(int(seconds * 8000)) / 8000.0
+    pcm = (8000 * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def _wav_labels(path: Path, named: dict[str, float]) -> list[str]:
+    with wave.open(str(path)) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)[::channels]
+    n = int(rate * WINDOW_S)
+    step = rate / 8000
+    out = []
+    for i in range(0, len(pcm) - n, n):
+        window = pcm[i:i + n].astype(np.float64)
+        if step != 1:  # the classifier works at 8 kHz
+            window = window[np.round(np.arange(0, len(window), step)).astype(int)
+                            .clip(0, len(window) - 1)]
+        out.append(_classify(window, named))
+    return out
+
+
+def _calls(phone: Baresip) -> str:
+    return phone.command("listcalls").get("data", "")
+
+
+def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_baresip_hold_resume_and_blind_transfer(tmp_path: Path, xfer_node: Node) -> None:
+    """Three baresip phones: 1001 calls 1002; 1002 presses hold (1001 hears music),
+    resume, then transfers 1001 to 1003 with its own REFER; 1001 ends up hearing 1003."""
+    require("baresip")
+    registrar = f"127.0.0.1:{xfer_node.sip_port}"
+    phones: list[Baresip] = []
+    try:
+        for user, freq in (("1001", 440.0), ("1002", 1000.0), ("1003", 2500.0)):
+            phones.append(Baresip(
+                tmp_path / user, user, _password(xfer_node, user), registrar,
+                codecs="pcmu", wav=_tone_wav(tmp_path / f"{user}.wav", freq),
+                rec_dir=tmp_path / f"rec_{user}"))
+        a, b, c = phones
+        assert all(p.registered() for p in phones)
+        a.command("dial", f"sip:1002@{registrar}")
+        assert _wait_for(lambda: "ESTABLISHED" in _calls(b), 10), _calls(b)
+        time.sleep(1.5)
+        b.command("hold")
+        time.sleep(2.5)
+        b.command("resume")
+        time.sleep(1.5)
+        b.command("transfer", f"sip:1003@{registrar}")
+        assert _wait_for(lambda: "ESTABLISHED" in _calls(c), 10), xfer_node.log()[-3000:]
+        assert _wait_for(lambda: "ESTABLISHED" not in _calls(b), 10), _calls(b)
+        time.sleep(2.0)
+        a.command("hangup")
+        assert _wait_for(lambda: "ended: normal_clearing (caller)" in xfer_node.log(), 5)
+    finally:
+        for phone in phones:
+            phone.stop()
+        stop_node(xfer_node)
+    heard_by_a = _runs(_wav_labels(next((tmp_path / "rec_1001").glob("*-dec.wav")),
+                                   {"b": 1000.0, "c": 2500.0}))
+    assert _order(heard_by_a, ["b", "moh", "b", "c"]), heard_by_a
+    first, second = _cdrs(xfer_node)
+    assert (first["caller"], first["callee"], first["hangup_cause"], first["hangup_side"]) == (
+        "1001", "1002", "transferred", "callee")
+    assert (second["caller"], second["callee"], second["source"], second["disposition"]) == (
+        "1001", "1003", "transfer", "answered")

@@ -145,8 +145,16 @@ class MusicOnHold:
         except MediaError as exc:  # the channel closed meanwhile
             logger.info("no music on hold for media channel %d: %s", cid, exc)
             return
+        self.playing = {c for c in self.playing if self._is_open(c)}  # drop closed channels
         self.playing.add(cid)
         logger.info("music on hold started on media channel %d", cid)
+
+    def _is_open(self, cid: int) -> bool:
+        try:
+            self.manager.media.digits(cid)  # raises for a channel that was closed
+        except MediaError:
+            return False
+        return True
 
     async def stop(self, cid: int) -> None:
         """Stop the music on ``cid`` if it plays there (a resume, a transfer)."""

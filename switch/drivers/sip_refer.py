@@ -142,6 +142,8 @@ class ReferLegs:
         values = request.headers.get_all("Replaces")
         if not values:
             return None, None
+        for name in [n for n, leg in self._replacing.items() if leg.ended]:
+            del self._replacing[name]  # INVITEs that never became a call (cancelled)
         if len(values) > 1:
             return None, 400
         try:

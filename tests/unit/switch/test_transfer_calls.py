@@ -377,3 +377,19 @@ async def test_refer_through_a_trunk_is_forbidden(net: Net, switch: Switch) -> N
     assert reasons and "trunk" in reasons[0], reasons
     live = legs(switch)
     assert set(live) == {"1001", "1002"} and bridged(switch, live["1001"], live["1002"])
+
+
+async def test_music_bookkeeping_forgets_closed_channels(net: Net, switch: Switch) -> None:
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    switch.register(bob)
+    moh = switch.calls.moh
+    assert moh is not None
+    for _ in range(2):  # a held call that simply ends, twice
+        await call_up(switch, alice, "1002")
+        hold = alice.send_in_dialog("INVITE", sdp(6071, direction="sendonly"),
+                                    "application/sdp")
+        await switch.settle(lambda h=hold: 200 in alice.responses(h) and len(moh.playing) >= 1)
+        alice.send_in_dialog("BYE")
+        await switch.settle(lambda: switch.calls.calls == {})
+        alice.events.clear()
+    assert len(moh.playing) == 1  # the first call's channel was pruned at the second hold

@@ -32,6 +32,11 @@ Rules:
   ``sip_refer`` Rule 2); anything else is 403. The two parties left (X1 from the REFER's
   call, X2 from the replaced one) are bridged, T's two legs get BYE, and T the NOTIFY 200.
   A REFER sent on either of T's two dialogs works (the Replaces names the other one).
+  When the named call still rings (T called the target and pressed transfer before it
+  answered, "semi-attended"), X1 takes T's place in that ringing call: it hears the
+  ringback (or the target's early media) and is connected on answer; T's two legs end
+  at once (BYE, and 487 for its unanswered INVITE); no answer within
+  ``no_answer_timeout_s`` or a refusal ends X1's call cleanly, as T is gone.
 * Rule 5 -- INVITE with Replaces (RFC 3891 §3): a phone of the *same user* as the leg it
   names takes that leg's place (call pickup from another phone, e.g. from hold): the new
   leg is answered and bridged to the named leg's partner, which never notices, and the
@@ -48,6 +53,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import uuid
@@ -188,6 +194,10 @@ class Transfers:
     def _attended(self, call1: Call, t1: Channel, x1: Channel, t2: Channel | None) -> None:
         m = self.m
         call2 = m._call_of.get(t2.name) if t2 is not None else None
+        if (t2 is not None and call2 is not None and call2 is not call1 and t2 is call2.a
+                and self._ringing_out(call2) and t2.peer == t1.peer):
+            self._semi_attended(call1, t1, x1, call2, t2)
+            return
         x2 = self._partner(call2, t2) if call2 is not None and t2 is not None else None
         if t2 is None or call2 is None or x2 is None or call2 is call1:
             self._refuse(t1, 403, "Replaces Names No Transferable Call")
@@ -209,6 +219,62 @@ class Transfers:
                     t1.name, x1.name, x2.name, new.id)
         m._spawn(self._run_attended(call1, call2, new, t1, t2, x1, x2),
                  f"transfer-{call1.id}")
+
+    @staticmethod
+    def _ringing_out(call: Call) -> bool:
+        """The call's target is still ringing (its caller leg is not answered yet)."""
+        return (not call.ending and call.b is None and call.ivr_task is None
+                and call.transfer is None and any(not f.ended for f in call.forks))
+
+    def _semi_attended(self, call1: Call, t1: Channel, x1: Channel, call2: Call,
+                       t2: Channel) -> None:
+        """Rule 4, target still ringing (the Replaces names T's early dialog): X1 takes
+        T's place in the ringing call, hears its ringback or early media, and is
+        connected on answer; no answer or a refusal ends X1's call (T is gone)."""
+        m = self.m
+        driver: Any = m.driver
+        driver.refer_accept(t1)
+        self.stats["attended"] += 1
+        call1.ending = call2.ending = True
+        call2.cancel_timers()
+        new = self._new_call(x1, call2.dialed, rule="transfer",
+                             described=f"extension:{call2.dialed}")
+        forks, call2.forks = [f for f in call2.forks if not f.ended], []
+        for fork in forks:
+            fork.call_id = new.id
+            m._call_of[fork.name] = new
+            new.forks.append(fork)
+            m._publish(CallOffered, new, fork, caller=new.caller, callee=fork.peer,
+                       source="internal")
+        new.ringing, new.early_from = call2.ringing, call2.early_from
+        loop = asyncio.get_running_loop()
+        new.timers.append(loop.call_later(m.no_answer_timeout_s, m._no_answer, new))
+        logger.info("calls %s + %s: %s gets %s's ringing call (call %s)", call1.id,
+                    call2.id, x1.name, t1.name, new.id)
+        m._spawn(self._run_semi_attended(call1, call2, new, t1, t2, x1),
+                 f"transfer-{call1.id}")
+
+    async def _run_semi_attended(self, call1: Call, call2: Call, new: Call, t1: Channel,
+                                 t2: Channel, x1: Channel) -> None:
+        m = self.m
+        driver: Any = m.driver
+        try:
+            await self._quiet(x1)
+            if x1.media_id is not None and new.early_from is not None \
+                    and new.early_from.media_id is not None:
+                await m.media.bridge(x1.media_id, new.early_from.media_id)
+            elif x1.media_id is not None and new.b is None:
+                new.ringback = True
+                await m.media.tone(x1.media_id, "ringback")
+        except MediaError as exc:  # X1 left meanwhile: its hang-up ends the new call
+            logger.info("call %s: no ringback for %s: %s", new.id, x1.name, exc)
+        driver.refer_notify(t1, 200)
+        self._publish_transferred(call1, t1, call2.dialed, "attended")
+        self._publish_transferred(call2, t2, x1.peer, "attended")
+        call2.final_status = 487
+        m.driver.reject(t2, 487)
+        await self._retire(call1, keep=x1, cause="transferred", side=self._side(call1, t1))
+        await self._retire(call2, keep=None, cause="transferred", side="caller")
 
     async def _run_attended(self, call1: Call, call2: Call, new: Call, t1: Channel,
                             t2: Channel, x1: Channel, x2: Channel) -> None:
@@ -348,7 +414,8 @@ class Transfers:
     def _publish_transferred(self, call: Call, t: Channel, target: str, mode: str) -> None:
         self.m._publish(CallTransferred, call, t, target=target, mode=mode)
 
-    async def _retire(self, call: Call, *, keep: Channel, cause: str, side: str) -> None:
+    async def _retire(self, call: Call, *, keep: Channel | None, cause: str,
+                      side: str) -> None:
         """End ``call`` except its leg ``keep`` (which lives on in another call): BYE and
         release the others, publish their statistics and every leg's hang-up (so the
         call's CDR closes), and forget the call. ``CallManager._finish`` for a call that
@@ -373,7 +440,7 @@ class Transfers:
             m._publish(CallHungUp, call, leg, cause=cause, side=side, sip_status=status)
         m._publish(CallHungUp, call, call.a, cause=cause, side=side,
                    sip_status=None if answered else call.final_status)
-        if m._call_of.get(keep.name) is call:
+        if keep is not None and m._call_of.get(keep.name) is call:
             del m._call_of[keep.name]
         m.calls.pop(call.id, None)
         logger.info("call %s ended: %s (%s)", call.id, cause, side)

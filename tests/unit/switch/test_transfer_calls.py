@@ -393,3 +393,54 @@ async def test_music_bookkeeping_forgets_closed_channels(net: Net, switch: Switc
         await switch.settle(lambda: switch.calls.calls == {})
         alice.events.clear()
     assert len(moh.playing) == 1  # the first call's channel was pruned at the second hold
+
+
+async def test_semi_attended_transfer_while_the_target_rings(net: Net, switch: Switch) -> None:
+    """REFER with Replaces naming the transferor's call that still rings (RFC 5589 §7,
+    the "transfer while ringing" button): the transferee gets ringback, then the target."""
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    carol = Phone(net, "1003", 5073, on_invite="ring")
+    for phone in (alice, carol):
+        switch.register(phone)
+    await call_up(switch, bob, "1001")
+    call1 = bob.dialog()
+    txn2 = bob.call("1003")
+    await switch.settle(lambda: 183 in bob.responses(txn2) and bool(carol.requests("INVITE")))
+    early = next(d for d in bob.core.dialogs if d != call1)
+    replaces = Replaces(early.call_id, early.remote_tag, early.local_tag)
+    txn = refer(bob, call1, f"<sip:1003@softswitch?Replaces={replaces.escaped()}>")
+    await switch.settle(lambda: 202 in bob.responses(txn) and notifies(bob, call1) == [100, 200])
+    await switch.settle(lambda: bye_count(bob) == 1 and 487 in bob.responses(txn2))
+    host = switch.media.backends[0].host
+    alice_leg = legs(switch)["1001"]
+    assert alice_leg.media_id is not None
+    await switch.settle(lambda: host.slot(alice_leg.media_id) in host.engine._tones)
+    carol.accept()
+    await switch.settle(lambda: "1003" in legs(switch) and
+                        bridged(switch, alice_leg, legs(switch)["1003"]))
+    assert bye_count(alice) == 0
+    alice.send_in_dialog("BYE")
+    await switch.settle(lambda: bye_count(carol) == 1 and len(switch.cdrs) == 3)
+    by_source = {(c.source, c.disposition.value) for c in switch.cdrs}
+    assert ("transfer", "answered") in by_source
+    assert switch.calls.calls == {} and switch.media.backends[0].load == 0
+
+
+async def test_semi_attended_transfer_nobody_answers(net: Net, switch: Switch) -> None:
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    carol = Phone(net, "1003", 5073, on_invite="ring")
+    for phone in (alice, carol):
+        switch.register(phone)
+    await call_up(switch, bob, "1001")
+    call1 = bob.dialog()
+    txn2 = bob.call("1003")
+    await switch.settle(lambda: 183 in bob.responses(txn2) and bool(carol.requests("INVITE")))
+    early = next(d for d in bob.core.dialogs if d != call1)
+    replaces = Replaces(early.call_id, early.remote_tag, early.local_tag)
+    refer(bob, call1, f"<sip:1003@softswitch?Replaces={replaces.escaped()}>")
+    # no_answer_timeout_s = 1 in this fixture: the transferee's call ends cleanly.
+    await switch.settle(lambda: bye_count(alice) == 1 and switch.calls.calls == {},
+                        timeout=4.0)
+    assert switch.media.backends[0].load == 0
+    attempt = next(c for c in switch.cdrs if c.source == "transfer")
+    assert (attempt.disposition.value, attempt.hangup_cause) == ("no_answer", "no_answer")

@@ -444,3 +444,20 @@ async def test_semi_attended_transfer_nobody_answers(net: Net, switch: Switch) -
     assert switch.media.backends[0].load == 0
     attempt = next(c for c in switch.cdrs if c.source == "transfer")
     assert (attempt.disposition.value, attempt.hangup_cause) == ("no_answer", "no_answer")
+
+
+async def test_refers_during_a_transfer_are_refused(net: Net, switch: Switch) -> None:
+    alice, bob = Phone(net, "1001", 5071), Phone(net, "1002", 5072)
+    carol = Phone(net, "1003", 5073, on_invite="ring")
+    for phone in (bob, carol):
+        switch.register(phone)
+    await call_up(switch, alice, "1002")
+    first = refer(bob, bob.dialog(), "<sip:1003@softswitch>")
+    await switch.settle(lambda: 202 in bob.responses(first) and bool(carol.requests("INVITE")))
+    again = refer(bob, bob.dialog(), "<sip:1003@softswitch>")  # same leg: one at a time
+    other = refer(alice, alice.dialog(), "<sip:1002@softswitch>")  # the transferee's turn
+    await switch.settle(lambda: bool(bob.responses(again)) and bool(alice.responses(other)))
+    assert bob.responses(again) == [491] and alice.responses(other) == [403]
+    carol.accept()
+    await switch.settle(lambda: notifies(bob) == [100, 200] and bye_count(bob) == 1)
+    assert bridged(switch, legs(switch)["1001"], legs(switch)["1003"])

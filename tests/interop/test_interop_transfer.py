@@ -178,16 +178,32 @@ def _register(tmp_path: Path, node: Node, user: str, port: int) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+"""SIPp processes of the running test (stopped by PID at teardown if still running)."""
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_sipps() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=5)
+
+
 def _sipp(tmp_path: Path, name: str, scenario: str, port: int, *args: str
           ) -> subprocess.Popen[str]:
     sipp = require("sipp")
     workdir = tmp_path / name
     workdir.mkdir(exist_ok=True)
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sipp, "-sf", str(SIPP_DIR / scenario), "-i", "127.0.0.1", "-p", str(port),
          "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", "30", "-timeout_error",
          "-trace_err", "-trace_msg", *args],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _uac(tmp_path: Path, node: Node, name: str, scenario: str, user: str, dial: str,

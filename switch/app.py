@@ -54,6 +54,7 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
+from .moh import MusicOnHold, load_moh
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -171,9 +172,11 @@ class Node:
                 transport="udp" if "udp" in sip.active_transports else "tcp",
                 timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
                 user_agent=sip.user_agent or None,
+                supported=("replaces",),  # RFC 3891: INVITE with Replaces (switch.transfer)
             )
         )
         core.allow = set(NODE_METHODS)
+        core.allow.add("REFER")  # transfers (switch.transfer); NOTIFYs we only send
         self.driver = driver = SipDriver(core, self._on_event)
 
         registrar = Registrar(
@@ -215,6 +218,10 @@ class Node:
             no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
             max_call_duration_s=cfg.calls.max_call_duration_s,
             caller_lists=hotline.caller_lists, wall=_wall)
+        try:
+            self.calls.moh = MusicOnHold(self.calls, load_moh(cfg.calls.moh_file, data_dir))
+        except MediaError as exc:
+            raise ConfigError(str(exc), key="calls.moh_file") from exc
         self.ivr = IvrService(
             self.media, hotline_data_sources(self.db, hotline), site_dir=data_dir / "ivr",
             recordings_dir=media_cfg.recordings_dir / "ivr",

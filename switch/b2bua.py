@@ -49,6 +49,7 @@ from switch.drivers.base import (
     LegHeld,
     LegHungUp,
     LegOffered,
+    LegReferred,
     LegRejected,
     LegRinging,
 )
@@ -67,7 +68,9 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
+from switch.moh import MusicOnHold
 from switch.router import DialPlan, Extension, Ivr, Reject, Trunk, describe_target
+from switch.transfer import Transfers
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +152,12 @@ class CallManager:
             LegOffered: self._offered, LegRinging: self._ringing, LegAnswered: self._answered,
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
+        self.transfers = Transfers(self)
+        """REFER handling: blind and attended transfers (``switch.transfer``)."""
+        self._handlers[LegReferred] = self.transfers.referred
+        self._handlers[LegOffered] = self.transfers.offered  # INVITE with Replaces first
+        self.moh: MusicOnHold | None = None
+        """Music for held parties (``switch.moh``); None: a held party hears silence."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
@@ -459,6 +468,8 @@ class CallManager:
         call = self._call_of.get(ev.channel.name)
         if call is not None:
             self._publish(CallHeld if ev.held else CallResumed, call, ev.channel)
+            if self.moh is not None:
+                self.moh.hold_changed(call, ev.channel, ev.held)
 
     # ====================================================================================
     # Ending calls

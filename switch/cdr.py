@@ -47,6 +47,7 @@ from switch.events import (
     CallOffered,
     CallQueued,
     CallRouted,
+    CallTransferred,
     LegMediaStats,
     RecordingStarted,
 )
@@ -290,6 +291,9 @@ class CdrCollector:
             call.agent = ev.agent_id or call.agent
         elif isinstance(ev, RecordingStarted):
             call.recording = ev.ref
+        elif isinstance(ev, CallTransferred):  # switch.transfer Rule 6
+            call.tags["transferred_to"] = ev.target
+            call.tags["transfer_mode"] = ev.mode
         elif isinstance(ev, LegMediaStats):
             self._stats(call, ev)
         elif isinstance(ev, CallHungUp) and ev.channel == call.offered.channel:

@@ -215,6 +215,9 @@ class CallsConfig:
     """Ring time before an unanswered call gets 480 (call forwarding comes later)."""
     max_call_duration_s: float = field(default=14400.0, metadata=_m(lo=0, hi=604800))
     """An answered call is ended after this many seconds (runaway calls); 0: never."""
+    moh_file: str = field(default="", metadata=_m())
+    """Music on hold: a WAV file (relative to node.data_dir) looped to a held party;
+    empty: a pleasant loop generated at start-up (``switch.moh``)."""
 
     def __post_init__(self) -> None:
         _validate_fields(self, "calls")

@@ -23,6 +23,7 @@ __all__ = [
     "LegHeld",
     "LegHungUp",
     "LegOffered",
+    "LegReferred",
     "LegRejected",
     "LegRinging",
 ]
@@ -83,7 +84,25 @@ class LegHeld:
     held: bool
 
 
-LegEvent = LegOffered | LegRinging | LegAnswered | LegRejected | LegHungUp | LegHeld
+@dataclass(frozen=True, slots=True)
+class LegReferred:
+    """The far side of an answered leg asks for a transfer (REFER, RFC 3515 / RFC 5589).
+
+    ``number`` is the target's user part, ``uri`` the whole target; for an attended
+    transfer (``attended``: the target carried Replaces, RFC 3891) ``replaces`` is the leg
+    of ours whose dialog it names (None when it names none). The handler must answer at
+    once with ``refer_accept`` or ``refer_reject`` of the driver.
+    """
+
+    channel: Channel
+    number: str
+    uri: str
+    attended: bool = False
+    replaces: Channel | None = None
+
+
+LegEvent = (LegOffered | LegRinging | LegAnswered | LegRejected | LegHungUp | LegHeld
+            | LegReferred)
 
 
 class ChannelDriver(Protocol):
@@ -129,4 +148,16 @@ class ChannelDriver(Protocol):
 
     async def release(self, channel: Channel) -> dict[str, Any] | None:
         """Close the leg's media; returns its last RTP statistics (None without media)."""
+        ...
+
+    def refer_accept(self, channel: Channel) -> None:
+        """Accept the transfer request pending on ``channel`` (202, progress NOTIFY)."""
+        ...
+
+    def refer_reject(self, channel: Channel, status: int, reason: str | None = None) -> None:
+        """Refuse the transfer request pending on ``channel`` with ``status``."""
+        ...
+
+    def refer_notify(self, channel: Channel, status: int, reason: str | None = None) -> None:
+        """Report the transferred call's progress to the transferor (final ends it)."""
         ...

@@ -76,12 +76,13 @@ from switch.media.errors import MediaError
 from switch.media.service import MediaService
 
 from .sip_outbound import G711, SDP, TELEPHONE_EVENT_PT, OutboundLegs, SipLeg
+from .sip_refer import PendingRefer, ReferLegs
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SipChannelDriver", "SipLeg"]
 
-class SipChannelDriver(OutboundLegs):
+class SipChannelDriver(OutboundLegs, ReferLegs):
     """Maps SIP to channels (see the module docstring for the rules).
 
     ``trunk_inbound`` (``switch.trunks.inbound.TrunkInbound``, set by the app) recognises
@@ -123,6 +124,8 @@ class SipChannelDriver(OutboundLegs):
         self._by_dialog: dict[DialogId, Channel] = {}
         self._aux_txns: set[str] = set()
         self._ended_txns: dict[str, Channel] = {}
+        self._refers: dict[str, PendingRefer] = {}
+        self._replacing: dict[str, Channel] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._names = itertools.count(1)
         self._sessions = itertools.count(int(wall()) & 0xFFFFFFF)
@@ -238,6 +241,8 @@ class SipChannelDriver(OutboundLegs):
             self._recv_reinvite(ch, event)
         elif method == "INFO":
             self._recv_info(ch, event)
+        elif method == "REFER":
+            self._recv_refer(ch, event)
         else:
             self._respond(event.request, event.transaction_id, 501)
         return True
@@ -287,6 +292,10 @@ class SipChannelDriver(OutboundLegs):
         user = trunk.number if trunk is not None else self._authenticate(event)
         if user is None:
             return
+        replaced, refused = self._invite_replaces(request)  # RFC 3891 (sip_refer Rule 4)
+        if refused is not None:
+            self._respond(request, event.transaction_id, refused, to_tag=self.core.ids.tag())
+            return
         try:
             if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
                 raise OfferAnswerError("an INVITE without an SDP offer is not supported")
@@ -312,6 +321,8 @@ class SipChannelDriver(OutboundLegs):
         leg.local_tag = self.core.ids.tag()
         leg.negotiated = negotiated
         self._by_server_txn[event.transaction_id] = ch
+        if replaced is not None:
+            self._replacing[ch.name] = replaced
         self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name,
                                        trunk.trunk.name if trunk is not None else ""),
                     f"open-{ch.name}")

@@ -93,6 +93,7 @@ class Dialog:
     __slots__ = (
         "ack_cseq",
         "ack_dest",
+        "ack_in_cseq",
         "ack_wire",
         "id",
         "invite_in_pending",
@@ -141,6 +142,10 @@ class Dialog:
         self.invite_in_pending: int | None = None
         self.update_out_pending: int | None = None
         self.ack_cseq: int | None = None
+        """CSeq of the last ACK we sent (UAC side; §13.2.2.4)."""
+        self.ack_in_cseq: int | None = None
+        """CSeq of the last ACK we received (UAS side): the peer's CSeq space, kept apart
+        from ours (§12.2.1.1), or our own re-INVITE's 200 would look like a retransmission."""
         self.ack_wire: bytes = b""
         self.ack_dest: Address | None = None
         self.uas_2xx: object = None

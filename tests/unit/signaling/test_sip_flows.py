@@ -401,3 +401,28 @@ def test_call_over_tcp_needs_no_hop_by_hop_retransmission() -> None:
     assert {t.method for t in p.uac.layer.client.values()} == {"INVITE"}
     p.advance(40.0)
     assert p.uac.layer.live_count() == 0 and p.uas.layer.live_count() == 0
+
+
+def test_uas_side_reinvite_with_the_peers_cseq_is_acked() -> None:
+    """The UAS of a dialog re-INVITEs with its own first CSeq (1), equal to the CSeq of the
+    ACK it received for the initial INVITE: the two sequence spaces are separate (§12.2.1.1),
+    so the 200 is a new response that must be ACKed, not a retransmission."""
+    p = UacUasPair()
+    establish(p)
+    p.take("uac", ResponseReceived)
+    [ack] = p.take("uas", AckReceived)
+    assert ack.request.headers.get("CSeq") == "1 ACK"
+    [did] = p.uas.dialogs
+    p.uas.send_in_dialog(did, "INVITE", p.now, body=b"v=0\r\n", content_type="application/sdp")
+    p.run()
+    [re] = p.take("uac", RequestReceived)
+    assert re.request.headers.get("CSeq") == "1 INVITE"
+    answer = make_response(re.request, 200, body=b"v=0\r\n",
+                           extra=[("Contact", "<sip:alice@192.0.2.1:5060>"),
+                                  ("Content-Type", "application/sdp")])
+    p.uac.send_response(answer, re.transaction_id, p.now)
+    p.run()
+    assert statuses(p.take("uas", ResponseReceived)) == [200]
+    assert p.lines()[-1].startswith("ACK ")
+    [ack2] = p.take("uac", AckReceived)
+    assert ack2.request.headers.get("CSeq") == "1 ACK"

@@ -203,3 +203,68 @@ def test_announcement_text_in_chinese() -> None:
     assert announcement_text(1, None) == "您是下一位。"
     assert announcement_text(None, 10.0) == "预计等待1分钟。"
     assert announcement_text(None, None) == ""
+
+
+class _QueueStepIvr:
+    """An IVR runner whose program is one statement, ``queue support maxwait 0.5s``, run by
+    the real LiveCall over the call manager's real call control."""
+
+    def __init__(self, media: object, tmp: Path) -> None:
+        self.media = media
+        self.tmp = tmp
+        self.outcomes: list[str] = []
+
+    def has(self, name: str) -> bool:
+        return name == "hotline"
+
+    async def run(self, name: str, cid: int, control: object, *, caller: str, called: str,
+                  call_id: str) -> None:
+        from ivr_lang.live import LiveCall
+
+        live = LiveCall(self.media, cid, control, caller=caller, called=called,  # type: ignore[arg-type]
+                        call_id=call_id, recordings_dir=self.tmp)
+        self.outcomes.append(await live.enqueue("support", skill=None, priority=5,
+                                                maxwait_s=0.5, tags={"类别": "报修"}))
+
+
+def _with_ivr(switch: Switch, tmp: Path) -> _QueueStepIvr:
+    ivr = _QueueStepIvr(switch.media, tmp)
+    switch.calls.ivr = ivr
+    switch.calls.dialplan = DialPlan.from_config(parse_routing({"dialplan": {"rules": [
+        {"name": "hotline", "match": "12345", "target": "ivr", "program": "hotline"}]}}))
+    return ivr
+
+
+async def test_ivr_queue_statement_answered_keeps_the_bridge(net: Net, switch: Switch,
+                                                             tmp_path: Path) -> None:
+    acd, log = _acd(switch)
+    ivr = _with_ivr(switch, tmp_path)
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="ring")
+    switch.register(bob)
+    acd.login("a-bob", "1002", ["support"])
+    txn = alice.call("12345")
+    await switch.settle(lambda: bool(bob.requests("INVITE")))
+    call_id = next(iter(switch.calls.calls))
+    info = acd.caller_info(call_id)
+    assert info is not None and info["caller"] == "1001" and info["tags"] == {"类别": "报修"}
+    bob.accept()
+    await switch.settle(lambda: ivr.outcomes == ["answered"])
+    await switch.settle(lambda: len(switch.of_type(CallBridged)) == 2)
+    assert 200 in alice.responses(txn) and not alice.requests("BYE")
+    assert _events(log, QueueEvent.ENTERQUEUE)[0][1][0] == "5"  # the statement's priority
+    bob.send_in_dialog("BYE")
+    await switch.settle(lambda: bool(alice.requests("BYE")))
+    assert _events(log, QueueEvent.COMPLETEAGENT)
+
+
+async def test_ivr_queue_statement_maxwait_returns_timeout(net: Net, switch: Switch,
+                                                           tmp_path: Path) -> None:
+    _, log = _acd(switch)  # join_empty "never": the caller waits for agents that never come
+    ivr = _with_ivr(switch, tmp_path)
+    alice = Phone(net, "1001", 5071)
+    alice.call("12345")
+    await switch.settle(lambda: ivr.outcomes == ["timeout"])
+    await switch.settle(lambda: bool(alice.requests("BYE")))  # the program ended: hang up
+    (_, data), = _events(log, QueueEvent.EXITWITHTIMEOUT)
+    assert 0.45 <= float(data[2]) < 1.5  # waited about the statement's maxwait

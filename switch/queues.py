@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -91,7 +90,8 @@ from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegRejected
 from switch.events import AgentStateChanged as AgentStateEvent
 from switch.events import CallDequeued, CallOffered, CallQueued
-from switch.queue_config import MOH_TONES, QueueSettings
+from switch.queue_config import QueueSettings
+from switch.queue_media import HeldCaller, HoldMedia, announcement_text
 
 logger = logging.getLogger(__name__)
 
@@ -106,21 +106,6 @@ _OUTCOMES = {"full": "full", "timeout": "timeout", "join-empty": "closed", "empt
 Observer = Callable[[AcdAction], None]
 
 
-def announcement_text(position: int | None, expected_wait_s: float | None) -> str:
-    """The position/expected-wait announcement, in Chinese ("您前面还有3位，预计等待2分钟").
-
-    ``position`` is 1-based (1: nobody ahead); the wait is rounded up to whole minutes.
-    Returns "" when there is nothing to say.
-    """
-    parts = []
-    if position is not None:
-        ahead = position - 1
-        parts.append("您是下一位" if ahead <= 0 else f"您前面还有{ahead}位")
-    if expected_wait_s is not None:
-        parts.append(f"预计等待{max(1, math.ceil(expected_wait_s / 60))}分钟")
-    return "，".join(parts) + "。" if parts else ""
-
-
 @dataclass(frozen=True, slots=True)
 class QueueOutcome:
     """How a caller's wait ended: "answered", "timeout", "full" or "closed", with the
@@ -130,19 +115,6 @@ class QueueOutcome:
     queue: str
     target: OverflowTarget | None = None
     agent_id: str = ""
-
-
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    call: Any  # switch.b2bua.Call
-    queue: str
-    since: float
-    done: asyncio.Future[QueueOutcome]
-    moh: str
-    tags: dict[str, Any]
-    active: bool = True
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 @dataclass(eq=False, slots=True)
@@ -181,9 +153,10 @@ class QueueService:
         self.voice = voice
         self.rate = rate
         self.media_errors = media_errors
+        self.hold = HoldMedia(voice=voice, rate=rate, media_errors=media_errors)
         self.calls: Any = None
         """The ``switch.b2bua.CallManager`` (set by :meth:`attach`)."""
-        self._waiters: dict[str, _Waiter] = {}
+        self._waiters: dict[str, HeldCaller] = {}
         self._offers: dict[tuple[str, str], _Offer] = {}
         self._leg_offer: dict[str, _Offer] = {}
         self._inputs: deque[AcdInput | None] = deque()
@@ -356,7 +329,7 @@ class QueueService:
         if call.id in self._waiters:
             raise AcdError(f"call {call.id} is already queued")
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(call, queue, self.wall(), loop.create_future(),
+        waiter = HeldCaller(call, queue, self.wall(), loop.create_future(),
                          self.settings[queue].moh, dict(tags or {}))
         self._waiters[call.id] = waiter
         self.stats["queued"] += 1
@@ -483,7 +456,7 @@ class QueueService:
         self._apply(None)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str,
-               waiter: _Waiter | None = None) -> None:
+               waiter: HeldCaller | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         if waiter is not None:
@@ -597,19 +570,22 @@ class QueueService:
         if waiter is not None:
             self._publish(CallQueued, waiter.call, waiter.call.a, queue=waiter.queue,
                           position=self.engine.position(action.call_id) or 0)
-            self._spawn(self._music(waiter), f"moh-{action.call_id}", waiter)
+            self._spawn(self.hold.music(self.calls.media, waiter), f"moh-{action.call_id}",
+                        waiter)
 
     def _do_stop_music(self, action: StopMusic) -> None:
         waiter = self._waiters.get(action.call_id)
         if waiter is not None and waiter.active is False and self.calls is not None \
                 and waiter.call.b is None and waiter.call.a.media_id is not None:
-            self._spawn(self._silence(waiter.call.a.media_id), f"moh-stop-{action.call_id}")
+            self._spawn(self.hold.silence(self.calls.media, waiter.call.a.media_id),
+                        f"moh-stop-{action.call_id}")
 
     def _do_announce(self, action: Announce) -> None:
         waiter = self._waiters.get(action.call_id)
         text = announcement_text(action.position, action.expected_wait_s)
         if waiter is not None and text:
-            self._spawn(self._announce(waiter, text), f"announce-{action.call_id}", waiter)
+            self._spawn(self.hold.announce(self.calls.media, waiter, text),
+                        f"announce-{action.call_id}", waiter)
 
     def _do_agent_state(self, action: AgentStateChanged) -> None:
         if self.bus is not None:
@@ -630,41 +606,3 @@ class QueueService:
         if self.bus is not None:
             self.bus.publish(cls(at=self.wall(), call_id=call.id, channel=channel.name,
                                  **fields))
-
-    # ====================================================================================
-    # Caller media: music on hold and announcements (one at a time per caller)
-    # ====================================================================================
-    async def _start_music(self, waiter: _Waiter, cid: int) -> None:
-        media = self.calls.media
-        if waiter.moh in MOH_TONES:
-            await media.tone(cid, waiter.moh)
-        else:
-            await media.play(cid, [waiter.moh], loop=True)
-
-    async def _music(self, waiter: _Waiter) -> None:
-        cid = waiter.call.a.media_id
-        if self.calls is None or cid is None:
-            return
-        async with waiter.lock:
-            if waiter.active:
-                with contextlib.suppress(*self.media_errors):
-                    await self._start_music(waiter, cid)
-
-    async def _silence(self, cid: int) -> None:
-        with contextlib.suppress(*self.media_errors):
-            await self.calls.media.stop(cid)
-
-    async def _announce(self, waiter: _Waiter, text: str) -> None:
-        cid = waiter.call.a.media_id
-        media = self.calls.media if self.calls is not None else None
-        if media is None or cid is None or getattr(media, "tts", None) is None:
-            return
-        async with waiter.lock:
-            if not waiter.active:
-                return
-            logger.info("call %s: announce %s", waiter.call.id, text)
-            with contextlib.suppress(*self.media_errors):
-                await media.stop(cid)
-                await (await media.say(cid, text, voice=self.voice, rate=self.rate))
-                if waiter.active:
-                    await self._start_music(waiter, cid)

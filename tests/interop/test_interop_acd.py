@@ -35,6 +35,7 @@ strategy = "longest-idle"
 ring_timeout_s = 8
 wrapup_s = 0.5
 max_wait_s = 25
+announce_frequency_s = 2
 static_agents = ["8001@1002", "8002@1003"]
 
 [[dialplan.rules]]
@@ -130,7 +131,9 @@ def test_sipp_callers_queue_to_sipp_agents_and_kpis_from_the_stored_log(
     assert found is not None and int(found.group(1)) == calls, out
     assert stop_node(acd_node) == 0
     log = acd_node.log()
-    assert log.count("ACD: ") >= 1  # static agents logged in
+    assert "ACD: 2 static agent(s) logged in" in log
+    assert re.search(r"announce 您(前面还有\d+位|是下一位)，预计等待\d+分钟", log), log[-3000:]
+    assert " ERROR " not in log, log[-3000:]
     res = run_cli(acd_node.data_dir, "queue", "stats", "support", "--json")
     assert res.returncode == 0, res.stderr
     stats = json.loads(res.stdout)

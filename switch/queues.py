@@ -35,9 +35,17 @@ Rules:
 * Rule 6 -- time: the engine runs on the wall clock (Unix seconds), so queue log times are
   real dates for interval reports; the timer is re-armed after every batch.
 
-The API for the CTI server (agents, snapshots) is in :class:`QueueService`'s "agents" and
-"views" sections; it raises :class:`~switch.acd.AcdError` (unknown agent or queue) and
-:class:`~switch.acd.AgentStateError` (a request the agent state table refuses).
+The API for the CTI server is in :class:`QueueService`'s "agents" and "views" sections
+(``login``, ``logout``, ``set_state``, ``end_wrapup``, ``agent_snapshot``, ``agents``,
+``waiting_callers``, ``caller_info``, ``snapshot``, ``live_kpis``); it raises
+:class:`~switch.acd.AcdError` (unknown agent or queue) and
+:class:`~switch.acd.AgentStateError` (a request the agent state table refuses). Events::
+
+    service.add_observer(lambda action: sink_all(cti.acd_events.acd_events(
+        action, queues_of=service.queues_of, device_of=service.device_of)))
+
+and for each ``OfferCall``, ``caller_info(call_id)`` gives the screen pop's inputs
+(``cti.acd_events.delivered_event``). The node's service is ``Node.queues``.
 """
 
 from __future__ import annotations
@@ -277,8 +285,20 @@ class QueueService:
                 "state": a.state.value, "reason": a.reason, "since": a.state_since,
                 "skills": dict(a.skills), "call_id": a.call_id, "queue": a.call_queue,
                 "pending": a.pending.value if a.pending else None,
-                "queues": sorted(q.name for q in self.engine.queues.values()
-                                 if q.config.required_skill in a.skills)}
+                "queues": sorted(self.queues_of(agent_id))}
+
+    def queues_of(self, agent_id: str) -> frozenset[str]:
+        """The queues whose skill the agent has (empty if unknown)."""
+        agent = self.engine.agents.get(agent_id)
+        if agent is None:
+            return frozenset()
+        return frozenset(q.name for q in self.engine.queues.values()
+                         if q.config.required_skill in agent.skills)
+
+    def device_of(self, agent_id: str) -> str:
+        """The agent's device address ("" if unknown)."""
+        agent = self.engine.agents.get(agent_id)
+        return agent.device.address if agent is not None else ""
 
     def agents(self) -> list[dict[str, Any]]:
         """Every agent the ACD knows (logged off ones included)."""

@@ -15,8 +15,17 @@ from random import Random
 import pytest
 from _b2bua_harness import Net, Phone, Switch
 
+from cti.acd_events import acd_events
 from signaling.events import CancelReceived
-from switch.acd import AgentState, MemoryLogSink, QueueConfig, QueueEvent, Strategy
+from switch.acd import (
+    AcdError,
+    AgentState,
+    AgentStateError,
+    MemoryLogSink,
+    QueueConfig,
+    QueueEvent,
+    Strategy,
+)
 from switch.acd.kpi import queue_kpis
 from switch.events import AgentStateChanged, CallBridged, CallDequeued, CallQueued
 from switch.queue_config import QueueSettings
@@ -73,6 +82,8 @@ async def test_ring_all_two_agents_answer_one_is_bridged_the_other_cancelled(
     switch.register(carol)
     acd.login("a-bob", "1002", ["support"])
     acd.login("a-carol", "1003", ["support"])
+    seen: list[object] = []
+    acd.add_observer(seen.append)
     txn = alice.call("7000")
     await switch.settle(lambda: 200 in alice.responses(txn))  # the switch answers to queue
     await switch.settle(lambda: bool(bob.requests("INVITE") and carol.requests("INVITE")))
@@ -96,6 +107,13 @@ async def test_ring_all_two_agents_answer_one_is_bridged_the_other_cancelled(
     assert len(bridged) == 2 and len(switch.calls.calls) == 1
     dequeued = switch.of_type(CallDequeued)
     assert [(d.reason, d.agent_id) for d in dequeued] == [("answered", "a-bob")]
+    cti = [e for a in seen for e in acd_events(a, queues_of=acd.queues_of,  # type: ignore[arg-type]
+                                               device_of=acd.device_of)]
+    names = [e.name for e in cti]
+    assert names.count("call.queued") == 1 and names.count("call.established") == 1
+    established = next(e for e in cti if e.name == "call.established")
+    assert established.data["agent_id"] == "a-bob" and established.queues == {"support"}
+    assert names.count("agent.reserved") == 2 and names.count("agent.busy") == 1
     alice.send_in_dialog("BYE")
     await switch.settle(lambda: bool(bob.requests("BYE")) and bool(switch.cdrs))
     await switch.settle(lambda: acd.engine.agent("a-bob").state is AgentState.READY)
@@ -268,3 +286,25 @@ async def test_ivr_queue_statement_maxwait_returns_timeout(net: Net, switch: Swi
     await switch.settle(lambda: bool(alice.requests("BYE")))  # the program ended: hang up
     (_, data), = _events(log, QueueEvent.EXITWITHTIMEOUT)
     assert 0.45 <= float(data[2]) < 1.5  # waited about the statement's maxwait
+
+
+async def test_agent_api_refuses_misuse(switch: Switch) -> None:
+    acd, log = _acd(switch)
+    with pytest.raises(AcdError):
+        acd.login("a1", "1002", ["nowhere"])
+    snap = acd.login("a1", "1002", ["support"], ready=False)
+    assert (snap["state"], snap["device"], snap["queues"]) == ("not_ready", "extension:1002",
+                                                               ["support"])
+    with pytest.raises(AgentStateError):
+        acd.login("a1", "1002")
+    with pytest.raises(AgentStateError):
+        acd.end_wrapup("a1")
+    with pytest.raises(AcdError):
+        acd.set_state("a1", "busy")
+    with pytest.raises(AcdError):
+        acd.logout("nobody")
+    assert acd.set_state("a1", "ready")["state"] == "ready"
+    assert acd.set_state("a1", "not_ready", "lunch")["reason"] == "lunch"
+    assert acd.logout("a1")["state"] == "logged_off"
+    assert [e.event for e in log.entries if e.event is QueueEvent.PAUSE] == [QueueEvent.PAUSE]
+    assert acd.queues_of("a1") == {"support"} and acd.device_of("a1") == "1002"

@@ -198,10 +198,13 @@ class QueueService:
             logger.info("ACD: %d static agent(s) logged in", len(devices))
 
     async def stop(self) -> None:
-        """Cancel the timer and the media tasks (the calls are ended by the CallManager)."""
+        """Cancel the timer; let the legs' releases finish (the calls were ended by the
+        CallManager), then cancel what is left (music, announcements)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -588,6 +591,7 @@ class QueueService:
     def _do_music(self, action: PlayMusic) -> None:
         waiter = self._waiters.get(action.call_id)
         if waiter is not None:
+            waiter.active = True  # (again, after an overflow into another queue)
             self._publish(CallQueued, waiter.call, waiter.call.a, queue=waiter.queue,
                           position=self.engine.position(action.call_id) or 0)
             self._spawn(self.hold.music(self.calls.media, waiter), f"moh-{action.call_id}",
@@ -595,10 +599,10 @@ class QueueService:
 
     def _do_stop_music(self, action: StopMusic) -> None:
         waiter = self._waiters.get(action.call_id)
-        if waiter is not None and waiter.active is False and self.calls is not None \
-                and waiter.call.b is None and waiter.call.a.media_id is not None:
+        if waiter is not None and self.calls is not None and waiter.call.a.media_id is not None:
+            waiter.active = False  # a BridgeCall that follows cancels this task before it runs
             self._spawn(self.hold.silence(self.calls.media, waiter.call.a.media_id),
-                        f"moh-stop-{action.call_id}")
+                        f"moh-stop-{action.call_id}", waiter)
 
     def _do_announce(self, action: Announce) -> None:
         waiter = self._waiters.get(action.call_id)

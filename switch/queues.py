@@ -199,7 +199,12 @@ class QueueService:
 
     async def stop(self) -> None:
         """Cancel the timer; let the legs' releases finish (the calls were ended by the
-        CallManager), then cancel what is left (music, announcements)."""
+        CallManager), then cancel what is left (music, announcements). Agents still logged
+        in are logged out, so the queue log's agent time ends with the node."""
+        for agent in list(self.engine.agents.values()):
+            if agent.state is not AgentState.LOGGED_OFF:
+                with contextlib.suppress(AcdError):
+                    self._apply(AgentLoggedOut(agent.agent_id))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

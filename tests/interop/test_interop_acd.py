@@ -76,7 +76,8 @@ def acd_node(tmp_path: Path) -> Iterator[Node]:
         assert res.returncode == 0, res.stderr
     cfg = tmp_path / "acd.toml"
     cfg.write_text(CONFIG)
-    node = start_node(data, "--config", str(cfg))
+    rtp = free_port() & ~1  # a range of our own: parallel nodes use the default one
+    node = start_node(data, "--config", str(cfg), "--rtp-ports", f"{rtp}-{rtp + 199}")
     yield node
     stop_node(node)
 
@@ -175,6 +176,9 @@ def test_sipp_callers_queue_to_sipp_agents_and_kpis_from_the_stored_log(
     assert 2.2 <= q["aht_s"] <= 3.5, q
     per_agent = {a: k["answered"] for a, k in stats["agents"].items()}
     assert sorted(per_agent) == ["8001", "8002"] and sum(per_agent.values()) == calls
+    # The node logged its agents off at shutdown: occupancy covers the session only.
+    occupancy = [k["occupancy"] for k in stats["agents"].values()]
+    assert all(0.05 < o < 0.95 for o in occupancy), stats["agents"]
     assert "hotkey" in log or "人工服务" in log
     assert re.search(r"ivr \w+ queue 客服组: answered", log), log[-3000:]
     res = run_cli(acd_node.data_dir, "queue", "stats", "客服组", "--json")

@@ -214,3 +214,15 @@ def test_queue_config_error_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(str(site))
     assert str(err.value).startswith(f"{site}: queues.support.wrapup: unknown key")
+
+
+def test_caller_max_wait_overrides_the_queue() -> None:
+    """An IVR ``queue ... maxwait 2s`` bounds this caller only (CallerArrived.max_wait_s)."""
+    engine = AcdEngine([QueueConfig("support")], Random(1))
+    engine.handle(0.0, CallerArrived("support", "short", max_wait_s=2.0))
+    engine.handle(0.0, CallerArrived("support", "long"))
+    assert engine.next_deadline() == 2.0
+    exits = [a.entry for a in engine.handle_timer(2.0)
+             if isinstance(a, LogEntry) and a.entry.event.value == "EXITWITHTIMEOUT"]
+    assert [e.call_id for e in exits] == ["short"]
+    assert engine.position("long") == 1 and engine.next_deadline() is None

@@ -355,3 +355,28 @@ async def test_dial_plan_caller_overflows_to_an_ivr_program(net: Net, switch: Sw
     assert runs == [("hotline", "1001")]
     assert [(a, d) for a, d in _events(log, QueueEvent.JOINEMPTY)] == [("NONE", ("ivr:hotline",))]
     assert [d.reason for d in switch.of_type(CallDequeued)] == ["closed"]
+
+
+async def test_agent_answer_crossing_the_callers_bye_leaves_nothing_behind(
+        net: Net, switch: Switch) -> None:
+    acd, log = _acd(switch)
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="ring")
+    switch.register(bob)
+    acd.login("a-bob", "1002", ["support"])
+    txn = alice.call("7000")
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    await switch.settle(lambda: bool(bob.requests("INVITE")))
+    net._pumping = True  # the caller's BYE and the agent's 200 cross on the wire
+    alice.send_in_dialog("BYE")
+    bob.accept()
+    net._pumping = False
+    net.pump()
+    await switch.settle(lambda: not switch.calls.calls)
+    await switch.settle(lambda: acd.engine.agent("a-bob").state is AgentState.READY)
+    await switch.settle(lambda: bool(bob.requests("BYE")))  # the agent's leg is ended
+    events = {e.event for e in log.entries if e.queue == "support"}
+    assert not ({QueueEvent.CONNECT, QueueEvent.ABANDON} <= events)  # one story, not both
+    assert QueueEvent.ABANDON in events or QueueEvent.COMPLETECALLER in events
+    await acd.stop()  # the node stops: agents still logged in are logged off
+    assert [e.agent for e in log.entries if e.event is QueueEvent.AGENTLOGOFF] == ["a-bob"]

@@ -125,6 +125,7 @@ async def test_ring_all_two_agents_answer_one_is_bridged_the_other_cancelled(
         QueueEvent.CONNECT, QueueEvent.COMPLETECALLER, QueueEvent.WRAPUP]
     kpi = queue_kpis(log.entries, queue="support")
     assert (kpi.offered, kpi.answered, kpi.abandoned) == (1, 1, 0)
+    assert acd.live_kpis("support") == kpi
     assert switch.cdrs[0].disposition.value == "answered"
     assert (switch.cdrs[0].queue, switch.cdrs[0].agent_id) == ("support", "a-bob")
     assert any(isinstance(e, AgentStateChanged) and e.new == "busy" for e in switch.published)

@@ -66,7 +66,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Ivr, Queue, Reject, describe_target
+from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +145,11 @@ class CallManager:
             LegOffered: self._offered, LegRinging: self._ringing, LegAnswered: self._answered,
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
+        self.queues: Any = None
+        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
-        self.queues: Any = None
-        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -229,11 +229,10 @@ class CallManager:
                        "system")
         elif isinstance(target, Extension):
             self._dial_extension(call, target.number)
+        elif self.queues is not None and self.queues.serves(target):
+            self._start_queue(call, target)
         elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
             self._start_ivr(call, target.program)
-        elif isinstance(target, Queue) and self.queues is not None \
-                and self.queues.has(target.name):
-            self._start_queue(call, target.name, target.priority)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
@@ -328,9 +327,10 @@ class CallManager:
                 await self.media.stop(a.media_id)
         return outcome
 
-    def _start_queue(self, call: Call, queue: str, priority: int) -> None:
-        """Answer the caller and queue it (``switch.queues``), run like an IVR program: the
-        caller's hang-up cancels the wait, and the call ends unless an agent was bridged."""
+    def _start_queue(self, call: Call, target: Any) -> None:
+        """Answer the caller and queue it in ``target`` (a ``switch.router.Queue`` served by
+        ``switch.queues``), run like an IVR program: the caller's hang-up cancels the wait,
+        and the call ends unless an agent was bridged."""
         a = call.a
         if a.media_id is None:
             self._fail(call, 503, "network_failure", "system")
@@ -340,7 +340,7 @@ class CallManager:
         self.stats["answered"] += 1
         self._publish(CallAnswered, call, a, codec=a.codec)
         task = asyncio.get_running_loop().create_task(
-            self.queues.serve(self, call, queue, priority), name=f"queue-{call.id}")
+            self.queues.serve(self, call, target.name, target.priority), name=f"queue-{call.id}")
         call.ivr_task = task
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._ivr_done(call, t))

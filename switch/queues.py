@@ -101,6 +101,7 @@ from switch.events import CallDequeued, CallOffered, CallQueued
 from switch.queue_config import QueueSettings
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
 from switch.queue_views import agent_queues, agent_row, waiting_rows
+from switch.router import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,10 @@ class QueueService:
     def has(self, queue: str) -> bool:
         """Whether ``queue`` is a configured queue."""
         return queue in self.engine.queues
+
+    def serves(self, target: object) -> bool:
+        """Whether a dial-plan target is a queue of ours (``switch.router.Queue``)."""
+        return isinstance(target, Queue) and self.has(target.name)
 
     # ====================================================================================
     # Observers (CTI)

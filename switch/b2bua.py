@@ -594,9 +594,8 @@ class _IvrControl:
         queues = self.manager.queues
         if queues is None or not queues.has(name):
             return None
-        outcome = await queues.wait(self.call, name, priority=priority, skill=skill,
-                                    maxwait_s=maxwait_s, tags=tags)
-        return str(outcome.result)
+        return str(await queues.wait_for_ivr(self.call, name, priority=priority, skill=skill,
+                                             maxwait_s=maxwait_s, tags=tags))
 
     def hangup(self) -> None:
         self.manager.ivr_hangup(self.call)

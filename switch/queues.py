@@ -73,6 +73,8 @@ from switch.acd import (
     AgentStateChanged,
     Announce,
     BridgeCall,
+    CallbackRequested,
+    CallbackScheduled,
     CallEnded,
     CallerAbandoned,
     CallerArrived,
@@ -98,6 +100,7 @@ from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegRejected
 from switch.events import AgentStateChanged as AgentStateEvent
 from switch.events import CallDequeued, CallOffered, CallQueued
+from switch.queue_callback import Callbacks
 from switch.queue_config import QueueSettings
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
 from switch.queue_views import agent_queues, agent_row, waiting_rows
@@ -109,6 +112,8 @@ __all__ = ["QueueOutcome", "QueueService", "announcement_text"]
 
 SORRY_ZH = "对不起，现在没有坐席可以接听，请稍后再拨。"
 """What a dial-plan caller hears when the queue cannot take it and there is no overflow."""
+CALLBACK_ZH = "好的，我们会按您的排队顺序给您回电，再见。"
+"""The confirmation a caller hears after asking to be called back."""
 
 _OUTCOMES = {"full": "full", "timeout": "timeout", "join-empty": "closed", "empty": "closed"}
 """Overflow reason -> the IVR ``queue`` statement's outcome."""
@@ -164,6 +169,8 @@ class QueueService:
         self.rate = rate
         self.media_errors = media_errors
         self.hold = HoldMedia(voice=voice, rate=rate, media_errors=media_errors)
+        self.callbacks = Callbacks(self)
+        self._callback_entries: set[str] = set()
         self.calls: Any = None
         """The ``switch.b2bua.CallManager`` (set by :meth:`attach`)."""
         self._waiters: dict[str, HeldCaller] = {}
@@ -203,6 +210,7 @@ class QueueService:
         """Cancel the timer; let the legs' releases finish (the calls were ended by the
         CallManager), then cancel what is left (music, announcements). Agents still logged
         in are logged out, so the queue log's agent time ends with the node."""
+        self.callbacks.end_all()
         for agent in list(self.engine.agents.values()):
             if agent.state is not AgentState.LOGGED_OFF:
                 with contextlib.suppress(AcdError):
@@ -354,6 +362,9 @@ class QueueService:
                             self.settings[queue].moh, dict(tags or {}))
         self._waiters[call.id] = waiter
         self.stats["queued"] += 1
+        key = self.settings[queue].callback_key
+        if key and call.a.media_id is not None and self.calls is not None:
+            self._spawn(self._watch_keys(waiter, key), f"keys-{call.id}", waiter)
         try:
             self._apply(CallerArrived(queue, call.id, priority, skill or "", None, maxwait_s))
             return await asyncio.shield(waiter.done)
@@ -363,13 +374,50 @@ class QueueService:
             raise
         finally:
             waiter.active = False
+            for task in list(waiter.tasks):
+                task.cancel()
             if self._waiters.get(call.id) is waiter:
                 del self._waiters[call.id]
+
+    async def wait_for_ivr(self, call: Any, queue: str, *, priority: int, skill: str | None,
+                           maxwait_s: float | None, tags: Mapping[str, Any]) -> str:
+        """:meth:`wait` for the IVR's ``queue`` statement: its outcome, with a scheduled
+        callback reported as "answered" (the ACD took the call; the script ends)."""
+        outcome = await self.wait(call, queue, priority=priority, skill=skill,
+                                  maxwait_s=maxwait_s, tags=tags)
+        return "answered" if outcome.result == "callback" else outcome.result
+
+    def request_callback(self, call_id: str, number: str | None = None) -> None:
+        """The waiting caller leaves and keeps its place; ``number`` (default: the caller's
+        own) is called back when an agent takes it (``switch.queue_callback``).
+
+        Raises:
+            AcdError: the call is not waiting in a queue.
+        """
+        waiter = self._waiters.get(call_id)
+        if number is None:
+            if waiter is None:
+                raise AcdError(f"call {call_id} is not waiting in a queue")
+            number = waiter.call.caller
+        self._apply(CallbackRequested(call_id, number))
+
+    async def _watch_keys(self, waiter: HeldCaller, key: str) -> None:
+        """The queue's ``callback_key`` pressed while waiting asks for a callback."""
+        try:
+            digits = self.calls.media.digits(waiter.call.a.media_id)
+        except self.media_errors:
+            return
+        while waiter.active:
+            event = await digits.get()
+            if str(event.digit) == key and waiter.active \
+                    and self.engine.position(waiter.call.id) is not None:
+                self.request_callback(waiter.call.id)
+                return
 
     async def serve(self, manager: Any, call: Any, queue: str, priority: int) -> None:
         """Rule 3: a dial-plan queue target, run as the call's task after the answer."""
         outcome = await self.wait(call, queue, priority=priority)
-        if outcome.result == "answered":
+        if outcome.result in ("answered", "callback"):
             return
         target = outcome.target
         cid = call.a.media_id
@@ -388,6 +436,8 @@ class QueueService:
 
     def call_ended(self, call: Any, side: str) -> None:
         """Rule 3: the CallManager ends ``call`` (``side`` caller, callee or system)."""
+        if call.id in self._callback_entries:
+            return  # the caller asked to be called back: its place is kept
         if self.engine.position(call.id) is not None:
             self.stats["abandoned"] += 1
             self._apply(CallerAbandoned(call.id))
@@ -399,6 +449,8 @@ class QueueService:
     # ====================================================================================
     def handle_leg(self, event: LegEvent) -> bool:
         """Rule 2: take the leg events of offer legs; False for every other leg."""
+        if self.callbacks.handle_leg(event):
+            return True
         offer = self._leg_offer.get(event.channel.name)
         if offer is None:
             return False
@@ -512,22 +564,30 @@ class QueueService:
         contacts = []
         if self.calls is not None and action.device.kind == "extension":
             contacts = self.calls.driver.lookup(action.device.address)
+        if action.callback_number is not None and contacts:
+            self._ring_agent(action, contacts, action.callback_number, "PCMU", None)
+            return
         if waiter is None or not contacts or waiter.call.a.media_id is None:
             logger.info("ACD: cannot ring agent %s at %s:%s for call %s", action.agent_id,
                         action.device.kind, action.device.address, action.call_id)
             self._inputs.append(OfferRejected(action.call_id, action.agent_id))
             return
-        call, driver = waiter.call, self.calls.driver
+        a = waiter.call.a
+        self._ring_agent(action, contacts, waiter.call.caller, a.codec or "PCMU", a.media_id)
+
+    def _ring_agent(self, action: OfferCall, contacts: list[Any], caller: str, codec: str,
+                    near: int | None) -> None:
+        """Rule 2: fork the offer to every contact of the agent's extension."""
+        driver = self.calls.driver
         offer = _Offer(action.call_id, action.agent_id, action.queue)
         self._offers[(action.call_id, action.agent_id)] = offer
         self.stats["offers"] += 1
         for contact in contacts:
             leg = driver.new_outbound(action.device.address)
-            leg.call_id = call.id
+            leg.call_id = action.call_id
             offer.legs.append(leg)
             self._leg_offer[leg.name] = offer
-            self._spawn(driver.originate(leg, contact, caller=call.caller,
-                                         codec=call.a.codec or "PCMU", near=call.a.media_id),
+            self._spawn(driver.originate(leg, contact, caller=caller, codec=codec, near=near),
                         f"offer-{leg.name}")
 
     def _do_withdraw(self, action: WithdrawOffer) -> None:
@@ -564,9 +624,38 @@ class QueueService:
                                                 agent_id=action.agent_id))
 
     def _do_callback(self, action: PlaceCallback) -> None:
-        # The live shell never requests callbacks yet (see the report); free the agent.
-        logger.warning("ACD: callback of %s not supported live", action.call_id)
-        self._inputs.append(CallEnded(action.call_id, by_agent=True))
+        self._callback_entries.discard(action.call_id)
+        offer = self._offers.pop((action.call_id, action.agent_id), None)
+        leg = offer.answered if offer is not None else None
+        if leg is None or self.calls is None:
+            self._inputs.append(CallEnded(action.call_id, by_agent=True))
+            return
+        self._leg_offer.pop(leg.name, None)
+        self.callbacks.place(action, leg)
+
+    def _do_callback_scheduled(self, action: CallbackScheduled) -> None:
+        self._callback_entries.add(action.call_id)
+        waiter = self._waiters.get(action.call_id)
+        if waiter is None:
+            return
+        waiter.active = False
+        self._publish(CallDequeued, waiter.call, waiter.call.a, queue=action.queue,
+                      reason="callback", waited_s=round(self.wall() - waiter.since, 3))
+        self._spawn(self._confirm_callback(waiter, action.queue), f"cb-ok-{action.call_id}")
+
+    async def _confirm_callback(self, waiter: HeldCaller, queue: str) -> None:
+        """Tell the caller it will be called back, then end its wait ("callback")."""
+        media, cid = self.calls.media, waiter.call.a.media_id
+        try:
+            async with waiter.lock:
+                if cid is not None and getattr(media, "tts", None) is not None:
+                    with contextlib.suppress(*self.media_errors):
+                        await media.stop(cid)
+                        await (await media.say(cid, CALLBACK_ZH, voice=self.voice,
+                                               rate=self.rate))
+        finally:
+            if not waiter.done.done():
+                waiter.done.set_result(QueueOutcome("callback", queue))
 
     def _do_overflow(self, action: Overflow) -> None:
         self.stats["overflows"] += 1
@@ -604,7 +693,8 @@ class QueueService:
 
     def _do_announce(self, action: Announce) -> None:
         waiter = self._waiters.get(action.call_id)
-        text = announcement_text(action.position, action.expected_wait_s)
+        text = announcement_text(action.position, action.expected_wait_s,
+                                 self.settings[action.queue].callback_key)
         if waiter is not None and text:
             self._spawn(self.hold.announce(self.calls.media, waiter, text),
                         f"announce-{action.call_id}", waiter)
@@ -621,6 +711,7 @@ class QueueService:
         LogEntry: _do_log, OfferCall: _do_offer, WithdrawOffer: _do_withdraw,
         BridgeCall: _do_bridge, PlaceCallback: _do_callback, Overflow: _do_overflow,
         PlayMusic: _do_music, StopMusic: _do_stop_music, Announce: _do_announce,
+        CallbackScheduled: _do_callback_scheduled,
         AgentStateChanged: _do_agent_state,
     }
 

@@ -2,8 +2,16 @@
 comes an agent is rung first, then the caller is dialled back (IVR_CTI_ACD.md §C.4,
 "agent-first" callback; ``switch.acd.engine`` Rule 7).
 
-Part of the live ACD (``switch.queues``). The engine decides everything; this module only
-carries a ``PlaceCallback`` out: the agent already answered its offer leg, so
+Part of the live ACD (``switch.queues``). The engine decides everything; this module carries
+out the two ends of a callback:
+
+* Rule 0 -- asking: the queue's ``callback_key`` pressed while waiting (or
+  ``QueueService.request_callback``) is ``CallbackRequested``; on ``CallbackScheduled`` the
+  caller hears a confirmation and its wait ends with outcome "callback" (the dial plan then
+  hangs up; the IVR's queue statement sees "answered"). The entry keeps the caller's place
+  without a live leg, and the hang-up that follows is not an abandon.
+
+For a ``PlaceCallback`` (the agent already answered its offer leg):
 
 * Rule 1 -- the customer's number is dialled like an extension (every registered contact
   at once, first answer wins); the agent hears ringback meanwhile. Numbers outside (through
@@ -25,13 +33,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from switch.acd import CallEnded, PlaceCallback
+from switch.acd import CallbackScheduled, CallEnded, PlaceCallback
 from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegRejected
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CallbackCall", "Callbacks"]
+__all__ = ["CALLBACK_ZH", "CallbackCall", "Callbacks"]
+
+CALLBACK_ZH = "好的，我们会按您的排队顺序给您回电，再见。"
+"""The confirmation a caller hears after asking to be called back."""
 
 
 @dataclass(eq=False, slots=True)
@@ -61,6 +72,8 @@ class Callbacks:
         self.service = service
         self.answer_timeout_s = answer_timeout_s
         self._by_leg: dict[str, CallbackCall] = {}
+        self.entries: set[str] = set()
+        """Call ids of callback entries waiting in a queue (no live leg)."""
         self.placed = 0
         self.connected = 0
 
@@ -68,6 +81,50 @@ class Callbacks:
     def active(self) -> int:
         """Callbacks being placed or talking."""
         return len({id(cb) for cb in self._by_leg.values()})
+
+    async def watch_keys(self, held: Any, key: str) -> None:
+        """Rule 0: ``key`` pressed by a waiting caller (``HeldCaller``) asks for a callback."""
+        service = self.service
+        try:
+            digits = service.calls.media.digits(held.call.a.media_id)
+        except service.media_errors:
+            return
+        while held.active:
+            event = await digits.get()
+            if str(event.digit) == key and held.active \
+                    and service.engine.position(held.call.id) is not None:
+                service.request_callback(held.call.id)
+                return
+
+    def scheduled(self, action: CallbackScheduled) -> None:
+        """Rule 0: confirm to the caller, then end its wait with "callback"."""
+        from switch.events import CallDequeued
+
+        self.entries.add(action.call_id)
+        service = self.service
+        held = service._waiters.get(action.call_id)
+        if held is None:
+            return
+        held.active = False
+        service._publish(CallDequeued, held.call, held.call.a, queue=action.queue,
+                         reason="callback", waited_s=round(service.wall() - held.since, 3))
+        service._spawn(self._confirm(held, action.queue), f"cb-ok-{action.call_id}")
+
+    async def _confirm(self, held: Any, queue: str) -> None:
+        from switch.queues import QueueOutcome
+
+        service = self.service
+        media, cid = service.calls.media, held.call.a.media_id
+        try:
+            async with held.lock:
+                if cid is not None and getattr(media, "tts", None) is not None:
+                    with contextlib.suppress(*service.media_errors):
+                        await media.stop(cid)
+                        await (await media.say(cid, CALLBACK_ZH, voice=service.voice,
+                                               rate=service.rate))
+        finally:
+            if not held.done.done():
+                held.done.set_result(QueueOutcome("callback", queue))
 
     def place(self, action: PlaceCallback, agent_leg: Channel) -> None:
         """Rule 1: ring the customer for an agent who answered a callback offer."""

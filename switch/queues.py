@@ -55,7 +55,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any, ClassVar
@@ -65,10 +65,7 @@ from switch.acd import (
     AcdEngine,
     AcdError,
     AcdInput,
-    AgentLoggedIn,
     AgentLoggedOut,
-    AgentNotReady,
-    AgentReady,
     AgentState,
     AgentStateChanged,
     Announce,
@@ -78,7 +75,6 @@ from switch.acd import (
     CallEnded,
     CallerAbandoned,
     CallerArrived,
-    Device,
     LogEntry,
     LogSink,
     MemoryLogSink,
@@ -89,12 +85,9 @@ from switch.acd import (
     OverflowTarget,
     PlaceCallback,
     PlayMusic,
-    QueueKpi,
     StopMusic,
     WithdrawOffer,
-    WrapUpEnded,
 )
-from switch.acd.kpi import queue_kpis
 from switch.bus import EventBus
 from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegRejected
@@ -103,7 +96,7 @@ from switch.events import CallDequeued, CallOffered, CallQueued
 from switch.queue_callback import Callbacks
 from switch.queue_config import QueueSettings
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
-from switch.queue_views import agent_queues, agent_row, waiting_rows
+from switch.queue_views import AgentDesk
 from switch.router import Queue
 
 logger = logging.getLogger(__name__)
@@ -112,8 +105,6 @@ __all__ = ["QueueOutcome", "QueueService", "announcement_text"]
 
 SORRY_ZH = "对不起，现在没有坐席可以接听，请稍后再拨。"
 """What a dial-plan caller hears when the queue cannot take it and there is no overflow."""
-CALLBACK_ZH = "好的，我们会按您的排队顺序给您回电，再见。"
-"""The confirmation a caller hears after asking to be called back."""
 
 _OUTCOMES = {"full": "full", "timeout": "timeout", "join-empty": "closed", "empty": "closed"}
 """Overflow reason -> the IVR ``queue`` statement's outcome."""
@@ -141,7 +132,7 @@ class _Offer:
     answered: Channel | None = None
 
 
-class QueueService:
+class QueueService(AgentDesk):
     """The live ACD (see the module docstring for the rules).
 
     Args:
@@ -170,7 +161,6 @@ class QueueService:
         self.media_errors = media_errors
         self.hold = HoldMedia(voice=voice, rate=rate, media_errors=media_errors)
         self.callbacks = Callbacks(self)
-        self._callback_entries: set[str] = set()
         self.calls: Any = None
         """The ``switch.b2bua.CallManager`` (set by :meth:`attach`)."""
         self._waiters: dict[str, HeldCaller] = {}
@@ -247,106 +237,6 @@ class QueueService:
             self._observers.remove(observer)
 
     # ====================================================================================
-    # Agents (the API the CTI server calls)
-    # ====================================================================================
-    def login(self, agent_id: str, device: str, queues: Iterable[str] | None = None, *,
-              skills: Mapping[str, int] | None = None, ready: bool = True) -> dict[str, Any]:
-        """Log an agent in on ``device``: an extension ("1001", "extension:1001") or an
-        outside number ("external:13800000000"; not rung yet, see the report).
-
-        Skills: ``skills`` ({skill: level}, 1 = best) if given, else level 1 in the skill of
-        each of ``queues`` (every queue when None).
-
-        Raises:
-            AcdError: unknown queue, bad agent id or device.
-            AgentStateError: already logged in.
-        """
-        kind, _, address = device.rpartition(":")
-        try:
-            dev = Device(kind or "extension", address)
-        except ValueError as exc:
-            raise AcdError(str(exc)) from None
-        if skills is None:
-            names = list(queues) if queues is not None else list(self.engine.queues)
-            for name in names:
-                if name not in self.engine.queues:
-                    raise AcdError(f"unknown queue {name}")
-            skills = {self.engine.queues[n].config.required_skill: 1 for n in names}
-        self._apply(AgentLoggedIn(agent_id, dev, dict(skills), ready=ready))
-        return self.agent_snapshot(agent_id)
-
-    def logout(self, agent_id: str) -> dict[str, Any]:
-        """Log the agent out (after its current call and wrap-up if busy; an offer ringing
-        at its device is withdrawn and the caller keeps its place)."""
-        self._apply(AgentLoggedOut(agent_id))
-        return self.agent_snapshot(agent_id)
-
-    def set_state(self, agent_id: str, state: str, reason: str = "") -> dict[str, Any]:
-        """``state`` "ready" or "not_ready" (with ``reason``); during a call it applies
-        when the call and its wrap-up end (CSTA pending state)."""
-        if state == AgentState.READY.value:
-            self._apply(AgentReady(agent_id))
-        elif state == AgentState.NOT_READY.value:
-            self._apply(AgentNotReady(agent_id, reason))
-        else:
-            raise AcdError(f"cannot set agent state {state!r} (ready or not_ready)")
-        return self.agent_snapshot(agent_id)
-
-    def end_wrapup(self, agent_id: str) -> dict[str, Any]:
-        """End the agent's after-call work now."""
-        self._apply(WrapUpEnded(agent_id))
-        return self.agent_snapshot(agent_id)
-
-    # ====================================================================================
-    # Views
-    # ====================================================================================
-    def agent_snapshot(self, agent_id: str) -> dict[str, Any]:
-        """One agent as a JSON-ready dict (raises AcdError if unknown)."""
-        return agent_row(self.engine, agent_id)
-
-    def queues_of(self, agent_id: str) -> frozenset[str]:
-        """The queues whose skill the agent has (empty if unknown)."""
-        return agent_queues(self.engine, agent_id)
-
-    def device_of(self, agent_id: str) -> str:
-        """The agent's device address ("" if unknown)."""
-        agent = self.engine.agents.get(agent_id)
-        return agent.device.address if agent is not None else ""
-
-    def agents(self) -> list[dict[str, Any]]:
-        """Every agent the ACD knows (logged off ones included)."""
-        return [agent_row(self.engine, a) for a in sorted(self.engine.agents)]
-
-    def waiting_callers(self, queue: str) -> list[dict[str, Any]]:
-        """The callers of ``queue`` in service order (raises AcdError if unknown)."""
-        def caller_of(call_id: str) -> str:
-            waiter = self._waiters.get(call_id)
-            return waiter.call.caller if waiter is not None else ""
-
-        return waiting_rows(self.engine, queue, self.wall(), caller_of)
-
-    def caller_info(self, call_id: str) -> dict[str, Any] | None:
-        """Caller number, number dialed and IVR tags of a queued call (screen pop)."""
-        waiter = self._waiters.get(call_id)
-        if waiter is None:
-            return None
-        return {"caller": waiter.call.caller, "called": waiter.call.dialed,
-                "queue": waiter.queue, "tags": dict(waiter.tags)}
-
-    def snapshot(self) -> dict[str, Any]:
-        """Queues with their callers and agents: what a wallboard or CTI snapshot shows."""
-        return {"queues": {name: self.waiting_callers(name) for name in self.engine.queues},
-                "agents": self.agents()}
-
-    def live_kpis(self, queue: str | None = None) -> QueueKpi:
-        """KPIs from the queue log entries kept in memory (``QueueLogWriter.recent``, or the
-        memory sink), with callers still waiting counted."""
-        entries = getattr(self.log, "recent", None)
-        if entries is None:
-            entries = getattr(self.log, "entries", [])
-        return queue_kpis(list(entries), queue=queue, now=self.wall())
-
-    # ====================================================================================
     # Callers
     # ====================================================================================
     async def wait(self, call: Any, queue: str, *, priority: int = 0, skill: str | None = None,
@@ -364,7 +254,7 @@ class QueueService:
         self.stats["queued"] += 1
         key = self.settings[queue].callback_key
         if key and call.a.media_id is not None and self.calls is not None:
-            self._spawn(self._watch_keys(waiter, key), f"keys-{call.id}", waiter)
+            self._spawn(self.callbacks.watch_keys(waiter, key), f"keys-{call.id}", waiter)
         try:
             self._apply(CallerArrived(queue, call.id, priority, skill or "", None, maxwait_s))
             return await asyncio.shield(waiter.done)
@@ -401,19 +291,6 @@ class QueueService:
             number = waiter.call.caller
         self._apply(CallbackRequested(call_id, number))
 
-    async def _watch_keys(self, waiter: HeldCaller, key: str) -> None:
-        """The queue's ``callback_key`` pressed while waiting asks for a callback."""
-        try:
-            digits = self.calls.media.digits(waiter.call.a.media_id)
-        except self.media_errors:
-            return
-        while waiter.active:
-            event = await digits.get()
-            if str(event.digit) == key and waiter.active \
-                    and self.engine.position(waiter.call.id) is not None:
-                self.request_callback(waiter.call.id)
-                return
-
     async def serve(self, manager: Any, call: Any, queue: str, priority: int) -> None:
         """Rule 3: a dial-plan queue target, run as the call's task after the answer."""
         outcome = await self.wait(call, queue, priority=priority)
@@ -436,7 +313,7 @@ class QueueService:
 
     def call_ended(self, call: Any, side: str) -> None:
         """Rule 3: the CallManager ends ``call`` (``side`` caller, callee or system)."""
-        if call.id in self._callback_entries:
+        if call.id in self.callbacks.entries:
             return  # the caller asked to be called back: its place is kept
         if self.engine.position(call.id) is not None:
             self.stats["abandoned"] += 1
@@ -624,7 +501,7 @@ class QueueService:
                                                 agent_id=action.agent_id))
 
     def _do_callback(self, action: PlaceCallback) -> None:
-        self._callback_entries.discard(action.call_id)
+        self.callbacks.entries.discard(action.call_id)
         offer = self._offers.pop((action.call_id, action.agent_id), None)
         leg = offer.answered if offer is not None else None
         if leg is None or self.calls is None:
@@ -632,30 +509,6 @@ class QueueService:
             return
         self._leg_offer.pop(leg.name, None)
         self.callbacks.place(action, leg)
-
-    def _do_callback_scheduled(self, action: CallbackScheduled) -> None:
-        self._callback_entries.add(action.call_id)
-        waiter = self._waiters.get(action.call_id)
-        if waiter is None:
-            return
-        waiter.active = False
-        self._publish(CallDequeued, waiter.call, waiter.call.a, queue=action.queue,
-                      reason="callback", waited_s=round(self.wall() - waiter.since, 3))
-        self._spawn(self._confirm_callback(waiter, action.queue), f"cb-ok-{action.call_id}")
-
-    async def _confirm_callback(self, waiter: HeldCaller, queue: str) -> None:
-        """Tell the caller it will be called back, then end its wait ("callback")."""
-        media, cid = self.calls.media, waiter.call.a.media_id
-        try:
-            async with waiter.lock:
-                if cid is not None and getattr(media, "tts", None) is not None:
-                    with contextlib.suppress(*self.media_errors):
-                        await media.stop(cid)
-                        await (await media.say(cid, CALLBACK_ZH, voice=self.voice,
-                                               rate=self.rate))
-        finally:
-            if not waiter.done.done():
-                waiter.done.set_result(QueueOutcome("callback", queue))
 
     def _do_overflow(self, action: Overflow) -> None:
         self.stats["overflows"] += 1
@@ -711,7 +564,7 @@ class QueueService:
         LogEntry: _do_log, OfferCall: _do_offer, WithdrawOffer: _do_withdraw,
         BridgeCall: _do_bridge, PlaceCallback: _do_callback, Overflow: _do_overflow,
         PlayMusic: _do_music, StopMusic: _do_stop_music, Announce: _do_announce,
-        CallbackScheduled: _do_callback_scheduled,
+        CallbackScheduled: lambda self, action: self.callbacks.scheduled(action),
         AgentStateChanged: _do_agent_state,
     }
 

@@ -24,7 +24,9 @@ Rules:
   ``Overflow`` ends the wait with outcome "full", "timeout" or "closed" (join/leave empty)
   and the queue's overflow target; an overflow to another queue keeps the caller waiting.
   IVR callers go back to the script with that outcome (the script decides); dial-plan
-  callers go to an ``ivr:`` overflow target, or hear an apology and are hung up.
+  callers go to an ``ivr:`` overflow target, or hear an apology and are hung up. A caller
+  who asks to be called back (``callback_key``) leaves with "callback" and keeps its place
+  (``switch.queue_callback``).
 * Rule 4 -- one input at a time: inputs produced while actions are performed (a device with
   no contact rejects at once) are queued and fed after the current batch, so the engine's
   action order is kept.
@@ -114,8 +116,8 @@ Observer = Callable[[AcdAction], None]
 
 @dataclass(frozen=True, slots=True)
 class QueueOutcome:
-    """How a caller's wait ended: "answered", "timeout", "full" or "closed", with the
-    queue's overflow target for the last three (None: none configured)."""
+    """How a caller's wait ended: "answered", "callback", "timeout", "full" or "closed",
+    with the queue's overflow target for the last three (None: none configured)."""
 
     result: str
     queue: str

@@ -225,6 +225,7 @@ def test_announcement_text_in_chinese() -> None:
     assert announcement_text(1, None) == "您是下一位。"
     assert announcement_text(None, 10.0) == "预计等待1分钟。"
     assert announcement_text(None, None) == ""
+    assert announcement_text(2, None, "1") == "您前面还有1位。如需回电，请按1。"
 
 
 class _QueueStepIvr:

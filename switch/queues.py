@@ -249,6 +249,8 @@ class QueueService(AgentDesk):
         (the caller hung up) abandons the call."""
         if call.id in self._waiters:
             raise AcdError(f"call {call.id} is already queued")
+        if queue not in self.settings:
+            raise AcdError(f"unknown queue {queue}")
         loop = asyncio.get_running_loop()
         waiter = HeldCaller(call, queue, self.wall(), loop.create_future(),
                             self.settings[queue].moh, dict(tags or {}))

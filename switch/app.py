@@ -42,6 +42,8 @@ from storage.demo import ensure_demo_users, format_demo_users
 from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
+from switch.queue_log import QueueLogWriter
+from switch.queues import QueueService
 
 from .b2bua import CallManager
 from .bus import EventBus
@@ -55,8 +57,6 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
-from .queue_log import QueueLogWriter
-from .queues import QueueService
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -219,13 +219,13 @@ class Node:
             no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
             max_call_duration_s=cfg.calls.max_call_duration_s,
             caller_lists=hotline.caller_lists, wall=_wall)
-        await self._start_queues(data_dir)
         self.ivr = IvrService(
             self.media, hotline_data_sources(self.db, hotline), site_dir=data_dir / "ivr",
             recordings_dir=media_cfg.recordings_dir / "ivr",
             tts_cache_dir=media_cfg.prompt_cache_dir / "tts",
             tagger=self.cdr_collector.tag, media_errors=(MediaError, OSError))
         self.ivr.start_programs(cfg.routing or default_routing())
+        await self._start_queues(data_dir)
         await self.ivr.start()
         self.calls.ivr = self.ivr
         await self.calls.start()

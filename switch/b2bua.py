@@ -136,6 +136,8 @@ class CallManager:
         self._load_lists = caller_lists
         self.lists_refresh_s = lists_refresh_s
         self.wall = wall
+        self.queues: Any = None
+        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self.lists: CallerLists = {}
         self.calls: dict[str, Call] = {}
         self._call_of: dict[str, Call] = {}
@@ -145,8 +147,6 @@ class CallManager:
             LegOffered: self._offered, LegRinging: self._ringing, LegAnswered: self._answered,
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
-        self.queues: Any = None
-        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""

@@ -136,11 +136,11 @@ class CallManager:
         self._load_lists = caller_lists
         self.lists_refresh_s = lists_refresh_s
         self.wall = wall
-        self.queues: Any = None
-        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self.lists: CallerLists = {}
         self.calls: dict[str, Call] = {}
         self._call_of: dict[str, Call] = {}
+        self.queues: Any = None
+        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._handlers: dict[type, Callable[[Any], None]] = {

@@ -134,10 +134,10 @@ class Node:
         self.cdr_writer: CdrWriter | None = None
         self.cdr_collector: CdrCollector | None = None
         self.channels: SipChannelDriver | None = None
-        self.queue_log: QueueLogWriter | None = None
-        self.queues: QueueService | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
+        self.queue_log: QueueLogWriter | None = None
+        self.queues: QueueService | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -327,12 +327,12 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
+        if self.queues is not None:
+            await self.queues.stop()
         if self.ivr is not None:
             await self.ivr.stop()
         if self.channels is not None:
             await self.channels.drain()
-        if self.queues is not None:
-            await self.queues.stop()  # after the calls: agents logged off, legs released
         if self.trunks is not None:
             await self.trunks.stop()  # de-register while the sockets are still open
         if self.transports is not None:

@@ -42,7 +42,7 @@ from storage.demo import ensure_demo_users, format_demo_users
 from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
-from switch.queue_log import QueueLogWriter
+from switch.queue_log import SPOOL_NAME, QueueLogWriter
 from switch.queues import QueueService
 
 from .b2bua import CallManager
@@ -264,7 +264,7 @@ class Node:
         assert self.calls is not None
         repo = QueueLogRepository(self.db)
         await repo.ensure_schema()
-        self.queue_log = QueueLogWriter(repo, data_dir / "queue-log-spool.txt")
+        self.queue_log = QueueLogWriter(repo, data_dir / SPOOL_NAME)
         await self.queue_log.start()
         self.queues = QueueService(self.config.queues, log=self.queue_log, bus=self.bus,
                                    media_errors=(MediaError, OSError))

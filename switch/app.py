@@ -329,6 +329,8 @@ class Node:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.queues is not None:
             await self.queues.stop()
+        if self.queue_log is not None and not await self.queue_log.close():
+            logger.error("queue log entries could not all be written; they are in the spool")
         if self.ivr is not None:
             await self.ivr.stop()
         if self.channels is not None:
@@ -351,8 +353,6 @@ class Node:
                 logger.warning("closed %d CDR(s) of calls still open at shutdown", left)
         if self.cdr_writer is not None and not await self.cdr_writer.close():
             logger.error("CDRs could not all be written; they are in the spool file")
-        if self.queue_log is not None and not await self.queue_log.close():
-            logger.error("queue log entries could not all be written; they are in the spool")
         await self.db.close()
         logger.info("stopped")
 

@@ -35,12 +35,15 @@ from signaling.keepalive import KeepAliveTracker
 from signaling.message import make_response
 from signaling.registrar import Registrar
 from signaling.timers import TimerConfig
+from storage.acd_log_repository import QueueLogRepository
 from storage.cdr_repository import CdrRepository
 from storage.db import Database, StorageError
 from storage.demo import ensure_demo_users, format_demo_users
 from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
+from switch.queue_log import SPOOL_NAME, QueueLogWriter
+from switch.queues import QueueService
 
 from .b2bua import CallManager
 from .bus import EventBus
@@ -135,6 +138,8 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
+        self.queue_log: QueueLogWriter | None = None
+        self.queues: QueueService | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -228,6 +233,7 @@ class Node:
             tts_cache_dir=media_cfg.prompt_cache_dir / "tts",
             tagger=self.cdr_collector.tag, media_errors=(MediaError, OSError))
         self.ivr.start_programs(cfg.routing or default_routing())
+        await self._start_queues(data_dir)
         await self.ivr.start()
         self.calls.ivr = self.ivr
         self.calls.trunks = trunk_calls = TrunkCalls(cfg.trunks)
@@ -264,6 +270,18 @@ class Node:
             "/".join(sip.active_transports), sip.bind, sip.port, sip.domain,
             self.db.display_url,
         )
+
+    async def _start_queues(self, data_dir: Path) -> None:
+        """The live ACD (switch.queues) and its write-behind queue log."""
+        assert self.calls is not None
+        repo = QueueLogRepository(self.db)
+        await repo.ensure_schema()
+        self.queue_log = QueueLogWriter(repo, data_dir / SPOOL_NAME)
+        await self.queue_log.start()
+        self.queues = QueueService(self.config.queues, log=self.queue_log, bus=self.bus,
+                                   media_errors=(MediaError, OSError))
+        self.queues.attach(self.calls)
+        await self.queues.start()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         sip = self.config.sip
@@ -321,6 +339,10 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
+        if self.queues is not None:
+            await self.queues.stop()
+        if self.queue_log is not None and not await self.queue_log.close():
+            logger.error("queue log entries could not all be written; they are in the spool")
         if self.ivr is not None:
             await self.ivr.stop()
         if self.calls is not None and self.calls.trunks is not None:

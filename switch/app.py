@@ -19,6 +19,7 @@ import socket
 import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 from signaling.aio.driver import SipDriver
 from signaling.aio.transport import TransportSet
@@ -44,6 +45,7 @@ from storage.repositories import LocationRepository, UserRepository
 
 from .b2bua import CallManager
 from .bus import EventBus
+from .campaigns.node import start_dialer
 from .cdr import CdrCollector, CdrWriter
 from .config import Config, ConfigError
 from .drivers.base import LegEvent
@@ -133,6 +135,8 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
+        self.dialer: Any = None
+        """The campaign dialer (``switch.campaigns.dialer.Dialer``)."""
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -247,6 +251,7 @@ class Node:
         # After the sockets: the first REGISTERs go out at once.
         self.trunks = TrunkService(core, driver.flush, driver.now, cfg.trunks)
         await self.trunks.start()
+        self.dialer = await start_dialer(self)
         logger.info(
             "softswitch ready: SIP %s on %s port %d (domain %s), database %s",
             "/".join(sip.active_transports), sip.bind, sip.port, sip.domain,
@@ -272,6 +277,8 @@ class Node:
             self._dispatch(event)
 
     def _on_leg_event(self, event: LegEvent) -> None:
+        if self.dialer is not None and self.dialer.originator.handle(event):
+            return  # a leg the switch originated (campaigns), not a B2BUA call
         if self.calls is not None:
             self.calls.handle(event)
 
@@ -307,6 +314,8 @@ class Node:
 
     async def stop(self) -> None:
         logger.info("shutting down")
+        if self.dialer is not None:
+            await self.dialer.stop()  # campaign calls hung up and recorded first
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.ivr is not None:

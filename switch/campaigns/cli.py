@@ -111,7 +111,12 @@ def _create_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--retry", metavar="OUTCOME=DELAY:MAX", action="append", default=[],
                    help="busy/no_answer/failed retry: delay seconds and maximum attempts")
     p.add_argument("--no-retry-interrupted", action="store_true",
-                   help="never retry a call cut by a restart")
+                   help="never retry a call cut by a crash (the default)")
+    p.add_argument("--retry-interrupted", action="store_true",
+                   help="retry a call cut by a crash by the failed rule (may call twice)")
+    p.add_argument("--ring-timeout", metavar="S", type=float, default=0.0,
+                   help="seconds a call rings before it counts as no answer "
+                        "(default: the node's calls.no_answer_timeout_s)")
     p.add_argument("--ivr", metavar="FILE", help="IVR program to run on answer")
     p.add_argument("--trunk", metavar="NAME", default="", help="trunk for the calls")
     for name in ("area", "what", "date", "start", "end"):
@@ -178,7 +183,9 @@ def _check_ivr(path: str) -> str:
 
 def _campaign(args: argparse.Namespace, config: Config) -> Campaign:
     kind = KIND_NAMES[args.kind]
-    retry = _retry(args.retry, not args.no_retry_interrupted)
+    retry = _retry(args.retry, args.retry_interrupted and not args.no_retry_interrupted)
+    if args.ring_timeout < 0:
+        raise CampaignCliError("--ring-timeout must be >= 0")
     params = {n: getattr(args, n) for n in ("area", "what", "date", "start", "end")
               if getattr(args, n)}
     if kind is CampaignKind.OUTAGE_NOTICE and args.building and "area" not in params:
@@ -198,7 +205,8 @@ def _campaign(args: argparse.Namespace, config: Config) -> Campaign:
     return Campaign(name=args.name, kind=kind, window=window,
                     limits=Limits(args.lines, args.cps, args.burst),
                     retry=retry, params=params,
-                    ivr_program=ivr, trunk=args.trunk, source=source.replace("_", "-"))
+                    ivr_program=ivr, trunk=args.trunk, source=source.replace("_", "-"),
+                    ring_timeout_s=args.ring_timeout)
 
 
 async def _contacts(args: argparse.Namespace, db: Database, campaign: Campaign,

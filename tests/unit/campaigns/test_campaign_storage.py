@@ -45,7 +45,7 @@ from switch.campaigns.sources import (
 
 T0 = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 POLICY = RetryPolicy(busy=RetryRule(60.0, 3), no_answer=RetryRule(90.0, 3),
-                     failed=RetryRule(600.0, 2))
+                     failed=RetryRule(600.0, 2), retry_interrupted=True)
 
 
 @pytest.fixture

@@ -1,0 +1,605 @@
+"""The dialer: the asyncio shell that runs campaigns on a live node (DESIGN.md "Three rings").
+
+The pure :class:`~switch.campaigns.scheduler.CampaignScheduler` decides who is called and
+when; this module polls the stored campaigns, places the calls through
+:class:`~switch.originate.Originator`, plays the message (or runs the IVR program) on the
+answered leg, reads the callee's key, and writes every attempt.
+
+Rules:
+
+* Rule 1 -- the CLI and the CTI only write a campaign's state to storage; the dialer reads
+  the campaigns every ``poll_s`` (and at once on :meth:`Dialer.wake`). A RUNNING campaign
+  not yet loaded is rebuilt from its stored attempts (``CampaignScheduler.restore``); a
+  loaded one follows the stored state (``CampaignScheduler.adopt``): PAUSE and STOP stop new
+  calls, calls in progress finish normally and are recorded.
+* Rule 2 -- never twice: the DIALING rows of a batch are written BEFORE the calls are placed
+  (``CampaignRepository.begin_attempts``); when that write fails nothing is dialed and the
+  dials are given back to the scheduler. An attempt found DIALING at start-up (the node
+  died during it) is resolved by the scheduler as FAILED ``interrupted`` and, by default,
+  is NOT retried (``RetryPolicy.retry_interrupted``, model Rule 3): the resident may have
+  heard the message, and a second call is worse than a missed one. On a clean shutdown the
+  calls in progress are hung up and recorded with what is known: ANSWERED when they were
+  answered (final), else FAILED ``shutdown`` (the FAILED retry rule applies).
+* Rule 3 -- limits: a campaign never has more than ``max_lines`` calls in progress and
+  never starts calls faster than its token bucket (the scheduler); a campaign on a named
+  trunk also leaves the trunk's ``max_calls`` alone (lines in use by every campaign on
+  that trunk count).
+* Rule 4 -- on answer: the kind's message (rendered to speech while the phone rings) is
+  played with barge-in; the first key decides (``messages.interpret_key``); a key that
+  means nothing, or silence for ``key_wait_s`` after the message, repeats it up to
+  ``MAX_REPEATS`` times; a hang-up without a key is ANSWERED. An IVR program instead
+  reports through its tags ``campaign_outcome`` and ``campaign_rating``.
+* Rule 5 -- outcomes are written by one writer task in batches (one transaction per
+  campaign per batch); a database outage keeps them in memory and retries.
+* Rule 6 -- 报修回访: when ``auto_survey`` is on, every work order closed after the dialer
+  started gets a one-contact survey campaign (``sources.start_repair_survey``); its rating
+  lands on the work order when the outcome is written (repository Rule 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.campaign_repository import (
+    CampaignRepository,
+    DuplicateAttemptError,
+    DuplicateCampaignError,
+)
+from storage.db import StorageError
+from storage.hotline_models import WorkOrder
+from switch.calendar import CalendarSet
+from switch.campaigns.messages import MAX_REPEATS, PlayMessage, RunIvr, interpret_key, on_answer
+from switch.campaigns.model import (
+    Campaign,
+    CampaignError,
+    CampaignKind,
+    CampaignState,
+    CampaignStateError,
+    Outcome,
+)
+from switch.campaigns.scheduler import CampaignScheduler, DialContact, OutcomeDecision
+from switch.campaigns.sources import SourceError, start_repair_survey
+from switch.media.errors import MediaError
+from switch.originate import (
+    DestinationResolver,
+    OriginatedCall,
+    Originator,
+    RingOutcome,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Dialer", "DialerStats"]
+
+_RING_TO_OUTCOME = {RingOutcome.BUSY: Outcome.BUSY, RingOutcome.NO_ANSWER: Outcome.NO_ANSWER,
+                    RingOutcome.FAILED: Outcome.FAILED}
+_GOODBYE = "谢谢，再见。"
+_HUNG_UP = "hung-up"
+_SURVEY_POLL_S = 5.0
+
+
+@dataclass(slots=True)
+class _Live:
+    """One attempt in progress (internal)."""
+
+    dial: DialContact
+    call: OriginatedCall | None = None
+    answered: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class _Run:
+    """A loaded campaign (internal)."""
+
+    campaign: Campaign
+    sched: CampaignScheduler
+    stored: CampaignState
+    live: dict[int, _Live] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DialerStats:
+    """Counters for logs, tests and the benchmark."""
+
+    dials: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    written: int = 0
+    peak_calls: int = 0
+    write_errors: int = 0
+
+
+class Dialer:
+    """Runs the stored campaigns on the node (see the module docstring for the rules).
+
+    Args:
+        repo: the campaign repository.
+        originator: places the calls.
+        resolver: number (+ trunk) -> SIP destination.
+        media: the node's ``MediaService`` (play, digits, TTS).
+        calendars: the node's calendars (calling windows may name one).
+        ivr: the node's ``IvrService`` for campaigns that run a program (None: such
+            campaigns' calls FAIL).
+        wall: the clock (epoch seconds): the scheduler's ``now``.
+        poll_s: how often stored campaigns are read (Rule 1).
+        ring_timeout_s: ring time when the campaign does not set one.
+        key_wait_s: silence after the message before it is repeated (Rule 4).
+        caller: the user part of From on campaign calls.
+        auto_survey: start 报修回访 when a work order is closed (Rule 6).
+        survey_template: window, limits and retries of those surveys.
+    """
+
+    def __init__(self, repo: CampaignRepository, originator: Originator,
+                 resolver: DestinationResolver, media: Any, *,
+                 calendars: CalendarSet | None = None, ivr: Any = None,
+                 wall: Callable[[], float] = time.time, poll_s: float = 1.0,
+                 ring_timeout_s: float = 30.0, key_wait_s: float = 5.0,
+                 caller: str = "hotline", voice: str = "zh", rate: int = 160,
+                 auto_survey: bool = True, survey_template: Campaign | None = None) -> None:
+        self.repo = repo
+        self.originator = originator
+        self.resolver = resolver
+        self.media = media
+        self.calendars = calendars
+        self.ivr = ivr
+        self.wall = wall
+        self.poll_s = poll_s
+        self.ring_timeout_s = ring_timeout_s
+        self.key_wait_s = key_wait_s
+        self.caller = caller
+        self.voice = voice
+        self.rate = rate
+        self.auto_survey = auto_survey
+        self.survey_template = survey_template
+        self.stats = DialerStats()
+        self._runs: dict[int, _Run] = {}
+        self._broken: set[int] = set()
+        self._pending: list[tuple[Campaign, OutcomeDecision]] = []
+        self._wake = asyncio.Event()
+        self._written = asyncio.Event()
+        self._flush = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._sync_now = False
+        self._survey_mark = 0.0
+        self._survey_seen: set[str] = set()
+        self._next_survey = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self.repo.ensure_schema()
+        self._survey_mark = self.wall()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._loop(), name="dialer"),
+                       loop.create_task(self._writer(), name="dialer-writer")]
+
+    def wake(self) -> None:
+        """Read the stored campaigns now (a CLI/CTI command was just written)."""
+        self._sync_now = True
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Rule 2: stop dialing, hang up and record the calls in progress, write all."""
+        self._stopping = True
+        main, writer = self._tasks or (None, None)
+        if main is not None:
+            main.cancel()
+            await asyncio.gather(main, return_exceptions=True)
+        lives = [lv.task for run in self._runs.values() for lv in run.live.values()
+                 if lv.task is not None]
+        for task in lives:
+            task.cancel()
+        await asyncio.gather(*lives, return_exceptions=True)
+        if writer is not None:
+            self._flush.set()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        await self._write_pending()
+        if self._pending:
+            logger.error("dialer: %d outcome(s) could not be written at shutdown; their "
+                         "attempts stay DIALING and count as interrupted at the next start",
+                         len(self._pending))
+        self._tasks = []
+
+    def active_calls(self) -> int:
+        return sum(len(run.live) for run in self._runs.values())
+
+    def scheduler(self, campaign_id: int) -> CampaignScheduler | None:
+        run = self._runs.get(campaign_id)
+        return run.sched if run is not None else None
+
+    async def settled(self, timeout_s: float) -> bool:
+        """Wait until every loaded campaign is finished and written (tests, benchmark)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            busy = any(run.live or run.sched.state in (CampaignState.RUNNING,)
+                       for run in self._runs.values())
+            if not busy and not self._pending:
+                return True
+            self._written.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._written.wait(), 0.1)
+        return False
+
+    # ------------------------------------------------------------------ the loop (Rule 1)
+    async def _loop(self) -> None:
+        next_sync = 0.0
+        while True:
+            self._wake.clear()
+            now = self.wall()
+            if now >= next_sync or self._sync_now:
+                self._sync_now = False
+                await self._sync(now)
+                next_sync = now + self.poll_s
+            deadline = await self._dial(self.wall())
+            wait = next_sync - self.wall()
+            if deadline is not None:
+                wait = min(wait, deadline - self.wall())
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _sync(self, now: float) -> None:
+        try:
+            campaigns = await self.repo.list_campaigns()
+            if self.auto_survey and now >= self._next_survey:
+                self._next_survey = now + _SURVEY_POLL_S
+                await self._start_surveys()
+        except StorageError as exc:
+            logger.warning("dialer: campaigns not read: %s", exc)
+            return
+        seen = set()
+        for campaign in campaigns:
+            assert campaign.id is not None
+            seen.add(campaign.id)
+            run = self._runs.get(campaign.id)
+            if run is None:
+                if campaign.state is CampaignState.RUNNING and campaign.id not in self._broken:
+                    await self._load(campaign, now)
+                continue
+            run.stored = campaign.state
+            if campaign.state is not run.sched.state:
+                try:
+                    run.sched.adopt(campaign.state)
+                    logger.info("campaign %s: %s", campaign.name, campaign.state.value)
+                except CampaignStateError as exc:
+                    logger.debug("campaign %s: stored state not followed: %s",
+                                 campaign.name, exc)
+        for cid, run in list(self._runs.items()):
+            ended = run.sched.state in (CampaignState.STOPPED, CampaignState.COMPLETED,
+                                        CampaignState.PAUSED)
+            if not run.live and (cid not in seen or ended):
+                del self._runs[cid]  # reloaded from storage when it runs again
+
+    async def _load(self, campaign: Campaign, now: float) -> None:
+        try:
+            state = await self.repo.load_resume_state(campaign.name)
+            sched, interrupted = CampaignScheduler.restore(state, now,
+                                                           calendars=self.calendars)
+            await self.repo.record_outcomes(state.campaign, interrupted)
+        except CampaignError as exc:
+            assert campaign.id is not None
+            self._broken.add(campaign.id)
+            logger.error("campaign %s cannot run: %s", campaign.name, exc)
+            return
+        except StorageError as exc:
+            logger.warning("campaign %s not loaded: %s", campaign.name, exc)
+            return
+        assert campaign.id is not None
+        self._runs[campaign.id] = _Run(state.campaign, sched, campaign.state)
+        progress = sched.progress()
+        logger.info("campaign %s loaded: %d contact(s), %d pending, %d done, %d call(s) "
+                    "interrupted", campaign.name, progress.total, progress.pending,
+                    progress.done, len(interrupted))
+        if sched.state is CampaignState.COMPLETED:
+            await self._store_completed(self._runs[campaign.id])
+
+    async def _store_completed(self, run: _Run) -> None:
+        if run.stored in (CampaignState.RUNNING, CampaignState.PAUSED):
+            assert run.campaign.id is not None
+            try:
+                await self.repo.set_state(run.campaign.id, CampaignState.COMPLETED)
+                run.stored = CampaignState.COMPLETED
+            except StorageError as exc:
+                logger.warning("campaign %s: completion not stored: %s", run.campaign.name,
+                               exc)
+
+    # ------------------------------------------------------------------ dialing (Rules 2, 3)
+    def _trunk_busy(self, trunk: str) -> int | None:
+        cfg = self.resolver.trunks.get(trunk) if trunk else None
+        if cfg is None:
+            return None
+        used = sum(len(r.live) for r in self._runs.values() if r.campaign.trunk == trunk)
+        return cfg.max_calls - used
+
+    async def _dial(self, now: float) -> float | None:
+        earliest: float | None = None
+        for run in list(self._runs.values()):
+            sched = run.sched
+            if sched.state is CampaignState.RUNNING and not self._stopping:
+                active = len(run.live)
+                trunk_free = self._trunk_busy(run.campaign.trunk)
+                if trunk_free is not None:
+                    active = max(active, sched.campaign.limits.max_lines - trunk_free)
+                dials = sched.next_actions(now, active)
+                if dials and not await self._begin(run, dials, now):
+                    continue
+                for dial in dials:
+                    self._spawn(run, dial)
+                if sched.state is CampaignState.COMPLETED:
+                    await self._store_completed(run)
+            deadline = sched.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
+
+    async def _begin(self, run: _Run, dials: list[DialContact], now: float) -> bool:
+        try:
+            await self.repo.begin_attempts(dials)
+        except DuplicateAttemptError as exc:
+            # Someone else placed these attempts: trust storage, rebuild from it.
+            logger.error("campaign %s: %s; reloading it", run.campaign.name, exc)
+            assert run.campaign.id is not None
+            if not run.live:
+                self._runs.pop(run.campaign.id, None)
+            return False
+        except StorageError as exc:
+            logger.warning("campaign %s: attempts not stored, nothing dialed: %s",
+                           run.campaign.name, exc)
+            for dial in dials:
+                run.sched.cancel(dial, now)
+            return False
+        return True
+
+    def _spawn(self, run: _Run, dial: DialContact) -> None:
+        live = _Live(dial)
+        run.live[dial.contact.id] = live
+        self.stats.dials += 1
+        self.stats.peak_calls = max(self.stats.peak_calls, self.active_calls())
+        live.task = asyncio.get_running_loop().create_task(
+            self._call(run, live), name=f"campaign-{run.campaign.id}-{dial.contact.id}")
+
+    # ------------------------------------------------------------------ one call (Rule 4)
+    async def _call(self, run: _Run, live: _Live) -> None:
+        rating: int | None = None
+        try:
+            outcome, rating, detail = await self._attempt(run, live)
+        except asyncio.CancelledError:
+            outcome = Outcome.ANSWERED if live.answered else Outcome.FAILED
+            detail = "shutdown"
+        except (CampaignError, MediaError, OSError, LookupError) as exc:
+            outcome = Outcome.ANSWERED if live.answered else Outcome.FAILED
+            detail = f"error: {exc}"
+            logger.warning("campaign %s: call to %s: %s", run.campaign.name,
+                           live.dial.contact.phone, exc)
+        finally:
+            if live.call is not None:
+                await self.originator.release(live.call)
+        self._conclude(run, live, outcome, rating, detail)
+
+    def _conclude(self, run: _Run, live: _Live, outcome: Outcome, rating: int | None,
+                  detail: str) -> None:
+        run.live.pop(live.dial.contact.id, None)
+        try:
+            decision = run.sched.record_outcome(live.dial.contact.id, outcome, self.wall(),
+                                                attempt_no=live.dial.attempt_no,
+                                                rating=rating, detail=detail[:200])
+        except CampaignError as exc:  # cannot happen unless the run was rebuilt meanwhile
+            logger.error("campaign %s: outcome of %s dropped: %s", run.campaign.name,
+                         live.dial.contact.phone, exc)
+            return
+        self.stats.outcomes[outcome.value] = self.stats.outcomes.get(outcome.value, 0) + 1
+        logger.info("campaign %s: %s attempt %d: %s (%s)", run.campaign.name,
+                    live.dial.contact.phone, live.dial.attempt_no, outcome.value, detail)
+        self._pending.append((run.campaign, decision))
+        self._flush.set()
+        self._wake.set()
+
+    async def _attempt(self, run: _Run, live: _Live
+                       ) -> tuple[Outcome, int | None, str]:
+        campaign, contact = run.campaign, live.dial.contact
+        action = on_answer(campaign, contact)
+        dest = self.resolver.resolve(contact.phone, campaign.trunk, caller=self.caller)
+        if isinstance(dest, str):
+            return Outcome.FAILED, None, dest
+        speech = None
+        if isinstance(action, PlayMessage) and getattr(self.media, "tts", None) is not None:
+            speech = asyncio.get_running_loop().create_task(
+                self.media.tts.render(action.text, self.voice, self.rate))
+            speech.add_done_callback(_retrieve)
+        result = await self.originator.originate(
+            dest, caller=self.resolver.caller_for(dest, self.caller),
+            ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
+        live.call = result.call
+        if result.outcome is not RingOutcome.ANSWERED:
+            return _RING_TO_OUTCOME[result.outcome], None, f"{dest.via}: {result.detail}"
+        live.answered = True
+        if isinstance(action, RunIvr):
+            return await self._run_ivr(run, live, action)
+        return await self._message(result.call, action, campaign.kind, speech)
+
+    async def _message(self, call: OriginatedCall, action: PlayMessage, kind: CampaignKind,
+                       speech: asyncio.Task[Any] | None) -> tuple[Outcome, int | None, str]:
+        cid = call.media_id
+        if cid is None:
+            return Outcome.FAILED, None, "answered without media"
+        digits = self.media.digits(cid)
+        for _round in range(1 + MAX_REPEATS):
+            if speech is not None:
+                done = await self.media.play(cid, [await speech], barge_in=True)
+            else:
+                done = await self.media.say(cid, action.text, voice=self.voice,
+                                            rate=self.rate, barge_in=True)
+            key = await self._next_key(digits, done, call.ended)
+            if key == _HUNG_UP:
+                return Outcome.ANSWERED, None, "hung up without a key"
+            result = interpret_key(kind, key) if key else None
+            if result is not None:
+                await self._goodbye(cid, call)
+                return result.outcome, result.rating, f"key {key}"
+        return Outcome.ANSWERED, None, "no key"
+
+    async def _next_key(self, digits: asyncio.Queue[Any], playing: asyncio.Future[Any],
+                        ended: asyncio.Event) -> str | None:
+        """The first key during the message or ``key_wait_s`` after it; None: silence;
+        ``_HUNG_UP``: the callee hung up."""
+        get = asyncio.ensure_future(digits.get())
+        end = asyncio.ensure_future(ended.wait())
+        try:
+            done, _ = await asyncio.wait({get, end, playing},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if get not in done and end not in done:
+                done, _ = await asyncio.wait({get, end}, timeout=self.key_wait_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            if get in done:
+                return str(get.result().digit)
+            return _HUNG_UP if end in done else None
+        finally:
+            get.cancel()
+            end.cancel()
+
+    async def _goodbye(self, cid: int, call: OriginatedCall) -> None:
+        if call.ended.is_set():
+            return
+        with contextlib.suppress(MediaError, OSError, TimeoutError):
+            done = await self.media.say(cid, _GOODBYE, voice=self.voice, rate=self.rate)
+            end = asyncio.ensure_future(call.ended.wait())
+            try:
+                await asyncio.wait({done, end}, timeout=4.0,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                end.cancel()
+
+    async def _run_ivr(self, run: _Run, live: _Live, action: RunIvr
+                       ) -> tuple[Outcome, int | None, str]:
+        call = live.call
+        assert call is not None
+        if self.ivr is None or call.media_id is None:
+            return Outcome.FAILED, None, "no IVR service on this node"
+        name = f"campaign-{Path(action.path).stem}"
+        if not self.ivr.has(name):
+            text = Path(action.path).read_text(encoding="utf-8")
+            self.ivr.store.load(name, text, action.path)
+            if not self.ivr.has(name):
+                return Outcome.FAILED, None, f"IVR program {action.path} does not check"
+        control = _CampaignControl(self.originator, call)
+        ivr = asyncio.ensure_future(self.ivr.run(
+            name, call.media_id, control, caller=self.caller, called=live.dial.contact.phone,
+            call_id=f"campaign-{run.campaign.id}-{live.dial.contact.id}"))
+        end = asyncio.ensure_future(call.ended.wait())
+        try:
+            await asyncio.wait({ivr, end}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            end.cancel()
+            if not ivr.done():
+                ivr.cancel()
+                await asyncio.gather(ivr, return_exceptions=True)
+        return control.outcome()
+
+    # ------------------------------------------------------------------ writing (Rule 5)
+    async def _writer(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            if not await self._write_pending():
+                await asyncio.sleep(1.0)
+                self._flush.set()
+
+    async def _write_pending(self) -> bool:
+        if not self._pending:
+            return True
+        batch, self._pending = self._pending, []
+        by_campaign: dict[int | None, list[OutcomeDecision]] = {}
+        campaigns: dict[int | None, Campaign] = {}
+        for campaign, decision in batch:
+            by_campaign.setdefault(campaign.id, []).append(decision)
+            campaigns[campaign.id] = campaign
+        failed: list[tuple[Campaign, OutcomeDecision]] = []
+        for cid, decisions in by_campaign.items():
+            try:
+                await self.repo.record_outcomes(campaigns[cid], decisions)
+                self.stats.written += len(decisions)
+                if decisions[-1].campaign_state is CampaignState.COMPLETED:
+                    run = self._runs.get(cid) if cid is not None else None
+                    if run is not None:
+                        run.stored = CampaignState.COMPLETED
+            except StorageError as exc:
+                self.stats.write_errors += 1
+                logger.warning("campaign %s: %d outcome(s) not written yet: %s",
+                               campaigns[cid].name, len(decisions), exc)
+                failed.extend((campaigns[cid], d) for d in decisions)
+        self._pending = failed + self._pending
+        self._written.set()
+        return not failed
+
+    # ------------------------------------------------------------------ surveys (Rule 6)
+    async def _start_surveys(self) -> None:
+        db = self.repo.db
+        async with db.transaction() as session:
+            rows = (await session.execute(
+                select(WorkOrder.number, WorkOrder.closed_at)
+                .where(WorkOrder.status == "closed", WorkOrder.closed_at.is_not(None))
+                .order_by(WorkOrder.closed_at.desc()).limit(200))).all()
+        for number, closed_at in rows:
+            when = closed_at if closed_at.tzinfo else closed_at.replace(tzinfo=dt.UTC)
+            if when.timestamp() <= self._survey_mark or number in self._survey_seen:
+                continue
+            self._survey_seen.add(number)
+            try:
+                created = await start_repair_survey(self.repo, number,
+                                                    template=self.survey_template)
+                logger.info("work order %s closed: survey %s started", number, created.name)
+            except DuplicateCampaignError:
+                logger.debug("survey of work order %s exists", number)
+            except SourceError as exc:
+                logger.warning("no survey for work order %s: %s", number, exc)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Collect a pre-rendered message's failure (it is raised where it is awaited)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _CampaignControl:
+    """The call control of an IVR program run on a campaign call (``LiveCall``'s)."""
+
+    def __init__(self, originator: Originator, call: OriginatedCall) -> None:
+        self.originator = originator
+        self.call = call
+        self.tags: dict[str, str] = {}
+
+    async def transfer(self, target: str, timeout_s: float) -> str:
+        return "fail"  # a campaign call has no caller leg to transfer
+
+    def tag(self, key: str, value: str) -> None:
+        self.tags[key] = str(value)
+
+    def hangup(self) -> None:
+        self.originator.hangup(self.call)
+
+    def outcome(self) -> tuple[Outcome, int | None, str]:
+        """The program's tags -> outcome: ``campaign_outcome`` (acknowledged, opted_out,
+        answered) and ``campaign_rating`` (1-5, makes it acknowledged)."""
+        rating_text = self.tags.get("campaign_rating", "")
+        rating = int(rating_text) if rating_text.isdigit() and 1 <= int(
+            rating_text) <= 5 else None
+        try:
+            outcome = Outcome(self.tags.get("campaign_outcome", "answered"))
+        except ValueError:
+            outcome = Outcome.ANSWERED
+        if rating is not None and outcome is Outcome.ANSWERED:
+            outcome = Outcome.ACKNOWLEDGED
+        if outcome not in (Outcome.ANSWERED, Outcome.ACKNOWLEDGED, Outcome.OPTED_OUT):
+            outcome = Outcome.ANSWERED
+        return outcome, rating, "ivr"

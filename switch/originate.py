@@ -1,0 +1,295 @@
+"""Switch-originated calls: one outbound leg with no inbound caller (campaigns, callbacks).
+
+The call manager (:mod:`switch.b2bua`) always has a caller leg; a campaign call does not:
+the switch itself is the caller. :class:`Originator` places such a leg through the same
+:class:`~switch.drivers.base.ChannelDriver` verbs (``new_outbound``, ``originate``,
+``cancel``, ``hangup``, ``release``), waits for the answer, and hands the answered leg's
+media channel to whoever plays the message (:mod:`switch.campaigns.dialer`).
+
+Rules:
+
+* Rule 1 -- where a number goes (:class:`DestinationResolver`): a campaign with a trunk
+  sends every number to that trunk's ``host:port`` (a plain SIP destination, the number
+  written in the trunk's ``number_format``); without a trunk the number goes through the
+  dial plan like a call from a local user: an ``extension`` target rings the registered
+  contacts, a ``trunk`` target the trunk; anything else (queue, IVR, reject, no route) is
+  not dialable and the attempt FAILS without a call.
+* Rule 2 -- forking (RFC 3261 §16.7 parallel search): an extension with several contacts
+  rings them all; the first 2xx wins and the others are cancelled.
+* Rule 3 -- how an attempt ends before answer, from the final responses of all forks
+  (RFC 3261 §21): 486/600 -> BUSY; 408, 480 and our own ring timeout (then CANCEL, RFC
+  3261 §9.1) -> NO_ANSWER; everything else (404, 403, 5xx, no media) -> FAILED. Busy wins
+  over no-answer, no-answer over failure, when forks disagree.
+* Rule 4 -- leg events of originated legs are taken by :meth:`Originator.handle` (the node
+  offers every leg event here first, then to the call manager): an originated leg never
+  reaches the B2BUA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from signaling.location import Binding
+from switch.channel import Channel
+from switch.drivers.base import (
+    ChannelDriver,
+    LegAnswered,
+    LegEvent,
+    LegHungUp,
+    LegRejected,
+    LegRinging,
+)
+from switch.router import DialPlan, Extension, Trunk, describe_target
+from switch.trunks.config import TrunkConfig
+from switch.trunks.numbers import NumberError, format_number
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Destination",
+    "DestinationResolver",
+    "OriginateResult",
+    "OriginatedCall",
+    "Originator",
+    "RingOutcome",
+    "classify_statuses",
+]
+
+_BUSY = frozenset({486, 600})
+_NO_ANSWER = frozenset({408, 480, 487})
+
+
+class RingOutcome(enum.Enum):
+    """How an originated call ended before (or at) answer (Rule 3)."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+
+
+def classify_statuses(statuses: list[int]) -> RingOutcome:
+    """Rule 3: the outcome of an unanswered attempt from its forks' final statuses."""
+    if any(s in _BUSY for s in statuses):
+        return RingOutcome.BUSY
+    if any(s in _NO_ANSWER for s in statuses):
+        return RingOutcome.NO_ANSWER
+    return RingOutcome.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where one number is sent: one or more SIP contacts (forks)."""
+
+    number: str
+    contacts: tuple[Binding, ...]
+    via: str
+    """For logs and attempt details: ``extension 1001``, ``trunk carrier``."""
+    trunk: str = ""
+
+
+class DestinationResolver:
+    """Rule 1: a number (and an optional trunk) -> a :class:`Destination`.
+
+    Args:
+        driver: looks up registered contacts of extensions.
+        trunks: the node's ``[trunks]``.
+        dialplan: the node's dial plan (used when no trunk is given).
+        wall: wall clock (the dial plan's calendars).
+    """
+
+    def __init__(self, driver: ChannelDriver, trunks: Mapping[str, TrunkConfig],
+                 dialplan: DialPlan | None, *, wall: Callable[[], float] = time.time) -> None:
+        self.driver = driver
+        self.trunks = trunks
+        self.dialplan = dialplan
+        self.wall = wall
+
+    def resolve(self, number: str, trunk: str = "", *, caller: str = ""
+                ) -> Destination | str:
+        """The destination of ``number``, or why it cannot be dialed (a string)."""
+        if trunk:
+            return self._trunk(trunk, number)
+        if self.dialplan is None:
+            return self._extension(number)
+        import datetime as dt
+
+        decision = self.dialplan.route(number, caller, "user",
+                                       dt.datetime.fromtimestamp(self.wall(), dt.UTC))
+        target = decision.target
+        if isinstance(target, Extension):
+            return self._extension(target.number)
+        if isinstance(target, Trunk):
+            return self._trunk(target.name, target.number)
+        return f"not dialable: {describe_target(target)} ({decision.rule_name})"
+
+    def caller_for(self, destination: Destination, default: str) -> str:
+        """The From user of a call to ``destination``: a trunk presents its own number
+        (its fixed caller ID, else its account), an extension sees ``default``."""
+        cfg = self.trunks.get(destination.trunk) if destination.trunk else None
+        if cfg is None:
+            return default
+        return cfg.caller_id.number or cfg.from_user or cfg.username or default
+
+    def _extension(self, number: str) -> Destination | str:
+        contacts = tuple(self.driver.lookup(number))
+        if not contacts:
+            return f"extension {number} is not registered"
+        return Destination(number, contacts, f"extension {number}")
+
+    def _trunk(self, name: str, number: str) -> Destination | str:
+        cfg = self.trunks.get(name)
+        if cfg is None or not cfg.enabled:
+            return f"no enabled trunk {name!r}"
+        try:
+            dialed = format_number(number, cfg.number_format, cfg.country_code,
+                                   area_code=cfg.area_code)
+        except NumberError as exc:
+            return f"number {number} cannot go out on trunk {name}: {exc}"
+        params = "" if cfg.transport == "udp" else f";transport={cfg.transport}"
+        contact = f"sip:{dialed}@{cfg.host}:{cfg.port}{params}"
+        return Destination(dialed, (Binding(f"sip:{dialed}@{cfg.host}", contact, 0.0),),
+                           f"trunk {name}", trunk=name)
+
+
+@dataclass(eq=False, slots=True)
+class OriginatedCall:
+    """One originated call: its forks and, once answered, the answered leg."""
+
+    destination: Destination
+    forks: list[Channel] = field(default_factory=list)
+    answered_leg: Channel | None = None
+    statuses: list[int] = field(default_factory=list)
+    ringing: bool = False
+    settled: asyncio.Future[RingOutcome] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the answered leg hangs up from its far side (BYE) or is hung up by us."""
+
+    @property
+    def media_id(self) -> int | None:
+        return self.answered_leg.media_id if self.answered_leg is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateResult:
+    outcome: RingOutcome
+    call: OriginatedCall
+    detail: str = ""
+    """The SIP statuses of the forks, or "ring timeout"."""
+
+
+class Originator:
+    """Places switch-originated calls (see the module docstring for the rules).
+
+    Args:
+        driver: the SIP channel driver.
+    """
+
+    def __init__(self, driver: ChannelDriver) -> None:
+        self.driver = driver
+        self._by_leg: dict[str, OriginatedCall] = {}
+        self.active = 0
+        self.stats = {"originated": 0, "answered": 0, "busy": 0, "no_answer": 0,
+                      "failed": 0}
+
+    # ------------------------------------------------------------------ leg events (Rule 4)
+    def handle(self, event: LegEvent) -> bool:
+        """Take a leg event of an originated leg; False: not ours."""
+        ch = event.channel
+        call = self._by_leg.get(ch.name)
+        if call is None:
+            return False
+        if isinstance(event, LegRinging):
+            call.ringing = True
+        elif isinstance(event, LegAnswered):
+            self._answered(call, ch)
+        elif isinstance(event, LegRejected):
+            self._fork_failed(call, event.status)
+        elif isinstance(event, LegHungUp):
+            if ch is call.answered_leg:
+                call.ended.set()
+            elif call.answered_leg is None:
+                self._fork_failed(call, 480)
+        return True
+
+    def _answered(self, call: OriginatedCall, ch: Channel) -> None:
+        if call.answered_leg is not None or (call.settled is not None and call.settled.done()):
+            self.driver.hangup(ch)  # a second fork, or an answer after our timeout
+            return
+        call.answered_leg = ch
+        for fork in call.forks:
+            if fork is not ch:
+                self.driver.cancel(fork)
+        if call.settled is not None and not call.settled.done():
+            call.settled.set_result(RingOutcome.ANSWERED)
+
+    def _fork_failed(self, call: OriginatedCall, status: int) -> None:
+        call.statuses.append(status)
+        if call.answered_leg is None and all(f.ended for f in call.forks) and (
+                call.settled is not None and not call.settled.done()):
+            call.settled.set_result(classify_statuses(call.statuses))
+
+    # ------------------------------------------------------------------ verbs
+    async def originate(self, destination: Destination, *, caller: str,
+                        caller_name: str = "", ring_timeout_s: float = 30.0,
+                        codec: str = "PCMU") -> OriginateResult:
+        """Ring ``destination`` until answer, failure or ``ring_timeout_s`` (Rules 2, 3).
+
+        The caller must :meth:`release` the call afterwards, answered or not.
+        """
+        loop = asyncio.get_running_loop()
+        call = OriginatedCall(destination, settled=loop.create_future())
+        assert call.settled is not None
+        self.active += 1
+        self.stats["originated"] += 1
+        for _contact in destination.contacts:
+            ch = self.driver.new_outbound(destination.number)
+            ch.call_id = f"orig-{ch.name}"
+            call.forks.append(ch)
+            self._by_leg[ch.name] = call
+        await asyncio.gather(*(self.driver.originate(ch, contact, caller=caller,
+                                                     caller_name=caller_name, codec=codec)
+                               for ch, contact in zip(call.forks, destination.contacts,
+                                                      strict=True)))
+        detail = ""
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(call.settled), ring_timeout_s)
+        except TimeoutError:
+            if call.settled.done():  # settled in the same instant
+                outcome = call.settled.result()
+            else:
+                outcome = RingOutcome.NO_ANSWER
+                detail = "ring timeout"
+                call.settled.set_result(outcome)
+                for fork in call.forks:
+                    self.driver.cancel(fork)
+        if not detail:
+            detail = ",".join(str(s) for s in call.statuses) or outcome.value
+        self.stats[outcome.value] += 1
+        return OriginateResult(outcome, call, detail)
+
+    def hangup(self, call: OriginatedCall) -> None:
+        """End the call from our side (BYE the answered leg, CANCEL the rest)."""
+        for fork in call.forks:
+            self.driver.hangup(fork)
+        call.ended.set()
+
+    async def release(self, call: OriginatedCall) -> None:
+        """Hang up what is left and close every fork's media (always call this)."""
+        self.hangup(call)
+        for fork in call.forks:
+            try:
+                await self.driver.release(fork)
+            finally:
+                self._by_leg.pop(fork.name, None)
+        self.active -= 1
+
+    def leg_count(self) -> int:
+        """Originated legs the node still tracks (tests: 0 once every call is released)."""
+        return len(self._by_leg)
+

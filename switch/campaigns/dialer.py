@@ -180,6 +180,10 @@ class Dialer:
         await self.repo.ensure_schema()
         self._survey_mark = self.wall()
         loop = asyncio.get_running_loop()
+        tts = getattr(self.media, "tts", None)
+        if tts is not None:  # load the speech engine now, not during the first call
+            warm = loop.create_task(tts.render(_GOODBYE, self.voice, self.rate))
+            warm.add_done_callback(_retrieve)
         self._tasks = [loop.create_task(self._loop(), name="dialer"),
                        loop.create_task(self._writer(), name="dialer-writer")]
 

@@ -29,6 +29,7 @@ import csv
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -140,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--width", type=int, default=30, help="progress bar width")
             p.add_argument("--watch", metavar="S", type=float,
                            help="repeat every S seconds until the campaign ends")
+            p.add_argument("--follow", action="store_true",
+                           help="follow a running campaign: the progress bar and the counts "
+                                "per outcome redrawn in place every second (or --watch S) "
+                                "until it ends")
         _storage_flags(p)
     _storage_flags(actions.add_parser("list", help="list campaigns"))
     return parser
@@ -288,17 +293,29 @@ async def _cmd_status(args: argparse.Namespace, repo: CampaignRepository, config
                       out: TextIO) -> int:
     if args.watch is not None and args.watch < 0.2:
         raise CampaignCliError("--watch needs at least 0.2 seconds")
+    interval = args.watch if args.watch is not None else (1.0 if args.follow else None)
+    redraw = args.follow and out.isatty()
+    drawn = 0
+    first: tuple[float, int] | None = None
     while True:
         campaign = await repo.get(args.name)
         progress = await repo.progress(campaign)
-        print(f"campaign {campaign.name} ({campaign.kind.value}): {campaign.state.value}",
-              file=out)
-        for line in _progress_lines(progress, args.width):
+        lines = [f"campaign {campaign.name} ({campaign.kind.value}): {campaign.state.value}",
+                 *_progress_lines(progress, args.width)]
+        if args.follow:
+            now, attempts = time.monotonic(), sum(progress.attempts.values())
+            first = first or (now, attempts)
+            rate = (attempts - first[1]) / (now - first[0]) if now > first[0] else 0.0
+            lines.append(f"  {attempts} attempt(s), {rate:.1f}/s while followed")
+        if redraw and drawn:
+            out.write(f"\x1b[{drawn}F\x1b[J")  # back to the first line, clear below
+        for line in lines:
             print(line, file=out)
-        if args.watch is None or campaign.state in _ENDED:
+        drawn = len(lines)
+        if interval is None or campaign.state in _ENDED:
             return EXIT_OK
         out.flush()
-        await _sleep(args.watch)   # the node updates the counts meanwhile
+        await _sleep(interval)   # the node updates the counts meanwhile
 
 
 async def _cmd_report(args: argparse.Namespace, repo: CampaignRepository, config: Config,

@@ -128,6 +128,8 @@ class Node:
         self.driver: SipDriver | None = None
         self.registration: RegistrationService | None = None
         self.trunks: TrunkService | None = None
+        self.dialer: Any = None
+        """The campaign dialer (``switch.campaigns.dialer.Dialer``)."""
         self.media: MediaService | None = None
         self.bus = EventBus()
         self.cdr_writer: CdrWriter | None = None
@@ -135,8 +137,6 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
-        self.dialer: Any = None
-        """The campaign dialer (``switch.campaigns.dialer.Dialer``)."""
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:

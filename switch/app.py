@@ -61,6 +61,7 @@ from .router import DialPlan
 from .routing_config import default_routing
 from .trace import SipTrace
 from .trunks import TrunkService
+from .trunks.outbound import TrunkCalls
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +227,8 @@ class Node:
         self.ivr.start_programs(cfg.routing or default_routing())
         await self.ivr.start()
         self.calls.ivr = self.ivr
+        self.calls.trunks = trunk_calls = TrunkCalls(cfg.trunks)
+        self.channels.trunk_inbound = trunk_calls.inbound
         await self.calls.start()
 
         if self.sip_trace_path:

@@ -12,7 +12,8 @@ Rules:
   registered contact at once (forking, RFC 3261 §16.7 parallel search); the first 2xx wins
   and the other forks are cancelled. An unregistered extension gets 480, no route 404, a
   dial-plan reject its own status; targets not served yet (queue, IVR, trunk, voicemail)
-  get 480.
+  get 480. Trunk targets and calls from trunks go through ``trunks``
+  (``switch.trunks.outbound.TrunkCalls``: DID routing, toll-fraud policy, the INVITE out).
 * Rule 2 -- failures: when every fork failed, the caller gets 486 if any fork was busy
   (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480
   (call forwarding comes later). The caller's CANCEL cancels every fork (the core already
@@ -66,7 +67,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
+from switch.router import DialPlan, Extension, Ivr, Reject, Trunk, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ class Call:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ivr_task: asyncio.Task[Any] | None = None
     transfer: asyncio.Future[str] | None = None
+    source: str = "user"
+    caller_name: str = ""
+    trunk: str = ""
 
     def legs(self) -> list[Channel]:
         return [self.a, *self.forks]
@@ -148,6 +152,8 @@ class CallManager:
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
+        self.trunks: Any = None
+        """Trunk calls (``switch.trunks.outbound.TrunkCalls``); None: trunk targets get 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -207,7 +213,8 @@ class CallManager:
 
     def _offered(self, ev: LegOffered) -> None:
         a = ev.channel
-        call = Call(uuid.uuid4().hex[:20], a, ev.caller, ev.dialed)
+        call = Call(uuid.uuid4().hex[:20], a, ev.caller, ev.dialed, source=ev.source,
+                    caller_name=ev.caller_name, trunk=ev.trunk)
         a.call_id = call.id
         self.calls[call.id] = call
         self._call_of[a.name] = call
@@ -215,7 +222,11 @@ class CallManager:
         self._publish(CallOffered, call, a, caller=ev.caller, callee=ev.dialed,
                       source=ev.source, caller_name=ev.caller_name)
         now_local = dt.datetime.fromtimestamp(self.wall(), dt.UTC)
-        decision = self.dialplan.route(ev.dialed, ev.caller, ev.source, now_local, self.lists)
+        if ev.source == "trunk" and self.trunks is not None:
+            decision = self.trunks.route_inbound(call, self.dialplan, now_local, self.lists)
+        else:
+            decision = self.dialplan.route(ev.dialed, ev.caller, ev.source, now_local,
+                                           self.lists)
         self._publish(CallRouted, call, a, rule=decision.rule_name,
                       target=describe_target(decision.target))
         logger.info("call %s from %s: %s", call.id, ev.caller, decision.describe())
@@ -227,6 +238,8 @@ class CallManager:
             self._dial_extension(call, target.number)
         elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
             self._start_ivr(call, target.program)
+        elif isinstance(target, Trunk) and self.trunks is not None:
+            self.trunks.dial(self, call, target)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
@@ -247,6 +260,7 @@ class CallManager:
             self._publish(CallOffered, call, b, caller=call.caller, callee=number,
                           source="internal")
             self._spawn(self.driver.originate(b, contact, caller=call.caller,
+                                              caller_name=call.caller_name,
                                               codec=a.codec or "PCMU", near=a.media_id),
                         f"originate-{b.name}")
         loop = asyncio.get_running_loop()

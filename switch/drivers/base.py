@@ -39,6 +39,8 @@ class LegOffered:
     """The number dialed (Request-URI user part)."""
     caller_name: str = ""
     source: str = "user"
+    trunk: str = ""
+    """For ``source == "trunk"``: the trunk the call came in on (``switch.trunks``)."""
 
 
 @dataclass(frozen=True, slots=True)

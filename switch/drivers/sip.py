@@ -84,6 +84,9 @@ __all__ = ["SipChannelDriver", "SipLeg"]
 class SipChannelDriver(OutboundLegs):
     """Maps SIP to channels (see the module docstring for the rules).
 
+    ``trunk_inbound`` (``switch.trunks.inbound.TrunkInbound``, set by the app) recognises
+    INVITEs from trunks by source address; those skip Rule 1 (carriers are not challenged).
+
     Args:
         core: the node's SIP core.
         flush: sends what the core produced (``SipDriver.flush``).
@@ -103,6 +106,7 @@ class SipChannelDriver(OutboundLegs):
                  auth: DigestAuthenticator, lookup_user: Callable[[str], UserCredentials | None],
                  registrar: Registrar, domain: str, media_host: str | None = None,
                  wall: Callable[[], float]) -> None:
+        self.trunk_inbound: Any = None
         self.core = core
         self._flush = flush
         self._now = now
@@ -278,7 +282,9 @@ class SipChannelDriver(OutboundLegs):
     def _recv_invite(self, event: RequestReceived) -> None:
         request = event.request
         self.stats["invites"] += 1
-        user = self._authenticate(event)
+        trunk = (self.trunk_inbound.identify(request, event.source)
+                 if self.trunk_inbound is not None else None)
+        user = trunk.number if trunk is not None else self._authenticate(event)
         if user is None:
             return
         try:
@@ -297,6 +303,8 @@ class SipChannelDriver(OutboundLegs):
             caller_name = request.from_.display or ""
         except SipParseError:
             dialed, caller_name = "", ""
+        if trunk is not None:
+            dialed = trunk.called
         ch = Channel(self._name(user), "caller", user, codec=negotiated.codec)
         leg = ch.sip = self._new_leg()
         leg.invite = request
@@ -304,12 +312,13 @@ class SipChannelDriver(OutboundLegs):
         leg.local_tag = self.core.ids.tag()
         leg.negotiated = negotiated
         self._by_server_txn[event.transaction_id] = ch
-        self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name),
+        self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name,
+                                       trunk.trunk.name if trunk is not None else ""),
                     f"open-{ch.name}")
 
     async def _open_inbound(self, ch: Channel, offer: SessionDescription,
                             negotiated: NegotiatedMedia, dialed: str, user: str,
-                            caller_name: str) -> None:
+                            caller_name: str, trunk: str = "") -> None:
         leg: SipLeg = ch.sip
         remote = (negotiated.remote_address, negotiated.remote_port)
         try:
@@ -331,7 +340,8 @@ class SipChannelDriver(OutboundLegs):
             offer, [negotiated.codec], leg.local_addr[0], leg.local_addr[1],
             session_id=leg.sdp.session_id, session_version=leg.sdp.version)
         leg.local_body = bytes(leg.sdp.stamp(answer))
-        self.on_event(LegOffered(ch, user, dialed, caller_name))
+        self.on_event(LegOffered(ch, user, dialed, caller_name, "trunk" if trunk else "user",
+                                 trunk))
 
     def _provisional_or_final(self, ch: Channel, status: int, body: bytes = b"",
                               reason: str | None = None) -> bool:

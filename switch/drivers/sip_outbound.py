@@ -65,6 +65,9 @@ class SipLeg:
     cancel_requested: bool = False
     reinvite_txn: str | None = None
     local_addr: tuple[str, int] = ("127.0.0.1", 0)
+    on_challenge: Callable[[Channel, Response], bool] | None = None
+    """Answers a 401/407 to our INVITE by sending it again (trunk legs,
+    ``switch.trunks.outbound``); True = resent, the challenge is not a failure."""
 
 
 class OutboundLegs:
@@ -172,6 +175,10 @@ class OutboundLegs:
             self._reinvite_response(ch, event)
             return True
         status = event.response.status
+        if (status in (401, 407) and leg.on_challenge is not None and not ch.ended
+                and leg.on_challenge(ch, event.response)):
+            self._by_client_txn.pop(txn, None)
+            return True
         if status >= 300:
             self._by_client_txn.pop(txn, None)  # 2xx: kept, more forks may answer (§13.2.2.4)
         if event.dialog_id is not None and status < 300 and status > 100:

@@ -7,7 +7,7 @@ A trunk is used in both directions:
   proxy is the next hop, the Request-URI still names the carrier);
 * inbound -- a request is recognised as coming *from* the trunk by its source address
   (``allowed_sources``), never by digest: carriers do not answer our challenges. The called
-  number (DID) picks a target through ``did_map``; the router resolves the target name.
+  number (DID) picks a target through ``did_map`` (:mod:`.inbound` resolves the name).
 
 Rules (the same as :mod:`switch.config`): every mistake raises
 :class:`~switch.config.ConfigError` naming ``trunks.<name>.<key>``; unknown keys are
@@ -120,6 +120,11 @@ class TrunkConfig:
     transit_trunks: tuple[str, ...] = ()
     """Trunks whose inbound calls may be sent out through *this* trunk (call forwarding to
     a mobile). Empty: trunk-to-trunk transit is refused (the classic toll-fraud path)."""
+    trusted: bool = False
+    """The carrier is inside our trust domain (RFC 3325 §2.3): we send it
+    P-Asserted-Identity on calls out, and take the caller's number from its
+    P-Asserted-Identity / Remote-Party-ID on calls in. An untrusted trunk's identity
+    headers are ignored (the From user is the caller) and never passed on."""
 
     def __post_init__(self) -> None:
         if _NAME_RE.fullmatch(self.name or "") is None:
@@ -243,7 +248,7 @@ _TOML_ONLY = {"caller_id_mode", "caller_id_number", "caller_id_map", "caller_id_
 _FIELDS = [f.name for f in dataclasses.fields(TrunkConfig) if f.name not in ("name", "caller_id")]
 _KNOWN = sorted([*_FIELDS, *_TOML_ONLY])
 _TYPES: dict[str, type] = {
-    "enabled": bool, "register": bool, "allow_international": bool,
+    "enabled": bool, "register": bool, "allow_international": bool, "trusted": bool,
     "port": int, "register_expires_s": int, "max_calls": int,
     "outbound_rules": list, "did_map": dict, "caller_id_map": dict,
     "allowed_sources": list, "allowed_users": list, "deny_prefixes": list,

@@ -9,11 +9,14 @@ media channel to whoever plays the message (:mod:`switch.campaigns.dialer`).
 Rules:
 
 * Rule 1 -- where a number goes (:class:`DestinationResolver`): a campaign with a trunk
-  sends every number to that trunk's ``host:port`` (a plain SIP destination, the number
-  written in the trunk's ``number_format``); without a trunk the number goes through the
+  sends every number out through that trunk; without a trunk the number goes through the
   dial plan like a call from a local user: an ``extension`` target rings the registered
   contacts, a ``trunk`` target the trunk; anything else (queue, IVR, reject, no route) is
-  not dialable and the attempt FAILS without a call.
+  not dialable and the attempt FAILS without a call. A trunk call asks the trunk policy
+  first (``switch.trunks.policy``: enabled, ``allowed_users`` with the dialer's user,
+  denied prefixes, international, ``max_calls``) and is sent by
+  :func:`switch.trunks.outbound.originate_via_trunk` (number rewriting, caller ID, digest
+  answer to the carrier's 401/407); its leg counts against the trunk's ``max_calls``.
 * Rule 2 -- forking (RFC 3261 §16.7 parallel search): an extension with several contacts
   rings them all; the first 2xx wins and the others are cancelled.
 * Rule 3 -- how an attempt ends before answer, from the final responses of all forks
@@ -47,6 +50,7 @@ from switch.drivers.base import (
 from switch.router import DialPlan, Extension, Trunk, describe_target
 from switch.trunks.config import TrunkConfig
 from switch.trunks.numbers import NumberError, format_number
+from switch.trunks.outbound import TrunkCalls, originate_via_trunk
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +104,27 @@ class DestinationResolver:
         driver: looks up registered contacts of extensions.
         trunks: the node's ``[trunks]``.
         dialplan: the node's dial plan (used when no trunk is given).
+        trunk_calls: the node's trunk calls (policy and ``max_calls`` accounting); None:
+            numbers are only written in the trunk's format.
+        user: the user the trunk policy sees placing campaign calls.
         wall: wall clock (the dial plan's calendars).
     """
 
     def __init__(self, driver: ChannelDriver, trunks: Mapping[str, TrunkConfig],
-                 dialplan: DialPlan | None, *, wall: Callable[[], float] = time.time) -> None:
+                 dialplan: DialPlan | None, *, trunk_calls: TrunkCalls | None = None,
+                 user: str = "campaign", wall: Callable[[], float] = time.time) -> None:
         self.driver = driver
         self.trunks = trunks
         self.dialplan = dialplan
+        self.trunk_calls = trunk_calls
+        self.user = user
         self.wall = wall
+
+    def trunk_in_use(self, trunk: str) -> int | None:
+        """Calls up or being set up through ``trunk``, both directions (None: unknown)."""
+        if self.trunk_calls is None:
+            return None
+        return self.trunk_calls.active_calls(trunk)
 
     def resolve(self, number: str, trunk: str = "", *, caller: str = ""
                 ) -> Destination | str:
@@ -128,14 +144,6 @@ class DestinationResolver:
             return self._trunk(target.name, target.number)
         return f"not dialable: {describe_target(target)} ({decision.rule_name})"
 
-    def caller_for(self, destination: Destination, default: str) -> str:
-        """The From user of a call to ``destination``: a trunk presents its own number
-        (its fixed caller ID, else its account), an extension sees ``default``."""
-        cfg = self.trunks.get(destination.trunk) if destination.trunk else None
-        if cfg is None:
-            return default
-        return cfg.caller_id.number or cfg.from_user or cfg.username or default
-
     def _extension(self, number: str) -> Destination | str:
         contacts = tuple(self.driver.lookup(number))
         if not contacts:
@@ -146,15 +154,20 @@ class DestinationResolver:
         cfg = self.trunks.get(name)
         if cfg is None or not cfg.enabled:
             return f"no enabled trunk {name!r}"
-        try:
-            dialed = format_number(number, cfg.number_format, cfg.country_code,
-                                   area_code=cfg.area_code)
-        except NumberError as exc:
-            return f"number {number} cannot go out on trunk {name}: {exc}"
-        params = "" if cfg.transport == "udp" else f";transport={cfg.transport}"
-        contact = f"sip:{dialed}@{cfg.host}:{cfg.port}{params}"
-        return Destination(dialed, (Binding(f"sip:{dialed}@{cfg.host}", contact, 0.0),),
-                           f"trunk {name}", trunk=name)
+        if self.trunk_calls is not None:
+            decision = self.trunk_calls.policy.may_use_trunk(
+                "user", self.user, cfg, number,
+                active_calls=self.trunk_calls.active_calls(name))
+            if not decision.allowed or decision.number is None:
+                return f"trunk {name} refused {number}: {decision.reason}"
+            dialed = decision.number
+        else:
+            try:
+                dialed = format_number(number, cfg.number_format, cfg.country_code,
+                                       area_code=cfg.area_code)
+            except NumberError as exc:
+                return f"number {number} cannot go out on trunk {name}: {exc}"
+        return Destination(dialed, (), f"trunk {name}", trunk=name)
 
 
 @dataclass(eq=False, slots=True)
@@ -188,10 +201,16 @@ class Originator:
 
     Args:
         driver: the SIP channel driver.
+        trunks: the node's ``[trunks]`` (trunk destinations).
+        trunk_calls: counts trunk legs against ``max_calls`` (optional).
     """
 
-    def __init__(self, driver: ChannelDriver) -> None:
+    def __init__(self, driver: ChannelDriver, *,
+                 trunks: Mapping[str, TrunkConfig] | None = None,
+                 trunk_calls: TrunkCalls | None = None) -> None:
         self.driver = driver
+        self.trunks = dict(trunks or {})
+        self.trunk_calls = trunk_calls
         self._by_leg: dict[str, OriginatedCall] = {}
         self.active = 0
         self.stats = {"originated": 0, "answered": 0, "busy": 0, "no_answer": 0,
@@ -247,15 +266,24 @@ class Originator:
         assert call.settled is not None
         self.active += 1
         self.stats["originated"] += 1
-        for _contact in destination.contacts:
+        trunk = self.trunks.get(destination.trunk) if destination.trunk else None
+        if trunk is not None:
             ch = self.driver.new_outbound(destination.number)
-            ch.call_id = f"orig-{ch.name}"
-            call.forks.append(ch)
-            self._by_leg[ch.name] = call
-        await asyncio.gather(*(self.driver.originate(ch, contact, caller=caller,
-                                                     caller_name=caller_name, codec=codec)
-                               for ch, contact in zip(call.forks, destination.contacts,
-                                                      strict=True)))
+            self._track(call, ch)
+            if self.trunk_calls is not None:
+                self.trunk_calls.track(trunk.name, ch)
+            # The trunk's caller-ID policy presents the site's number (no caller given).
+            await originate_via_trunk(self.driver, ch, trunk, destination.number,
+                                      caller="", caller_name=caller_name, codec=codec)
+        else:
+            for _contact in destination.contacts:
+                self._track(call, self.driver.new_outbound(destination.number))
+            await asyncio.gather(*(
+                self.driver.originate(ch, contact, caller=caller, caller_name=caller_name,
+                                      codec=codec)
+                for ch, contact in zip(call.forks, destination.contacts, strict=True)))
+        if not call.forks:
+            call.settled.set_result(RingOutcome.FAILED)
         detail = ""
         try:
             outcome = await asyncio.wait_for(asyncio.shield(call.settled), ring_timeout_s)
@@ -272,6 +300,11 @@ class Originator:
             detail = ",".join(str(s) for s in call.statuses) or outcome.value
         self.stats[outcome.value] += 1
         return OriginateResult(outcome, call, detail)
+
+    def _track(self, call: OriginatedCall, ch: Channel) -> None:
+        ch.call_id = f"orig-{ch.name}"
+        call.forks.append(ch)
+        self._by_leg[ch.name] = call
 
     def hangup(self, call: OriginatedCall) -> None:
         """End the call from our side (BYE the answered leg, CANCEL the rest)."""

@@ -319,12 +319,15 @@ class Dialer:
                                exc)
 
     # ------------------------------------------------------------------ dialing (Rules 2, 3)
-    def _trunk_busy(self, trunk: str) -> int | None:
+    def _trunk_free(self, trunk: str) -> int | None:
+        """Calls ``trunk`` can still take (Rule 3); None: no trunk or no limit known."""
         cfg = self.resolver.trunks.get(trunk) if trunk else None
         if cfg is None:
             return None
-        used = sum(len(r.live) for r in self._runs.values() if r.campaign.trunk == trunk)
-        return cfg.max_calls - used
+        ours = sum(len(r.live) for r in self._runs.values() if r.campaign.trunk == trunk)
+        used = self.resolver.trunk_in_use(trunk)
+        # A dial spawned a moment ago has no leg yet: it counts through `ours`.
+        return cfg.max_calls - max(ours, used or 0)
 
     async def _dial(self, now: float) -> float | None:
         earliest: float | None = None
@@ -332,7 +335,7 @@ class Dialer:
             sched = run.sched
             if sched.state is CampaignState.RUNNING and not self._stopping:
                 active = len(run.live)
-                trunk_free = self._trunk_busy(run.campaign.trunk)
+                trunk_free = self._trunk_free(run.campaign.trunk)
                 if trunk_free is not None:
                     active = max(active, sched.campaign.limits.max_lines - trunk_free)
                 dials = sched.next_actions(now, active)
@@ -422,8 +425,7 @@ class Dialer:
                 self.media.tts.render(action.text, self.voice, self.rate))
             speech.add_done_callback(_retrieve)
         result = await self.originator.originate(
-            dest, caller=self.resolver.caller_for(dest, self.caller),
-            ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
+            dest, caller=self.caller, ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
         live.call = result.call
         if result.outcome is not RingOutcome.ANSWERED:
             return _RING_TO_OUTCOME[result.outcome], None, f"{dest.via}: {result.detail}"

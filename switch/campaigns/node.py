@@ -28,9 +28,12 @@ async def start_dialer(node: Any) -> Dialer | None:
     cfg = node.config
     routing = cfg.routing
     dialplan = node.calls.dialplan if node.calls is not None else None
-    resolver = DestinationResolver(node.channels, cfg.trunks, dialplan, wall=node.channels.wall)
+    trunk_calls = getattr(node.calls, "trunks", None)
+    resolver = DestinationResolver(node.channels, cfg.trunks, dialplan,
+                                   trunk_calls=trunk_calls, wall=node.channels.wall)
+    originator = Originator(node.channels, trunks=cfg.trunks, trunk_calls=trunk_calls)
     dialer = Dialer(
-        CampaignRepository(node.db), Originator(node.channels), resolver, node.media,
+        CampaignRepository(node.db), originator, resolver, node.media,
         calendars=routing.calendars if routing is not None else None, ivr=node.ivr,
         wall=node.channels.wall, ring_timeout_s=cfg.calls.no_answer_timeout_s)
     await dialer.start()

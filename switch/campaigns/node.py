@@ -38,4 +38,9 @@ async def start_dialer(node: Any) -> Dialer | None:
         wall=node.channels.wall, ring_timeout_s=cfg.calls.no_answer_timeout_s)
     await dialer.start()
     logger.info("campaign dialer started")
+    cti = getattr(node, "cti", None)  # the node's CTI server, when it runs one
+    if cti is not None:
+        from cti.campaign_commands import install
+
+        install(cti.server, dialer.repo, dialer.wake)
     return dialer

@@ -254,18 +254,28 @@ class Originator:
             call.settled.set_result(classify_statuses(call.statuses))
 
     # ------------------------------------------------------------------ verbs
+    def new_call(self, destination: Destination) -> OriginatedCall:
+        """The record of a call about to be placed: hand it to :meth:`ring`, and always to
+        :meth:`release` afterwards (even when :meth:`ring` was cancelled)."""
+        call = OriginatedCall(destination, settled=asyncio.get_running_loop().create_future())
+        self.active += 1
+        self.stats["originated"] += 1
+        return call
+
     async def originate(self, destination: Destination, *, caller: str,
                         caller_name: str = "", ring_timeout_s: float = 30.0,
                         codec: str = "PCMU") -> OriginateResult:
-        """Ring ``destination`` until answer, failure or ``ring_timeout_s`` (Rules 2, 3).
+        """:meth:`new_call` then :meth:`ring`; the caller must :meth:`release` the call."""
+        return await self.ring(self.new_call(destination), caller=caller,
+                               caller_name=caller_name, ring_timeout_s=ring_timeout_s,
+                               codec=codec)
 
-        The caller must :meth:`release` the call afterwards, answered or not.
-        """
-        loop = asyncio.get_running_loop()
-        call = OriginatedCall(destination, settled=loop.create_future())
+    async def ring(self, call: OriginatedCall, *, caller: str, caller_name: str = "",
+                   ring_timeout_s: float = 30.0, codec: str = "PCMU") -> OriginateResult:
+        """Ring the call's destination until answer, failure or ``ring_timeout_s``
+        (Rules 2, 3). Cancelled, it cancels the forks (the caller still releases)."""
+        destination = call.destination
         assert call.settled is not None
-        self.active += 1
-        self.stats["originated"] += 1
         trunk = self.trunks.get(destination.trunk) if destination.trunk else None
         if trunk is not None:
             ch = self.driver.new_outbound(destination.number)
@@ -287,6 +297,10 @@ class Originator:
         detail = ""
         try:
             outcome = await asyncio.wait_for(asyncio.shield(call.settled), ring_timeout_s)
+        except asyncio.CancelledError:
+            for fork in call.forks:
+                self.driver.hangup(fork)
+            raise
         except TimeoutError:
             if call.settled.done():  # settled in the same instant
                 outcome = call.settled.result()

@@ -85,7 +85,6 @@ _RING_TO_OUTCOME = {RingOutcome.BUSY: Outcome.BUSY, RingOutcome.NO_ANSWER: Outco
                     RingOutcome.FAILED: Outcome.FAILED}
 _GOODBYE = "谢谢，再见。"
 _HUNG_UP = "hung-up"
-_SURVEY_POLL_S = 5.0
 
 
 @dataclass(slots=True)
@@ -137,6 +136,7 @@ class Dialer:
         caller: the user part of From on campaign calls.
         auto_survey: start 报修回访 when a work order is closed (Rule 6).
         survey_template: window, limits and retries of those surveys.
+        survey_poll_s: how often closed work orders are looked for.
     """
 
     def __init__(self, repo: CampaignRepository, originator: Originator,
@@ -145,7 +145,8 @@ class Dialer:
                  wall: Callable[[], float] = time.time, poll_s: float = 1.0,
                  ring_timeout_s: float = 30.0, key_wait_s: float = 5.0,
                  caller: str = "hotline", voice: str = "zh", rate: int = 160,
-                 auto_survey: bool = True, survey_template: Campaign | None = None) -> None:
+                 auto_survey: bool = True, survey_template: Campaign | None = None,
+                 survey_poll_s: float = 5.0) -> None:
         self.repo = repo
         self.originator = originator
         self.resolver = resolver
@@ -161,6 +162,7 @@ class Dialer:
         self.rate = rate
         self.auto_survey = auto_survey
         self.survey_template = survey_template
+        self.survey_poll_s = survey_poll_s
         self.stats = DialerStats()
         self._runs: dict[int, _Run] = {}
         self._broken: set[int] = set()
@@ -170,6 +172,7 @@ class Dialer:
         self._flush = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._closing = False
         self._sync_now = False
         self._survey_mark = 0.0
         self._survey_seen: set[str] = set()
@@ -186,6 +189,8 @@ class Dialer:
             warm.add_done_callback(_retrieve)
         self._tasks = [loop.create_task(self._loop(), name="dialer"),
                        loop.create_task(self._writer(), name="dialer-writer")]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
 
     def wake(self) -> None:
         """Read the stored campaigns now (a CLI/CTI command was just written)."""
@@ -205,9 +210,12 @@ class Dialer:
             task.cancel()
         await asyncio.gather(*lives, return_exceptions=True)
         if writer is not None:
+            self._closing = True
             self._flush.set()
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            try:
+                await asyncio.wait_for(writer, 10.0)
+            except TimeoutError:
+                logger.warning("dialer: outcome writer did not finish in 10 s")
         await self._write_pending()
         if self._pending:
             logger.error("dialer: %d outcome(s) could not be written at shutdown; their "
@@ -257,7 +265,7 @@ class Dialer:
         try:
             campaigns = await self.repo.list_campaigns()
             if self.auto_survey and now >= self._next_survey:
-                self._next_survey = now + _SURVEY_POLL_S
+                self._next_survey = now + self.survey_poll_s
                 await self._start_surveys()
         except StorageError as exc:
             logger.warning("dialer: campaigns not read: %s", exc)
@@ -424,9 +432,10 @@ class Dialer:
             speech = asyncio.get_running_loop().create_task(
                 self.media.tts.render(action.text, self.voice, self.rate))
             speech.add_done_callback(_retrieve)
-        result = await self.originator.originate(
-            dest, caller=self.caller, ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
-        live.call = result.call
+        live.call = self.originator.new_call(dest)
+        result = await self.originator.ring(
+            live.call, caller=self.caller,
+            ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
         if result.outcome is not RingOutcome.ANSWERED:
             return _RING_TO_OUTCOME[result.outcome], None, f"{dest.via}: {result.detail}"
         live.answered = True
@@ -517,7 +526,10 @@ class Dialer:
         while True:
             await self._flush.wait()
             self._flush.clear()
-            if not await self._write_pending():
+            ok = await self._write_pending()
+            if self._closing and not self._pending:
+                return
+            if not ok:
                 await asyncio.sleep(1.0)
                 self._flush.set()
 
@@ -531,22 +543,32 @@ class Dialer:
             by_campaign.setdefault(campaign.id, []).append(decision)
             campaigns[campaign.id] = campaign
         failed: list[tuple[Campaign, OutcomeDecision]] = []
-        for cid, decisions in by_campaign.items():
-            try:
-                await self.repo.record_outcomes(campaigns[cid], decisions)
-                self.stats.written += len(decisions)
-                if decisions[-1].campaign_state is CampaignState.COMPLETED:
-                    run = self._runs.get(cid) if cid is not None else None
-                    if run is not None:
-                        run.stored = CampaignState.COMPLETED
-            except StorageError as exc:
-                self.stats.write_errors += 1
-                logger.warning("campaign %s: %d outcome(s) not written yet: %s",
-                               campaigns[cid].name, len(decisions), exc)
-                failed.extend((campaigns[cid], d) for d in decisions)
-        self._pending = failed + self._pending
-        self._written.set()
+        left = list(by_campaign)
+        try:
+            for cid in list(left):
+                decisions = by_campaign[cid]
+                try:
+                    await self.repo.record_outcomes(campaigns[cid], decisions)
+                except StorageError as exc:
+                    self.stats.write_errors += 1
+                    logger.warning("campaign %s: %d outcome(s) not written yet: %s",
+                                   campaigns[cid].name, len(decisions), exc)
+                    failed.extend((campaigns[cid], d) for d in decisions)
+                else:
+                    self.stats.written += len(decisions)
+                    self._note_completed(cid, decisions[-1])
+                left.remove(cid)
+        finally:  # cancelled mid-write: what was not written goes back (one transaction each)
+            unwritten = [(campaigns[c], d) for c in left for d in by_campaign[c]]
+            self._pending = failed + unwritten + self._pending
+            self._written.set()
         return not failed
+
+    def _note_completed(self, cid: int | None, last: OutcomeDecision) -> None:
+        if last.campaign_state is CampaignState.COMPLETED and cid is not None:
+            run = self._runs.get(cid)
+            if run is not None:
+                run.stored = CampaignState.COMPLETED
 
     # ------------------------------------------------------------------ surveys (Rule 6)
     async def _start_surveys(self) -> None:
@@ -569,6 +591,13 @@ class Dialer:
                 logger.debug("survey of work order %s exists", number)
             except SourceError as exc:
                 logger.warning("no survey for work order %s: %s", number, exc)
+
+
+def _report_crash(task: asyncio.Task[Any]) -> None:
+    """A dialer task that ends other than by cancellation is a bug: say so loudly."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("dialer task %s died; campaigns stop dialing until restart",
+                     task.get_name(), exc_info=task.exception())
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -58,7 +58,7 @@ def _uas(tmp_path: Path, name: str, port: int, calls: int, key: str = "1",
     return subprocess.Popen(
         [sipp, "-sf", str(SIPP_DIR / scenario), "-i", "127.0.0.1", "-p", str(port),
          "-mp", str(free_port()), "-m", str(calls), "-inf", str(keys), "-nostdin",
-         "-timeout", "90", "-timeout_error", "-max_retrans", "3",
+         "-timeout", "90", "-timeout_error", "-max_retrans", "3", "-d", "500",
          "-trace_screen", "-trace_err", *extra],
         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -64,6 +64,9 @@ class FakeMedia:
         loop.call_later(0.02, lambda: fut.done() or fut.set_result("completed"))
         return fut
 
+    async def stop(self, cid: int) -> None:
+        return None
+
 
 class FakeDriver:
     """A channel driver whose callees follow a script keyed by number: ``busy``,
@@ -304,3 +307,36 @@ async def test_closing_a_work_order_starts_the_survey_and_stores_the_rating(
     assert [(r.last_outcome, r.rating) for r in report] == [("acknowledged", 5)]
     # The demo order closed before the dialer started (20261120) got no survey.
     assert [c.name for c in await repo.list_campaigns()] == ["报修回访-202611280007"]
+
+
+async def test_ivr_program_on_answer_reports_rating_and_opt_out(
+        repo: CampaignRepository, tmp_path: Path) -> None:
+    """A survey campaign that runs switch/campaigns/programs/repair_survey.ivr: the program's
+    tags decide the outcome (4 -> acknowledged, rating 4 on the work order; 9 -> opted out)."""
+    from ivr_lang.datasources import DataSources
+    from switch.ivr_service import IvrService
+
+    program = Path(__file__).resolve().parents[3] / "switch/campaigns/programs/repair_survey.ivr"
+    script = {"13800000001": "key:4", "13800000002": "key:9"}
+    dialer, _, media = make_dialer(repo, script)
+    dialer.ivr = IvrService(media, DataSources(), site_dir=tmp_path / "ivr",
+                            recordings_dir=tmp_path / "rec", reload_interval_s=0)
+    campaign = Campaign("ivr-survey", CampaignKind.REPAIR_SURVEY,
+                        window=CallingWindow(("daily 00:00-24:00",)), ivr_program=str(program))
+    await repo.create(campaign, [NewContact("住户", p, {"work_order": "20261120"})
+                                 for p in script])
+    await repo.command("ivr-survey", CampaignCommand.START)
+    await dialer.start()
+    try:
+        await wait_state(repo, "ivr-survey", "completed")
+        assert await dialer.settled(5.0)
+    finally:
+        await dialer.stop()
+    report = {r.phone: (r.last_outcome, r.rating) for r in
+              await repo.report(await repo.get("ivr-survey"))}
+    assert report == {"13800000001": ("acknowledged", 4), "13800000002": ("opted_out", None)}
+    assert any("维修服务打分" in text for text in media.said)
+    assert any("感谢您的评价" in text for text in media.said)
+    order = await HotlineRepository(repo.db).work_order_status("20261120")
+    assert order is not None and order.rating == 4
+    assert await repo.opted_out(CampaignKind.REPAIR_SURVEY) == {"+8613800000002"}

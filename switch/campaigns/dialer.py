@@ -200,10 +200,16 @@ class Dialer:
     async def stop(self) -> None:
         """Rule 2: stop dialing, hang up and record the calls in progress, write all."""
         self._stopping = True
+        self._wake.set()
         main, writer = self._tasks or (None, None)
         if main is not None:
-            main.cancel()
-            await asyncio.gather(main, return_exceptions=True)
+            # Let the loop finish its step: cancelling it inside begin_attempts could leave
+            # DIALING rows of calls never placed (they would count as interrupted).
+            try:
+                await asyncio.wait_for(asyncio.shield(main), 5.0)
+            except TimeoutError:
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
         lives = [lv.task for run in self._runs.values() for lv in run.live.values()
                  if lv.task is not None]
         for task in lives:
@@ -245,19 +251,19 @@ class Dialer:
 
     # ------------------------------------------------------------------ the loop (Rule 1)
     async def _loop(self) -> None:
-        next_sync = 0.0
-        while True:
+        loop = asyncio.get_running_loop()
+        next_sync = 0.0  # on the loop's monotonic clock; the schedule is on ``wall``
+        while not self._stopping:
             self._wake.clear()
-            now = self.wall()
-            if now >= next_sync or self._sync_now:
+            if loop.time() >= next_sync or self._sync_now:
                 self._sync_now = False
-                await self._sync(now)
-                next_sync = now + self.poll_s
+                await self._sync(self.wall())
+                next_sync = loop.time() + self.poll_s
             deadline = await self._dial(self.wall())
-            wait = next_sync - self.wall()
+            wait = next_sync - loop.time()
             if deadline is not None:
                 wait = min(wait, deadline - self.wall())
-            if wait > 0:
+            if wait > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
 

@@ -16,13 +16,14 @@ import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from .conftest import SIPP_DIR, Node, free_port, require, start_node, stop_node
+from .conftest import ROOT, SIPP_DIR, Node, free_port, require, start_node, stop_node
 
 pytestmark = pytest.mark.interop
 
@@ -48,13 +49,13 @@ def _config(tmp_path: Path, ports: dict[str, int]) -> Path:
 
 
 def _uas(tmp_path: Path, name: str, port: int, calls: int, key: str = "1",
-         *extra: str) -> subprocess.Popen[str]:
+         *extra: str, scenario: str = "") -> subprocess.Popen[str]:
     sipp = require("sipp")
     work = tmp_path / f"uas-{name}"
     work.mkdir(exist_ok=True)
     keys = work / "keys.csv"
     keys.write_text(f"SEQUENTIAL\n{key}\n")
-    scenario = GROUPS[name][1]
+    scenario = scenario or GROUPS[name][1]
     return subprocess.Popen(
         [sipp, "-sf", str(SIPP_DIR / scenario), "-i", "127.0.0.1", "-p", str(port),
          "-mp", str(free_port()), "-m", str(calls), "-inf", str(keys), "-nostdin",
@@ -257,3 +258,39 @@ def test_repair_survey_rating_is_stored_on_the_work_order(tmp_path: Path) -> Non
     assert _db(data, "SELECT rating FROM hotline_work_orders WHERE number = '20261120'") == [(4,)]
     assert "ratings: 1, average 4.00" in report.stdout
 
+
+
+@pytest.mark.slow
+def test_campaign_calls_a_registered_extension_through_the_dial_plan(tmp_path: Path) -> None:
+    """No trunk: the number goes through the default dial plan (_10XX = extension) to the
+    phone registered for 1002 (SIPp, digest REGISTER), which presses 1."""
+    sipp = require("sipp")
+    data = tmp_path / "data"
+    data.mkdir()
+    res = subprocess.run([sys.executable, "-m", "switch.cli", "user", "add", "1002",
+                          "--password", "secret", "--data-dir", str(data)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    (tmp_path / "campaign.toml").write_text("[calls]\nno_answer_timeout_s = 5\n")  # for _create
+    node = start_node(data)
+    port = free_port()
+    try:
+        reg = tmp_path / "reg.csv"
+        reg.write_text("SEQUENTIAL\n1002;[authentication username=1002 password=secret]\n")
+        done = subprocess.run(
+            [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{node.sip_port}",
+             "-i", "127.0.0.1", "-p", str(port), "-inf", str(reg), "-m", "1", "-nostdin",
+             "-timeout", "10", "-timeout_error"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stdout + done.stderr
+        uas = _uas(tmp_path, "ext", port, 1, "1", scenario="uas_campaign_key.xml")
+        csv = tmp_path / "ext.csv"
+        csv.write_text("name,phone\n分机,1002\n", encoding="utf-8")
+        _create(node, "ext", csv)
+        assert node.cli("campaign", "start", "ext").returncode == 0
+        assert _wait_for(lambda: _state(data, "ext") == "completed", 60), node.log()
+    finally:
+        stop_node(node)
+    assert _wait_exit(uas, 20) == 0, _screen(tmp_path, "ext")
+    assert _db(data, "SELECT outcome, detail FROM campaign_attempts") == [
+        ("acknowledged", "key 1")]

@@ -2,8 +2,9 @@
 
 Four SIPp UAS instances play the carrier's residents, each behind its own trunk; the dial
 plan sends 1391... to the one that answers and hangs up, 1392... to the one that answers
-and presses a key (SIP INFO), 1393... to the busy one (486) and 1394... to the one that
-rings until cancelled. Each SIPp is run with ``-m`` = the exact number of INVITEs it
+and presses a key (SIP INFO), 1393... to the busy one (486), 1394... to the one that
+rings until cancelled, and 1390... (the demo resident of a closed work order) to one that
+presses 4 for the 报修回访. Each SIPp is run with ``-m`` = the exact number of INVITEs it
 must get, so it exits 0 only when the retries were exactly as configured; the node's
 database must show the same attempts. Everything is on 127.0.0.1 with free ports and is
 stopped by PID.
@@ -117,15 +118,25 @@ def _create(node: Node, name: str, csv: Path, *flags: str) -> None:
 @pytest.mark.slow
 def test_campaign_of_200_contacts_outcomes_and_retries_exactly_as_configured(
         tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("answer", "key", "busy", "silent")}
+    """Also, on the same node: the 报修回访 of the demo's closed work order 20261120
+    (reported from 13900001111, routed to the "survey" SIPp that presses 4) stores rating
+    4 on the work order."""
+    ports = {name: free_port() for name in ("answer", "key", "busy", "silent", "survey")}
     cfg = _config(tmp_path, ports)
     data = tmp_path / "data"
     # 50 contacts per resident kind; busy is tried 3 times, no answer twice, 1 s apart.
-    expected_invites = {"answer": 50, "key": 50, "busy": 150, "silent": 100}
-    uas = {name: _uas(tmp_path, name, port, expected_invites[name])
+    expected_invites = {"answer": 50, "key": 50, "busy": 150, "silent": 100, "survey": 1}
+    uas = {name: _uas(tmp_path, name, port, expected_invites[name],
+                      "4" if name == "survey" else "1")
            for name, port in ports.items()}
     node = start_node(data, "--config", str(cfg))
     try:
+        res = node.cli("campaign", "create", "survey-20261120", "--kind", "survey",
+                       "--work-order", "20261120", "--hours", "daily 00:00-24:00",
+                       "--config", str(cfg))
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert node.cli("campaign", "start", "survey-20261120",
+                        "--config", str(cfg)).returncode == 0
         _create(node, "outage-200", _contacts_csv(tmp_path / "c.csv", dict.fromkeys(
             ("answer", "key", "busy", "silent"), 50)),
             "--lines", "30", "--cps", "40", "--burst", "10", "--retry", "busy=1:3",
@@ -133,7 +144,9 @@ def test_campaign_of_200_contacts_outcomes_and_retries_exactly_as_configured(
         res = node.cli("campaign", "start", "outage-200", "--config", str(cfg))
         assert res.returncode == 0, res.stderr
         assert _wait_for(lambda: _state(data, "outage-200") == "completed", 150), node.log()
+        assert _wait_for(lambda: _state(data, "survey-20261120") == "completed", 30)
         status = node.cli("campaign", "status", "outage-200", "--config", str(cfg))
+        report = node.cli("campaign", "report", "survey-20261120", "--config", str(cfg))
     finally:
         stop_node(node)
         codes = {name: _wait_exit(proc, 20) for name, proc in uas.items()}
@@ -143,12 +156,22 @@ def test_campaign_of_200_contacts_outcomes_and_retries_exactly_as_configured(
         found = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", screens[name])
         assert found and int(found.group(1)) == count, (name, screens[name])
 
-    per_outcome = dict(_db(data, "SELECT outcome, count(*) FROM campaign_attempts "
-                                 "GROUP BY outcome"))
+    # The survey: one acknowledged attempt with rating 4, stored on the work order.
+    survey = "(SELECT id FROM campaigns WHERE name = 'survey-20261120')"
+    assert _db(data, f"SELECT outcome, rating FROM campaign_attempts "
+                     f"WHERE campaign_id = {survey}") == [("acknowledged", 4)]
+    assert _db(data, "SELECT rating FROM hotline_work_orders WHERE number = '20261120'") == [
+        (4,)]
+    assert "ratings: 1, average 4.00" in report.stdout
+
+    outage = "(SELECT id FROM campaigns WHERE name = 'outage-200')"
+    per_outcome = dict(_db(data, f"SELECT outcome, count(*) FROM campaign_attempts "
+                                 f"WHERE campaign_id = {outage} GROUP BY outcome"))
     assert per_outcome == {"answered": 50, "acknowledged": 50, "busy": 150, "no_answer": 100}
-    attempts = _db(data, "SELECT c.phone, a.attempt_no, a.outcome, a.started_at, a.ended_at "
-                         "FROM campaign_attempts a JOIN campaign_contacts c "
-                         "ON c.id = a.contact_id ORDER BY c.phone, a.attempt_no")
+    attempts = _db(data, f"SELECT c.phone, a.attempt_no, a.outcome, a.started_at, a.ended_at "
+                         f"FROM campaign_attempts a JOIN campaign_contacts c "
+                         f"ON c.id = a.contact_id WHERE a.campaign_id = {outage} "
+                         f"ORDER BY c.phone, a.attempt_no")
     by_phone: dict[str, list[tuple]] = {}
     for phone, no, outcome, started, ended in attempts:
         by_phone.setdefault(phone, []).append((no, outcome, started, ended))
@@ -162,7 +185,8 @@ def test_campaign_of_200_contacts_outcomes_and_retries_exactly_as_configured(
         for before, after in itertools.pairwise(rows):
             assert after[2] >= before[3] + 1.0 - 0.01, (phone, rows)   # the 1 s retry delay
     contacts = dict(Counter(r[0] for r in _db(
-        data, "SELECT last_outcome FROM campaign_contacts WHERE status = 'done'")))
+        data, f"SELECT last_outcome FROM campaign_contacts WHERE status = 'done' "
+              f"AND campaign_id = {outage}")))
     assert contacts == {"answered": 50, "acknowledged": 50, "busy": 50, "no_answer": 50}
     # The line limit: never more than 30 attempts overlapping.
     events = sorted([(r[2], 1) for rows in by_phone.values() for r in rows]
@@ -231,36 +255,6 @@ def test_restart_mid_campaign_calls_nobody_twice(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_repair_survey_rating_is_stored_on_the_work_order(tmp_path: Path) -> None:
-    """报修回访 of the demo's closed work order 20261120 (reported from 13900001111): the
-    resident presses 4, the attempt is ACKNOWLEDGED with rating 4 and the work order's
-    rating becomes 4."""
-    ports = {"survey": free_port()}
-    cfg = _config(tmp_path, ports)
-    data = tmp_path / "data"
-    uas = _uas(tmp_path, "survey", ports["survey"], 1, "4")
-    node = start_node(data, "--config", str(cfg))
-    try:
-        res = node.cli("campaign", "create", "survey-20261120", "--kind", "survey",
-                       "--work-order", "20261120", "--hours", "daily 00:00-24:00",
-                       "--config", str(cfg))
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert node.cli("campaign", "start", "survey-20261120",
-                        "--config", str(cfg)).returncode == 0
-        assert _wait_for(lambda: _state(data, "survey-20261120") == "completed", 60), \
-            node.log()
-        report = node.cli("campaign", "report", "survey-20261120", "--config", str(cfg))
-    finally:
-        stop_node(node)
-        code = _wait_exit(uas, 20)
-    assert code == 0, _screen(tmp_path, "survey")
-    assert _db(data, "SELECT outcome, rating FROM campaign_attempts") == [("acknowledged", 4)]
-    assert _db(data, "SELECT rating FROM hotline_work_orders WHERE number = '20261120'") == [(4,)]
-    assert "ratings: 1, average 4.00" in report.stdout
-
-
-
-@pytest.mark.slow
 def test_campaign_calls_a_registered_extension_through_the_dial_plan(tmp_path: Path) -> None:
     """No trunk: the number goes through the default dial plan (_10XX = extension) to the
     phone registered for 1002 (SIPp, digest REGISTER), which presses 1."""
@@ -274,6 +268,7 @@ def test_campaign_calls_a_registered_extension_through_the_dial_plan(tmp_path: P
     (tmp_path / "campaign.toml").write_text("[calls]\nno_answer_timeout_s = 5\n")  # for _create
     node = start_node(data)
     port = free_port()
+    uas = None
     try:
         reg = tmp_path / "reg.csv"
         reg.write_text("SEQUENTIAL\n1002;[authentication username=1002 password=secret]\n")
@@ -291,6 +286,6 @@ def test_campaign_calls_a_registered_extension_through_the_dial_plan(tmp_path: P
         assert _wait_for(lambda: _state(data, "ext") == "completed", 60), node.log()
     finally:
         stop_node(node)
-    assert _wait_exit(uas, 20) == 0, _screen(tmp_path, "ext")
+    assert uas is not None and _wait_exit(uas, 20) == 0, _screen(tmp_path, "ext")
     assert _db(data, "SELECT outcome, detail FROM campaign_attempts") == [
         ("acknowledged", "key 1")]

@@ -196,6 +196,11 @@ def test_campaign_of_200_contacts_outcomes_and_retries_exactly_as_configured(
         level += step
         peak = max(peak, level)
     assert peak <= 30
+    # The token bucket: never more than burst + cps x T call starts in any T seconds.
+    starts = sorted(r[2] for rows in by_phone.values() for r in rows)
+    for i, first in enumerate(starts):
+        within = sum(1 for t in starts[i:i + 60] if t - first <= 1.0)
+        assert within <= 10 + 40 * 1.0 + 1, (first, within)
     assert "100%" in status.stdout and "acknowledged" in status.stdout
 
 

@@ -229,6 +229,8 @@ class Node:
         self.calls.ivr = self.ivr
         self.calls.trunks = trunk_calls = TrunkCalls(cfg.trunks)
         self.channels.trunk_inbound = trunk_calls.inbound
+        trunk_calls.load_programs(self.ivr)
+        trunk_calls.start()
         await self.calls.start()
 
         if self.sip_trace_path:
@@ -323,6 +325,8 @@ class Node:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.ivr is not None:
             await self.ivr.stop()
+        if self.calls is not None and self.calls.trunks is not None:
+            await self.calls.trunks.stop()
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

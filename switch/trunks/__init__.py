@@ -1,8 +1,12 @@
-"""SIP trunks to carriers: configuration, number normalization, toll-fraud policy and
-registration (RFC 3261 §10.2, §22.2). Calls through trunks arrive with the B2BUA.
+"""SIP trunks to carriers: configuration, number normalization, toll-fraud policy,
+registration (RFC 3261 §10.2, §22.2) and calls in and out.
 
-Pure modules: :mod:`.config`, :mod:`.numbers`, :mod:`.policy`, :mod:`.registration`.
-The async shell is :mod:`.service`.
+Pure modules: :mod:`.config`, :mod:`.numbers`, :mod:`.policy`, :mod:`.registration`,
+:mod:`.inbound` (recognition, caller identity, DID routing). The async shells are
+:mod:`.service` (registration) and :mod:`.outbound` (``originate_via_trunk`` and
+``TrunkCalls``, which the call manager uses); those two import the SIP driver and the
+router, so they are imported from their modules, not re-exported here (``switch.config``
+imports this package).
 """
 
 from __future__ import annotations

@@ -121,6 +121,8 @@ class TrunkInbound:
 
     def identify(self, request: Request, source: Address) -> TrunkCaller | None:
         """Rule 1-3 for a new INVITE; None: not from a trunk (digest applies)."""
+        if self.policy.identify_trunk(source) is None:
+            return None  # the common case (a phone): no header is looked at
         try:
             r_user = request.uri_parsed.user or ""
         except SipParseError:

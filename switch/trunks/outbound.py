@@ -14,9 +14,9 @@ Rules:
 * Rule 2 -- identity: the calling number is the trunk's caller-ID policy applied to the
   caller (:func:`~.numbers.present_caller_id`); it is the From user, falling back to
   ``from_user`` / ``username`` when nothing is presentable. A ``trusted`` trunk also gets
-  it in P-Asserted-Identity (RFC 3325 §9.1). A private caller gets an anonymous From and
-  ``Privacy: id`` (RFC 3323 §4.2); the number then only goes in P-Asserted-Identity, and
-  only to a trusted trunk.
+  it in P-Asserted-Identity (RFC 3325 §9.1). A caller whose INVITE carries ``Privacy: id``
+  (or ``user`` / ``header``) gets an anonymous From and ``Privacy: id`` (RFC 3323 §4.2);
+  the number then only goes in P-Asserted-Identity, and only to a trusted trunk.
 * Rule 3 -- a 401/407 is answered with the trunk's credentials
   (:class:`~signaling.auth.DigestClient`): the INVITE client transaction ACKs the
   challenge (§17.1.1.3) and the new INVITE keeps Call-ID and From tag with CSeq + 1
@@ -53,16 +53,16 @@ from switch.drivers.base import LegRejected
 from switch.drivers.sip_outbound import G711, SDP, TELEPHONE_EVENT_PT, SipLeg
 from switch.events import CallOffered
 from switch.media.errors import MediaError
-from switch.router import DialPlan, RouteDecision, Trunk
+from switch.router import DialPlan, Ivr, RouteDecision, Trunk
 
 from .config import TrunkConfig
-from .inbound import TrunkInbound
+from .inbound import TrunkInbound, did_target
 from .numbers import CallerId, present_caller_id
 from .policy import TrunkPolicy
 from .registration import _set_via_transport
 
-__all__ = ["TrunkCalls", "TrunkInvite", "identity_headers", "originate_via_trunk",
-           "trunk_request_uri"]
+__all__ = ["TrunkCalls", "TrunkInvite", "asks_privacy", "identity_headers",
+           "originate_via_trunk", "trunk_request_uri"]
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,16 @@ class TrunkInvite:
         return True
 
 
+def asks_privacy(channel: Channel) -> bool:
+    """Whether the caller's INVITE asked that its identity be withheld: ``Privacy: id``
+    (RFC 3325 §9.3), ``user`` or ``header`` (RFC 3323 §4.2)."""
+    invite = getattr(channel.sip, "invite", None)
+    if invite is None:
+        return False
+    values = ";".join(invite.headers.get_all("Privacy")).lower()
+    return bool({v.strip() for v in values.split(";")} & {"id", "user", "header"})
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -301,6 +311,64 @@ class TrunkCalls:
         self.digest = DigestClient(lambda: secrets.token_hex(8))
         self._legs: dict[str, list[Channel]] = {}
         self.stats = {"inbound": 0, "outbound": 0, "refused": 0}
+        self._resolver: asyncio.Task[None] | None = None
+
+    def load_programs(self, ivr: Any) -> list[str]:
+        """Load the IVR programs ``did_map`` entries name (``ivr:<program>``) that the dial
+        plan did not (``IvrService.load``); a missing one is logged, its DID then gets 480.
+        Returns the programs loaded here."""
+        loaded = []
+        for trunk in self.policy.trunks.values():
+            if not trunk.enabled:
+                continue
+            for entry in trunk.did_map.values():
+                target = did_target(entry)
+                if not isinstance(target, Ivr) or ivr.has(target.program):
+                    continue
+                try:
+                    ivr.load(target.program)
+                except FileNotFoundError as exc:
+                    logger.error("trunk %s: DID target %s: %s", trunk.name, entry, exc)
+                    continue
+                loaded.append(target.program)
+        return loaded
+
+    def start(self) -> None:
+        """Resolve trunk host names for recognition in the background (start-up does not
+        wait for DNS; until then such a trunk's calls are challenged like a stranger's)."""
+        self._resolver = asyncio.get_running_loop().create_task(
+            self.resolve_sources(), name="trunk-sources")
+
+    async def stop(self) -> None:
+        if self._resolver is not None:
+            self._resolver.cancel()
+            await asyncio.gather(self._resolver, return_exceptions=True)
+            self._resolver = None
+
+    async def resolve_sources(self) -> None:
+        """``TrunkPolicy.add_resolved`` for every enabled trunk whose host or outbound proxy
+        is a name and that has no ``allowed_sources``."""
+        loop = asyncio.get_running_loop()
+        for trunk in self.policy.trunks.values():
+            if not trunk.enabled or trunk.allowed_sources:
+                continue
+            hosts = [trunk.host]
+            if trunk.outbound_proxy:
+                hosts.append(SipUri.parse(trunk.outbound_proxy.strip().strip("<>")).host)
+            for host in hosts:
+                if _is_ip(host):
+                    continue
+                try:
+                    infos = await asyncio.wait_for(
+                        loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM), RESOLVE_TIMEOUT_S)
+                except (OSError, TimeoutError) as exc:
+                    logger.warning("trunk %s: cannot resolve %s; its calls in will not be "
+                                   "recognised: %s", trunk.name, host, exc)
+                    continue
+                addresses = sorted({str(info[4][0]) for info in infos})
+                added = self.policy.add_resolved(trunk.name, addresses)
+                logger.info("trunk %s: %s is %s (%d new source address(es))", trunk.name,
+                            host, ", ".join(addresses), added)
 
     def active_calls(self, trunk: str) -> int:
         """Live legs through ``trunk`` (ended ones are forgotten here)."""
@@ -348,6 +416,7 @@ class TrunkCalls:
             return
         self.stats["outbound"] += 1
         a = call.a
+        private = asks_privacy(a)
         b = manager.driver.new_outbound(decision.number)
         b.call_id = call.id
         call.forks.append(b)
@@ -357,8 +426,8 @@ class TrunkCalls:
                          callee=decision.number, source="internal")
         manager._spawn(originate_via_trunk(
             manager.driver, b, trunk, decision.number, caller=call.caller, user=user,
-            caller_name=call.caller_name, codec=a.codec or "PCMU", near=a.media_id,
-            digest=self.digest), f"originate-{b.name}")
+            caller_name=call.caller_name, private=private, codec=a.codec or "PCMU",
+            near=a.media_id, digest=self.digest), f"originate-{b.name}")
         loop = asyncio.get_running_loop()
         call.timers.append(loop.call_later(manager.no_answer_timeout_s, manager._no_answer,
                                            call))

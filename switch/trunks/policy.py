@@ -5,7 +5,8 @@ Pure decisions over configuration; the router and the B2BUA call them and act on
 
 * Rule 1 -- recognition by address. A request comes *from a trunk* only when its source IP
   is inside an enabled trunk's ``allowed_sources`` (or its IP-literal host / outbound
-  proxy). Carriers do not answer digest challenges, so nothing in the request itself
+  proxy, or the addresses its host name resolved to, see :meth:`TrunkPolicy.add_resolved`).
+  Carriers do not answer digest challenges, so nothing in the request itself
   (From, P-Asserted-Identity, a DID in the Request-URI) ever makes it a trunk request.
   When several trunks match, the most specific network wins; on a tie, the trunk whose
   ``did_map`` holds the called number, else the first in the configuration.
@@ -91,6 +92,26 @@ class TrunkPolicy:
         self._nets = [
             (net, t) for t in self.trunks.values() if t.enabled for net in t.source_networks()
         ]
+
+    def add_resolved(self, name: str, addresses: Iterable[str]) -> int:
+        """Rule 1 for a trunk named by host name without ``allowed_sources``: the addresses
+        its name resolved to (the async shell resolves them) are recognised as that trunk.
+        Explicit ``allowed_sources`` always win. Returns how many addresses were added."""
+        trunk = self.trunks.get(name)
+        if trunk is None or not trunk.enabled or trunk.allowed_sources:
+            return 0
+        known = {net for net, t in self._nets if t is trunk}
+        added = 0
+        for address in addresses:
+            try:
+                net = ipaddress.ip_network(address.split("%")[0])
+            except ValueError:
+                continue
+            if net not in known:
+                known.add(net)
+                self._nets.append((net, trunk))
+                added += 1
+        return added
 
     # -- Rule 1 / Rule 2 -------------------------------------------------------------------
     def identify_trunk(self, source: Address | str, did: str | None = None) -> TrunkConfig | None:

@@ -45,6 +45,7 @@ CHEAP_IP = "127.0.0.3"
 STRANGER_IP = "127.0.0.4"
 DID_TRUSTED = "02161234567"
 DID_CHEAP = "02161230000"
+DID_HOTLINE = "02161239999"
 
 
 @dataclass
@@ -74,7 +75,7 @@ caller_id_mode = "fixed"
 caller_id_number = "{DID_TRUSTED}"
 caller_id_format = "national"
 trusted = true
-did_map = {{ "{DID_TRUSTED}" = "user:1002" }}
+did_map = {{ "{DID_TRUSTED}" = "user:1002", "{DID_HOTLINE}" = "ivr:hotline" }}
 allowed_users = ["1001"]
 
 [trunks.cheap]
@@ -242,6 +243,15 @@ def test_carrier_calls_reach_the_did_target_with_trusted_identity_only(
         assert rc == 0, out + node.log()[-3000:]
     uas_rc, uas_out = _finish(uas)
     assert uas_rc == 0, uas_out
+    # A DID routed straight to the hotline IVR (a program the dial plan does not name).
+    rc, out = _finish(_sipp(
+        ["-sf", str(SIPP_DIR / "carrier_invite_uac.xml"), f"127.0.0.1:{node.sip_port}",
+         "-i", CARRIER_IP, "-p", str(trunk_node.carrier_port), "-mp", str(free_port()),
+         "-s", DID_HOTLINE, "-key", "caller", "13900001111", "-key", "asserted",
+         "+8613900002222", "-m", "1", "-d", "300", "-nostdin", "-timeout", "20",
+         "-timeout_error", "-default_behaviors", "all,-abortunexp", "-trace_err"],
+        tmp_path / "in-hotline"))
+    assert rc == 0, out + node.log()[-3000:]
     invites = _requests(_messages(uas_dir), "INVITE")
     assert len(invites) == 2, invites
     trusted, cheap = invites
@@ -253,9 +263,11 @@ def test_carrier_calls_reach_the_did_target_with_trusted_identity_only(
     stop_node(node)
     cdrs = _cdrs(node)
     assert [(c["caller"], c["callee"], c["disposition"]) for c in cdrs] == [
-        ("+8613900002222", DID_TRUSTED, "answered"), ("13900001111", DID_CHEAP, "answered")]
+        ("+8613900002222", DID_TRUSTED, "answered"), ("13900001111", DID_CHEAP, "answered"),
+        ("+8613900002222", DID_HOTLINE, "answered")]
     assert [(c["route"], c["target"], c["source"]) for c in cdrs] == [
-        ("did:carrier", "extension:1002", "trunk"), ("extensions", "extension:1002", "trunk")]
+        ("did:carrier", "extension:1002", "trunk"), ("extensions", "extension:1002", "trunk"),
+        ("did:carrier", "ivr:hotline", "trunk")]
 
 
 # ---- toll fraud --------------------------------------------------------------------------------

@@ -332,3 +332,38 @@ async def test_phone_identity_is_the_digest_user_with_its_display_name(
     invite = bob.requests("INVITE")[0].request
     assert (invite.from_.display, invite.from_.uri.user) == ("Alice Li", "1001")
     assert invite.headers.get("P-Asserted-Identity") is None
+
+
+async def test_a_caller_asking_for_privacy_is_anonymous_to_the_carrier(
+        net: Net, switch: Switch) -> None:
+    carrier = Carrier(net, "127.0.0.2", 5090, challenge="none")
+    alice = Phone(net, "1001", 5071)
+    uri = "sip:913812345678@127.0.0.1:5060"
+    alice.invite("913812345678")
+    challenge = alice.last_response(407).headers.get("Proxy-Authenticate") or ""
+    authz = DigestClient(lambda: "c2").authorize(challenge, "INVITE", uri, "1001", "secret")
+    request = alice.core.create_request(
+        "INVITE", uri, from_=f"<sip:1001@{REALM}>", to=f"<sip:913812345678@{REALM}>",
+        body=sdp(6071), content_type="application/sdp",
+        extra=[("Proxy-Authorization", authz), ("Privacy", "id")])
+    alice.core.send_request(request, NODE, net.loop.time())
+    await switch.settle(lambda: bool(carrier.invites))
+    invite = carrier.invites[0]
+    assert invite.request.from_.uri.user == "anonymous"
+    assert _header(invite, "Privacy") == "id"
+    assert _header(invite, "P-Asserted-Identity") == "<sip:02161234567@127.0.0.2>"  # trusted
+
+
+async def test_outbound_proxy_gets_the_invite_with_a_loose_route(net: Net,
+                                                                 tmp_path: Path) -> None:
+    sw = await _switch(net, tmp_path, outbound_proxy="sip:127.0.0.3:5091")
+    try:
+        proxy = Carrier(net, "127.0.0.3", 5091, challenge="none")
+        alice = Phone(net, "1001", 5071)
+        txn = alice.call("913812345678")
+        await sw.settle(lambda: 200 in alice.responses(txn))
+        invite = proxy.invites[0]
+        assert str(invite.request.uri) == "sip:+8613812345678@127.0.0.2:5090"  # §8.1.2
+        assert _header(invite, "Route") == "<sip:127.0.0.3:5091;lr>"
+    finally:
+        await sw.stop()

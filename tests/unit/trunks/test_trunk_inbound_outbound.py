@@ -18,7 +18,12 @@ from switch.routing_config import parse_routing
 from switch.trunks.config import TrunkConfig, parse_trunk, parse_trunks
 from switch.trunks.inbound import TrunkInbound, asserted_number, did_target
 from switch.trunks.numbers import CallerId
-from switch.trunks.outbound import ANONYMOUS_FROM, identity_headers, trunk_request_uri
+from switch.trunks.outbound import (
+    ANONYMOUS_FROM,
+    TrunkCalls,
+    identity_headers,
+    trunk_request_uri,
+)
 from switch.trunks.policy import TrunkPolicy
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
@@ -159,3 +164,44 @@ source = "user"
     d = inbound.route("trusted", "02161234567", "139", plan, NOW, {"blocked": {"139"}})
     assert d.target == Reject(403, "caller blocked")
     assert inbound.route("off", "02161234567", "139", plan, NOW).target.status == 403
+
+
+async def test_a_trunk_named_by_host_name_is_recognised_once_resolved() -> None:
+    calls = TrunkCalls(parse_trunks({
+        "named": {"host": "localhost"},
+        "pinned": {"host": "localhost", "allowed_sources": ["192.0.2.50"]},
+    }))
+    source = Address("udp", "127.0.0.1", 5060)
+    assert calls.inbound.identify(_invite(), source) is None  # not before DNS
+    await calls.resolve_sources()
+    caller = calls.inbound.identify(_invite(), source)
+    assert caller is not None and caller.trunk.name == "named"
+    assert calls.policy.add_resolved("pinned", ["127.0.0.1"]) == 0  # explicit sources win
+    assert calls.policy.add_resolved("named", ["127.0.0.1", "not an ip"]) == 0  # known
+
+
+class _FakeIvr:
+    """``IvrService.has`` / ``load`` over a set of program files."""
+
+    def __init__(self, files: set[str], loaded: set[str]) -> None:
+        self.files, self.loaded = files, loaded
+
+    def has(self, name: str) -> bool:
+        return name in self.loaded
+
+    def load(self, name: str) -> list[object]:
+        if name not in self.files:
+            raise FileNotFoundError(name)
+        self.loaded.add(name)
+        return []
+
+
+def test_did_ivr_programs_are_loaded_when_the_dial_plan_does_not_name_them() -> None:
+    calls = TrunkCalls(parse_trunks({
+        "a": {"host": "192.0.2.1", "did_map": {"4001": "ivr:hotline", "4002": "ivr:night",
+                                               "4003": "ivr:gone", "4004": "user:1001"}},
+        "off": {"host": "192.0.2.2", "enabled": False, "did_map": {"4005": "ivr:other"}},
+    }))
+    ivr = _FakeIvr({"hotline", "night", "other"}, {"hotline"})
+    assert calls.load_programs(ivr) == ["night"]
+    assert ivr.loaded == {"hotline", "night"}

@@ -31,7 +31,11 @@ Rules:
   reports through its tags ``campaign_outcome`` and ``campaign_rating``.
 * Rule 5 -- outcomes are written by one writer task in batches (one transaction per
   campaign per batch); a database outage keeps them in memory and retries.
-* Rule 6 -- 报修回访: when ``auto_survey`` is on, every work order closed after the dialer
+* Rule 6 -- every campaign call is also a call of the switch: its events go on the node's
+  event bus (``CallOffered`` with source ``campaign``, ``CallRouted`` naming the campaign,
+  ``CallAnswered``, ``CallHungUp`` with a cause and SIP status), so it gets a CDR like any
+  other call and CTI clients see it; the outcome is tagged on the CDR (``campaign_outcome``).
+* Rule 7 -- 报修回访: when ``auto_survey`` is on, every work order closed after the dialer
   started gets a one-contact survey campaign (``sources.start_repair_survey``); its rating
   lands on the work order when the outcome is written (repository Rule 2).
 """
@@ -45,7 +49,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -58,17 +61,24 @@ from storage.campaign_repository import (
 from storage.db import StorageError
 from storage.hotline_models import WorkOrder
 from switch.calendar import CalendarSet
-from switch.campaigns.messages import MAX_REPEATS, PlayMessage, RunIvr, interpret_key, on_answer
+from switch.campaigns.answer import (
+    CALLEE_HUNG_UP,
+    GOODBYE,
+    play_message,
+    retrieve_result,
+    run_program,
+)
+from switch.campaigns.messages import PlayMessage, RunIvr, on_answer
 from switch.campaigns.model import (
     Campaign,
     CampaignError,
-    CampaignKind,
     CampaignState,
     CampaignStateError,
     Outcome,
 )
 from switch.campaigns.scheduler import CampaignScheduler, DialContact, OutcomeDecision
 from switch.campaigns.sources import SourceError, start_repair_survey
+from switch.events import CallAnswered, CallHungUp, CallOffered, CallRouted
 from switch.media.errors import MediaError
 from switch.originate import (
     DestinationResolver,
@@ -83,8 +93,6 @@ __all__ = ["Dialer", "DialerStats"]
 
 _RING_TO_OUTCOME = {RingOutcome.BUSY: Outcome.BUSY, RingOutcome.NO_ANSWER: Outcome.NO_ANSWER,
                     RingOutcome.FAILED: Outcome.FAILED}
-_GOODBYE = "谢谢，再见。"
-_HUNG_UP = "hung-up"
 
 
 @dataclass(slots=True)
@@ -95,6 +103,8 @@ class _Live:
     call: OriginatedCall | None = None
     answered: bool = False
     task: asyncio.Task[None] | None = None
+    sip_status: int | None = None
+    offered: bool = False
 
 
 @dataclass(slots=True)
@@ -137,6 +147,8 @@ class Dialer:
         auto_survey: start 报修回访 when a work order is closed (Rule 6).
         survey_template: window, limits and retries of those surveys.
         survey_poll_s: how often closed work orders are looked for.
+        bus: the node's event bus (Rule 6); None: no events.
+        tagger: ``tagger(call_id, key, value)`` tags the call's CDR (``CdrCollector.tag``).
     """
 
     def __init__(self, repo: CampaignRepository, originator: Originator,
@@ -146,7 +158,8 @@ class Dialer:
                  ring_timeout_s: float = 30.0, key_wait_s: float = 5.0,
                  caller: str = "hotline", voice: str = "zh", rate: int = 160,
                  auto_survey: bool = True, survey_template: Campaign | None = None,
-                 survey_poll_s: float = 5.0) -> None:
+                 survey_poll_s: float = 5.0, bus: Any = None,
+                 tagger: Callable[[str, str, str], None] | None = None) -> None:
         self.repo = repo
         self.originator = originator
         self.resolver = resolver
@@ -163,6 +176,8 @@ class Dialer:
         self.auto_survey = auto_survey
         self.survey_template = survey_template
         self.survey_poll_s = survey_poll_s
+        self.bus = bus
+        self.tagger = tagger
         self.stats = DialerStats()
         self._runs: dict[int, _Run] = {}
         self._broken: set[int] = set()
@@ -185,8 +200,8 @@ class Dialer:
         loop = asyncio.get_running_loop()
         tts = getattr(self.media, "tts", None)
         if tts is not None:  # load the speech engine now, not during the first call
-            warm = loop.create_task(tts.render(_GOODBYE, self.voice, self.rate))
-            warm.add_done_callback(_retrieve)
+            warm = loop.create_task(tts.render(GOODBYE, self.voice, self.rate))
+            warm.add_done_callback(retrieve_result)
         self._tasks = [loop.create_task(self._loop(), name="dialer"),
                        loop.create_task(self._writer(), name="dialer-writer")]
         for task in self._tasks:
@@ -406,6 +421,7 @@ class Dialer:
         finally:
             if live.call is not None:
                 await self.originator.release(live.call)
+        self._publish_end(run, live, outcome, detail)
         self._conclude(run, live, outcome, rating, detail)
 
     def _conclude(self, run: _Run, live: _Live, outcome: Outcome, rating: int | None,
@@ -437,95 +453,64 @@ class Dialer:
         if isinstance(action, PlayMessage) and getattr(self.media, "tts", None) is not None:
             speech = asyncio.get_running_loop().create_task(
                 self.media.tts.render(action.text, self.voice, self.rate))
-            speech.add_done_callback(_retrieve)
+            speech.add_done_callback(retrieve_result)
         live.call = self.originator.new_call(dest)
+        self._publish_start(run, live, dest.via)
         result = await self.originator.ring(
             live.call, caller=self.caller,
             ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
+        if result.call.statuses:
+            live.sip_status = result.call.statuses[-1]
         if result.outcome is not RingOutcome.ANSWERED:
             return _RING_TO_OUTCOME[result.outcome], None, f"{dest.via}: {result.detail}"
         live.answered = True
+        self._publish(CallAnswered, run, live, codec=result.call.answered_leg.codec
+                      if result.call.answered_leg is not None else "")
         if isinstance(action, RunIvr):
-            return await self._run_ivr(run, live, action)
-        return await self._message(result.call, action, campaign.kind, speech)
+            if self.ivr is None:
+                return Outcome.FAILED, None, "no IVR service on this node"
+            return await run_program(self.ivr, self.originator, result.call, action,
+                                     caller=self.caller, called=contact.phone,
+                                     call_id=self._ids(run, live)[0])
+        return await play_message(self.media, result.call, action, campaign.kind, speech,
+                                  key_wait_s=self.key_wait_s, voice=self.voice,
+                                  rate=self.rate)
 
-    async def _message(self, call: OriginatedCall, action: PlayMessage, kind: CampaignKind,
-                       speech: asyncio.Task[Any] | None) -> tuple[Outcome, int | None, str]:
-        cid = call.media_id
-        if cid is None:
-            return Outcome.FAILED, None, "answered without media"
-        digits = self.media.digits(cid)
-        for _round in range(1 + MAX_REPEATS):
-            if speech is not None:
-                done = await self.media.play(cid, [await speech], barge_in=True)
-            else:
-                done = await self.media.say(cid, action.text, voice=self.voice,
-                                            rate=self.rate, barge_in=True)
-            key = await self._next_key(digits, done, call.ended)
-            if key == _HUNG_UP:
-                return Outcome.ANSWERED, None, "hung up without a key"
-            result = interpret_key(kind, key) if key else None
-            if result is not None:
-                await self._goodbye(cid, call)
-                return result.outcome, result.rating, f"key {key}"
-        return Outcome.ANSWERED, None, "no key"
+    # ------------------------------------------------------------------ bus events (Rule 6)
+    @staticmethod
+    def _ids(run: _Run, live: _Live) -> tuple[str, str]:
+        d = live.dial
+        return (f"campaign-{run.campaign.id}-{d.contact.id}-{d.attempt_no}",
+                f"campaign/{d.contact.phone}-{d.attempt_no}")
 
-    async def _next_key(self, digits: asyncio.Queue[Any], playing: asyncio.Future[Any],
-                        ended: asyncio.Event) -> str | None:
-        """The first key during the message or ``key_wait_s`` after it; None: silence;
-        ``_HUNG_UP``: the callee hung up."""
-        get = asyncio.ensure_future(digits.get())
-        end = asyncio.ensure_future(ended.wait())
-        try:
-            done, _ = await asyncio.wait({get, end, playing},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if get not in done and end not in done:
-                done, _ = await asyncio.wait({get, end}, timeout=self.key_wait_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
-            if get in done:
-                return str(get.result().digit)
-            return _HUNG_UP if end in done else None
-        finally:
-            get.cancel()
-            end.cancel()
-
-    async def _goodbye(self, cid: int, call: OriginatedCall) -> None:
-        if call.ended.is_set():
+    def _publish(self, cls: type, run: _Run, live: _Live, **fields: Any) -> None:
+        if self.bus is None or not live.offered:
             return
-        with contextlib.suppress(MediaError, OSError, TimeoutError):
-            done = await self.media.say(cid, _GOODBYE, voice=self.voice, rate=self.rate)
-            end = asyncio.ensure_future(call.ended.wait())
-            try:
-                await asyncio.wait({done, end}, timeout=4.0,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                end.cancel()
+        call_id, channel = self._ids(run, live)
+        self.bus.publish(cls(at=self.wall(), call_id=call_id, channel=channel, **fields))
 
-    async def _run_ivr(self, run: _Run, live: _Live, action: RunIvr
-                       ) -> tuple[Outcome, int | None, str]:
-        call = live.call
-        assert call is not None
-        if self.ivr is None or call.media_id is None:
-            return Outcome.FAILED, None, "no IVR service on this node"
-        name = f"campaign-{Path(action.path).stem}"
-        if not self.ivr.has(name):
-            text = Path(action.path).read_text(encoding="utf-8")
-            self.ivr.store.load(name, text, action.path)
-            if not self.ivr.has(name):
-                return Outcome.FAILED, None, f"IVR program {action.path} does not check"
-        control = _CampaignControl(self.originator, call)
-        ivr = asyncio.ensure_future(self.ivr.run(
-            name, call.media_id, control, caller=self.caller, called=live.dial.contact.phone,
-            call_id=f"campaign-{run.campaign.id}-{live.dial.contact.id}"))
-        end = asyncio.ensure_future(call.ended.wait())
-        try:
-            await asyncio.wait({ivr, end}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            end.cancel()
-            if not ivr.done():
-                ivr.cancel()
-                await asyncio.gather(ivr, return_exceptions=True)
-        return control.outcome()
+    def _publish_start(self, run: _Run, live: _Live, via: str) -> None:
+        live.offered = True
+        self._publish(CallOffered, run, live, caller=self.caller,
+                      callee=live.dial.contact.phone, source="campaign",
+                      caller_name=run.campaign.name)
+        self._publish(CallRouted, run, live, rule=f"campaign {run.campaign.name}", target=via)
+
+    def _publish_end(self, run: _Run, live: _Live, outcome: Outcome, detail: str) -> None:
+        if not live.offered:
+            return  # never placed (no route): no call, no CDR
+        call_id, _ = self._ids(run, live)
+        if self.tagger is not None:
+            self.tagger(call_id, "campaign", run.campaign.name)
+            self.tagger(call_id, "campaign_outcome", outcome.value)
+        cause, side, status = "normal_clearing", "system", None
+        if not live.answered:
+            status = live.sip_status
+            cause = {Outcome.BUSY: "user_busy", Outcome.NO_ANSWER: "no_answer"}.get(
+                outcome, "shutdown" if detail == "shutdown" else "call_rejected")
+        elif detail == CALLEE_HUNG_UP:
+            side = "callee"
+        self._publish(CallHungUp, run, live, cause=cause, side=side, sip_status=status)
 
     # ------------------------------------------------------------------ writing (Rule 5)
     async def _writer(self) -> None:
@@ -576,7 +561,7 @@ class Dialer:
             if run is not None:
                 run.stored = CampaignState.COMPLETED
 
-    # ------------------------------------------------------------------ surveys (Rule 6)
+    # ------------------------------------------------------------------ surveys (Rule 7)
     async def _start_surveys(self) -> None:
         db = self.repo.db
         async with db.transaction() as session:
@@ -604,43 +589,3 @@ def _report_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("dialer task %s died; campaigns stop dialing until restart",
                      task.get_name(), exc_info=task.exception())
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Collect a pre-rendered message's failure (it is raised where it is awaited)."""
-    if not task.cancelled():
-        task.exception()
-
-
-class _CampaignControl:
-    """The call control of an IVR program run on a campaign call (``LiveCall``'s)."""
-
-    def __init__(self, originator: Originator, call: OriginatedCall) -> None:
-        self.originator = originator
-        self.call = call
-        self.tags: dict[str, str] = {}
-
-    async def transfer(self, target: str, timeout_s: float) -> str:
-        return "fail"  # a campaign call has no caller leg to transfer
-
-    def tag(self, key: str, value: str) -> None:
-        self.tags[key] = str(value)
-
-    def hangup(self) -> None:
-        self.originator.hangup(self.call)
-
-    def outcome(self) -> tuple[Outcome, int | None, str]:
-        """The program's tags -> outcome: ``campaign_outcome`` (acknowledged, opted_out,
-        answered) and ``campaign_rating`` (1-5, makes it acknowledged)."""
-        rating_text = self.tags.get("campaign_rating", "")
-        rating = int(rating_text) if rating_text.isdigit() and 1 <= int(
-            rating_text) <= 5 else None
-        try:
-            outcome = Outcome(self.tags.get("campaign_outcome", "answered"))
-        except ValueError:
-            outcome = Outcome.ANSWERED
-        if rating is not None and outcome is Outcome.ANSWERED:
-            outcome = Outcome.ACKNOWLEDGED
-        if outcome not in (Outcome.ANSWERED, Outcome.ACKNOWLEDGED, Outcome.OPTED_OUT):
-            outcome = Outcome.ANSWERED
-        return outcome, rating, "ivr"

@@ -35,7 +35,8 @@ async def start_dialer(node: Any) -> Dialer | None:
     dialer = Dialer(
         CampaignRepository(node.db), originator, resolver, node.media,
         calendars=routing.calendars if routing is not None else None, ivr=node.ivr,
-        wall=node.channels.wall, ring_timeout_s=cfg.calls.no_answer_timeout_s)
+        wall=node.channels.wall, ring_timeout_s=cfg.calls.no_answer_timeout_s,
+        bus=node.bus, tagger=node.cdr_collector.tag if node.cdr_collector else None)
     await dialer.start()
     logger.info("campaign dialer started")
     cti = getattr(node, "cti", None)  # the node's CTI server, when it runs one

@@ -339,3 +339,35 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
     order = await HotlineRepository(repo.db).work_order_status("20261120")
     assert order is not None and order.rating == 4
     assert await repo.opted_out(CampaignKind.REPAIR_SURVEY) == {"+8613800000002"}
+
+
+async def test_campaign_calls_get_cdrs_through_the_bus(repo: CampaignRepository) -> None:
+    from switch.bus import EventBus
+    from switch.cdr import CdrCollector, Disposition
+
+    cdrs: list[Any] = []
+    collector = CdrCollector(cdrs.append)
+    bus = EventBus()
+    bus.tap(collector.handle)
+    script = {"13800000001": "key:1", "13800000002": "busy", "13800000003": "silent",
+              "13800000004": "hangup"}
+    dialer, _, _ = make_dialer(repo, script, bus=bus, tagger=collector.tag)
+    await create(repo, "cdr", list(script), retry=RetryPolicy(busy=RetryRule(0.0, 1),
+                                                              no_answer=RetryRule(0.0, 1)))
+    await dialer.start()
+    try:
+        await wait_state(repo, "cdr", "completed")
+    finally:
+        await dialer.stop()
+    got = {c.callee: (c.disposition, c.sip_status, c.hangup_side, c.tags["campaign_outcome"],
+                      c.source, c.route) for c in cdrs}
+    assert got == {
+        "13800000001": (Disposition.ANSWERED, None, "system", "acknowledged", "campaign",
+                        "campaign cdr"),
+        "13800000002": (Disposition.BUSY, 486, "system", "busy", "campaign", "campaign cdr"),
+        "13800000003": (Disposition.NO_ANSWER, None, "system", "no_answer", "campaign",
+                        "campaign cdr"),
+        "13800000004": (Disposition.ANSWERED, None, "callee", "answered", "campaign",
+                        "campaign cdr")}
+    assert all(c.caller == "hotline" and c.target == f"extension {c.callee}" for c in cdrs)
+    assert collector.open_calls == 0

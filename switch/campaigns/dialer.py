@@ -24,11 +24,10 @@ Rules:
   never starts calls faster than its token bucket (the scheduler); a campaign on a named
   trunk also leaves the trunk's ``max_calls`` alone (lines in use by every campaign on
   that trunk count).
-* Rule 4 -- on answer: the kind's message (rendered to speech while the phone rings) is
-  played with barge-in; the first key decides (``messages.interpret_key``); a key that
-  means nothing, or silence for ``key_wait_s`` after the message, repeats it up to
-  ``MAX_REPEATS`` times; a hang-up without a key is ANSWERED. An IVR program instead
-  reports through its tags ``campaign_outcome`` and ``campaign_rating``.
+* Rule 4 -- on answer (:mod:`switch.campaigns.answer`): the kind's message, rendered to
+  speech while the phone rings, with barge-in; the first key decides, silence or a
+  meaningless key repeats it (``MAX_REPEATS``), a hang-up without a key is ANSWERED. An IVR
+  program instead reports through its tags ``campaign_outcome`` and ``campaign_rating``.
 * Rule 5 -- outcomes are written by one writer task in batches (one transaction per
   campaign per batch); a database outage keeps them in memory and retries.
 * Rule 6 -- every campaign call is also a call of the switch: its events go on the node's

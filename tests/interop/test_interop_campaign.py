@@ -202,6 +202,11 @@ def test_campaign_of_200_contacts_outcomes_and_retries_exactly_as_configured(
         within = sum(1 for t in starts[i:i + 60] if t - first <= 1.0)
         assert within <= 10 + 40 * 1.0 + 1, (first, within)
     assert "100%" in status.stdout and "acknowledged" in status.stdout
+    # Every attempt that was placed is also a call with a CDR (written at shutdown at the
+    # latest), its disposition matching the outcome.
+    cdrs = dict(_db(data, "SELECT disposition, count(*) FROM cdrs WHERE source = 'campaign' "
+                          "GROUP BY disposition"))
+    assert cdrs == {"answered": 101, "busy": 150, "no_answer": 100}, cdrs
 
 
 @pytest.mark.slow

@@ -283,7 +283,7 @@ class Dialer:
 
     async def _sync(self, now: float) -> None:
         try:
-            campaigns = await self.repo.list_campaigns()
+            campaigns = await self.repo.live_campaigns(list(self._runs))
             if self.auto_survey and now >= self._next_survey:
                 self._next_survey = now + self.survey_poll_s
                 await self._start_surveys()

@@ -371,3 +371,42 @@ async def test_campaign_calls_get_cdrs_through_the_bus(repo: CampaignRepository)
                         "campaign cdr")}
     assert all(c.caller == "hotline" and c.target == f"extension {c.callee}" for c in cdrs)
     assert collector.open_calls == 0
+
+
+async def test_pause_resume_and_stop_written_by_the_operator(repo: CampaignRepository) -> None:
+    phones = [f"1380000{i:04d}" for i in range(8)]
+    dialer, driver, _ = make_dialer(repo, dict.fromkeys(phones, "key:1"))
+    await create(repo, "ops", phones, lines=1)
+    await create(repo, "halt", ["13900000001", "13900000002"], lines=1, start=False)
+    driver.script.update({"13900000001": "mute", "13900000002": "key:1"})
+    await dialer.start()
+    try:
+        for _ in range(200):
+            if driver.invites:
+                break
+            await asyncio.sleep(0.01)
+        await repo.command("ops", CampaignCommand.PAUSE)   # what the CLI / CTI write
+        dialer.wake()
+        await asyncio.sleep(0.3)
+        placed = len(driver.invites)
+        assert 1 <= placed <= 2 and dialer.active_calls() == 0
+        await asyncio.sleep(0.3)
+        assert len(driver.invites) == placed               # nothing dialed while paused
+        await repo.command("ops", CampaignCommand.RESUME)
+        await wait_state(repo, "ops", "completed")
+        # STOP while a call is up: it finishes and is recorded; nobody else is called.
+        await repo.command("halt", CampaignCommand.START)
+        for _ in range(200):
+            if "13900000001" in driver.invites:
+                break
+            await asyncio.sleep(0.01)
+        await repo.command("halt", CampaignCommand.STOP)
+        dialer.wake()
+        await asyncio.sleep(0.3)
+    finally:
+        await dialer.stop()
+    assert Counter(driver.invites) == {**dict.fromkeys(phones, 1), "13900000001": 1}
+    halt = {r.phone: (r.status, r.last_outcome) for r in
+            await repo.report(await repo.get("halt"))}
+    assert halt == {"13900000001": ("done", "answered"), "13900000002": ("pending", "")}
+    assert (await repo.get("halt")).state.value == "stopped"

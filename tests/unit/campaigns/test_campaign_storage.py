@@ -302,3 +302,17 @@ async def test_restart_after_hours_waits_for_the_window(repo: CampaignRepository
     assert rebuilt.next_actions(saturday) == []
     monday = rebuilt.next_actions(monday_0900)
     assert [(d.contact.id, d.attempt_no) for d in monday] == [(3, 1), (4, 1)]
+
+
+async def test_live_campaigns_is_what_the_dialer_polls(repo: CampaignRepository) -> None:
+    await started(repo, 1, name="running")
+    await started(repo, 1, name="paused")
+    await repo.command("paused", CampaignCommand.PAUSE)
+    await started(repo, 1, name="stopped")
+    await repo.command("stopped", CampaignCommand.STOP)
+    await repo.create(Campaign("draft", CampaignKind.ARREARS_REMINDER), new_contacts(1))
+    assert [c.name for c in await repo.live_campaigns()] == ["running", "paused"]
+    stopped = (await repo.get("stopped")).id
+    assert stopped is not None
+    assert [c.name for c in await repo.live_campaigns([stopped])] == [
+        "running", "paused", "stopped"]

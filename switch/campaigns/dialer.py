@@ -188,6 +188,7 @@ class Dialer:
         self._stopping = False
         self._closing = False
         self._sync_now = False
+        self._warmed = False
         self._survey_mark = 0.0
         self._survey_seen: set[str] = set()
         self._next_survey = 0.0
@@ -197,10 +198,6 @@ class Dialer:
         await self.repo.ensure_schema()
         self._survey_mark = self.wall()
         loop = asyncio.get_running_loop()
-        tts = getattr(self.media, "tts", None)
-        if tts is not None:  # load the speech engine now, not during the first call
-            warm = loop.create_task(tts.render(GOODBYE, self.voice, self.rate))
-            warm.add_done_callback(retrieve_result)
         self._tasks = [loop.create_task(self._loop(), name="dialer"),
                        loop.create_task(self._writer(), name="dialer-writer")]
         for task in self._tasks:
@@ -329,12 +326,23 @@ class Dialer:
             return
         assert campaign.id is not None
         self._runs[campaign.id] = _Run(state.campaign, sched, campaign.state)
+        self._warm_tts()
         progress = sched.progress()
         logger.info("campaign %s loaded: %d contact(s), %d pending, %d done, %d call(s) "
                     "interrupted", campaign.name, progress.total, progress.pending,
                     progress.done, len(interrupted))
         if sched.state is CampaignState.COMPLETED:
             await self._store_completed(self._runs[campaign.id])
+
+    def _warm_tts(self) -> None:
+        """Load the speech engine with the first campaign, not during its first call (and
+        not at every node start: most starts run no campaign)."""
+        tts = getattr(self.media, "tts", None)
+        if tts is not None and not self._warmed:
+            self._warmed = True
+            warm = asyncio.get_running_loop().create_task(
+                tts.render(GOODBYE, self.voice, self.rate))
+            warm.add_done_callback(retrieve_result)
 
     async def _store_completed(self, run: _Run) -> None:
         if run.stored in (CampaignState.RUNNING, CampaignState.PAUSED):

@@ -319,14 +319,14 @@ class Node:
 
     async def stop(self) -> None:
         logger.info("shutting down")
-        if self.dialer is not None:
-            await self.dialer.stop()  # campaign calls hung up and recorded first
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.ivr is not None:
             await self.ivr.stop()
         if self.calls is not None and self.calls.trunks is not None:
             await self.calls.trunks.stop()
+        if self.dialer is not None:
+            await self.dialer.stop()  # campaign calls hung up and recorded, sockets open
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

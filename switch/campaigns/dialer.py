@@ -46,6 +46,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +182,9 @@ class Dialer:
         self._runs: dict[int, _Run] = {}
         self._broken: set[int] = set()
         self._pending: list[tuple[Campaign, OutcomeDecision]] = []
+        self._unwritten: Counter[int] = Counter()
+        """Outcomes concluded but not yet committed, per campaign: such a campaign is
+        neither dropped nor reloaded (a reload would take them for interrupted calls)."""
         self._wake = asyncio.Event()
         self._written = asyncio.Event()
         self._flush = asyncio.Event()
@@ -293,8 +297,9 @@ class Dialer:
             seen.add(campaign.id)
             run = self._runs.get(campaign.id)
             if run is None:
-                if campaign.state is CampaignState.RUNNING and campaign.id not in self._broken:
-                    await self._load(campaign, now)
+                if (campaign.state is CampaignState.RUNNING and campaign.id not in self._broken
+                        and not self._unwritten[campaign.id]):
+                    await self._load(campaign, now)  # (outcomes still being written: later)
                 continue
             run.stored = campaign.state
             if campaign.state is not run.sched.state:
@@ -307,7 +312,7 @@ class Dialer:
         for cid, run in list(self._runs.items()):
             ended = run.sched.state in (CampaignState.STOPPED, CampaignState.COMPLETED,
                                         CampaignState.PAUSED)
-            if not run.live and (cid not in seen or ended):
+            if not run.live and not self._unwritten[cid] and (cid not in seen or ended):
                 del self._runs[cid]  # reloaded from storage when it runs again
 
     async def _load(self, campaign: Campaign, now: float) -> None:
@@ -393,7 +398,7 @@ class Dialer:
             # Someone else placed these attempts: trust storage, rebuild from it.
             logger.error("campaign %s: %s; reloading it", run.campaign.name, exc)
             assert run.campaign.id is not None
-            if not run.live:
+            if not run.live and not self._unwritten[run.campaign.id]:
                 self._runs.pop(run.campaign.id, None)
             return False
         except StorageError as exc:
@@ -446,6 +451,7 @@ class Dialer:
         logger.info("campaign %s: %s attempt %d: %s (%s)", run.campaign.name,
                     live.dial.contact.phone, live.dial.attempt_no, outcome.value, detail)
         self._pending.append((run.campaign, decision))
+        self._unwritten[run.campaign.id or 0] += 1
         self._flush.set()
         self._wake.set()
 
@@ -554,6 +560,7 @@ class Dialer:
                     failed.extend((campaigns[cid], d) for d in decisions)
                 else:
                     self.stats.written += len(decisions)
+                    self._unwritten[cid or 0] -= len(decisions)
                     self._note_completed(cid, decisions[-1])
                 left.remove(cid)
         finally:  # cancelled mid-write: what was not written goes back (one transaction each)

@@ -175,6 +175,8 @@ class CtiServer:
         self._connections: set[_Connection] = set()
         self._monitors: dict[str, tuple[str, str]] = {}
         self._last_stats = 0.0
+        self.extra_handlers: dict[str, Handler] = {}
+        """Commands other packages install (``cti.campaign_commands.install``)."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._session_config = SessionConfig(self.config.max_line_bytes,
@@ -402,7 +404,7 @@ class CtiServer:
         spec = COMMANDS[request.cmd]
         principal = conn.session.principal
         try:
-            handler = _SESSION_HANDLERS.get(request.cmd)
+            handler = _SESSION_HANDLERS.get(request.cmd) or self.extra_handlers.get(request.cmd)
             if handler is not None:
                 result = await handler(self, conn, request)
             else:

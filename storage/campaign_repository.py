@@ -201,6 +201,17 @@ class CampaignRepository:
             rows = await session.scalars(select(CampaignRow).order_by(CampaignRow.id))
             return [_campaign(r) for r in rows]
 
+    async def live_campaigns(self, ids: Sequence[int] = ()) -> list[Campaign]:
+        """The RUNNING and PAUSED campaigns, plus those of ``ids`` whatever their state
+        (what a dialer polls: finished campaigns pile up, one per 报修回访)."""
+        await self.ensure_schema()
+        live = [CampaignState.RUNNING.value, CampaignState.PAUSED.value]
+        async with self._db.transaction() as session:
+            query = select(CampaignRow).where(
+                CampaignRow.state.in_(live) | CampaignRow.id.in_(list(ids)))
+            rows = await session.scalars(query.order_by(CampaignRow.id))
+            return [_campaign(r) for r in rows]
+
     async def command(self, name: str, command: CampaignCommand) -> CampaignState:
         """Apply start/pause/resume/stop to the stored state (Rule 4).
 

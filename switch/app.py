@@ -19,6 +19,7 @@ import socket
 import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 from signaling.aio.driver import SipDriver
 from signaling.aio.transport import TransportSet
@@ -47,6 +48,7 @@ from switch.queues import QueueService
 
 from .b2bua import CallManager
 from .bus import EventBus
+from .campaigns.node import start_dialer
 from .cdr import CdrCollector, CdrWriter
 from .config import Config, ConfigError
 from .drivers.base import LegEvent
@@ -131,6 +133,8 @@ class Node:
         self.driver: SipDriver | None = None
         self.registration: RegistrationService | None = None
         self.trunks: TrunkService | None = None
+        self.dialer: Any = None
+        """The campaign dialer (``switch.campaigns.dialer.Dialer``)."""
         self.media: MediaService | None = None
         self.bus = EventBus()
         self.cdr_writer: CdrWriter | None = None
@@ -265,6 +269,7 @@ class Node:
         # After the sockets: the first REGISTERs go out at once.
         self.trunks = TrunkService(core, driver.flush, driver.now, cfg.trunks)
         await self.trunks.start()
+        self.dialer = await start_dialer(self)
         logger.info(
             "softswitch ready: SIP %s on %s port %d (domain %s), database %s",
             "/".join(sip.active_transports), sip.bind, sip.port, sip.domain,
@@ -302,6 +307,8 @@ class Node:
             self._dispatch(event)
 
     def _on_leg_event(self, event: LegEvent) -> None:
+        if self.dialer is not None and self.dialer.originator.handle(event):
+            return  # a leg the switch originated (campaigns), not a B2BUA call
         if self.calls is not None:
             self.calls.handle(event)
 
@@ -347,6 +354,8 @@ class Node:
             await self.ivr.stop()
         if self.calls is not None and self.calls.trunks is not None:
             await self.calls.trunks.stop()
+        if self.dialer is not None:
+            await self.dialer.stop()  # campaign calls hung up and recorded, sockets open
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

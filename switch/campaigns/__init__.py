@@ -4,8 +4,11 @@ The pure core is exported here: the model and state machine (``model``), the cal
 (``window``), the sans-IO :class:`CampaignScheduler` (``scheduler``), what is played on
 answer (``messages``) and the CSV import (``csv_import``). The storage side lives in
 ``storage/campaign_repository.py``; the contact-list queries over the hotline tables in
-:mod:`switch.campaigns.sources` and the ``softswitch campaign`` command in
-:mod:`switch.campaigns.cli` are imported explicitly (they reach the database).
+:mod:`switch.campaigns.sources`, the ``softswitch campaign`` command in
+:mod:`switch.campaigns.cli`, the node's dialer (:mod:`switch.campaigns.dialer`, the asyncio
+shell that places the calls through :mod:`switch.originate`) and its wiring
+(:mod:`switch.campaigns.node`) are imported explicitly (they reach the database or the
+network).
 """
 
 from __future__ import annotations

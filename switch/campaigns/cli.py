@@ -29,6 +29,7 @@ import csv
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -111,7 +112,12 @@ def _create_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--retry", metavar="OUTCOME=DELAY:MAX", action="append", default=[],
                    help="busy/no_answer/failed retry: delay seconds and maximum attempts")
     p.add_argument("--no-retry-interrupted", action="store_true",
-                   help="never retry a call cut by a restart")
+                   help="never retry a call cut by a crash (the default)")
+    p.add_argument("--retry-interrupted", action="store_true",
+                   help="retry a call cut by a crash by the failed rule (may call twice)")
+    p.add_argument("--ring-timeout", metavar="S", type=float, default=0.0,
+                   help="seconds a call rings before it counts as no answer "
+                        "(default: the node's calls.no_answer_timeout_s)")
     p.add_argument("--ivr", metavar="FILE", help="IVR program to run on answer")
     p.add_argument("--trunk", metavar="NAME", default="", help="trunk for the calls")
     for name in ("area", "what", "date", "start", "end"):
@@ -135,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--width", type=int, default=30, help="progress bar width")
             p.add_argument("--watch", metavar="S", type=float,
                            help="repeat every S seconds until the campaign ends")
+            p.add_argument("--follow", action="store_true",
+                           help="follow a running campaign: the progress bar and the counts "
+                                "per outcome redrawn in place every second (or --watch S) "
+                                "until it ends")
         _storage_flags(p)
     _storage_flags(actions.add_parser("list", help="list campaigns"))
     return parser
@@ -178,7 +188,9 @@ def _check_ivr(path: str) -> str:
 
 def _campaign(args: argparse.Namespace, config: Config) -> Campaign:
     kind = KIND_NAMES[args.kind]
-    retry = _retry(args.retry, not args.no_retry_interrupted)
+    retry = _retry(args.retry, args.retry_interrupted and not args.no_retry_interrupted)
+    if args.ring_timeout < 0:
+        raise CampaignCliError("--ring-timeout must be >= 0")
     params = {n: getattr(args, n) for n in ("area", "what", "date", "start", "end")
               if getattr(args, n)}
     if kind is CampaignKind.OUTAGE_NOTICE and args.building and "area" not in params:
@@ -198,7 +210,8 @@ def _campaign(args: argparse.Namespace, config: Config) -> Campaign:
     return Campaign(name=args.name, kind=kind, window=window,
                     limits=Limits(args.lines, args.cps, args.burst),
                     retry=retry, params=params,
-                    ivr_program=ivr, trunk=args.trunk, source=source.replace("_", "-"))
+                    ivr_program=ivr, trunk=args.trunk, source=source.replace("_", "-"),
+                    ring_timeout_s=args.ring_timeout)
 
 
 async def _contacts(args: argparse.Namespace, db: Database, campaign: Campaign,
@@ -280,17 +293,29 @@ async def _cmd_status(args: argparse.Namespace, repo: CampaignRepository, config
                       out: TextIO) -> int:
     if args.watch is not None and args.watch < 0.2:
         raise CampaignCliError("--watch needs at least 0.2 seconds")
+    interval = args.watch if args.watch is not None else (1.0 if args.follow else None)
+    redraw = args.follow and out.isatty()
+    drawn = 0
+    first: tuple[float, int] | None = None
     while True:
         campaign = await repo.get(args.name)
         progress = await repo.progress(campaign)
-        print(f"campaign {campaign.name} ({campaign.kind.value}): {campaign.state.value}",
-              file=out)
-        for line in _progress_lines(progress, args.width):
+        lines = [f"campaign {campaign.name} ({campaign.kind.value}): {campaign.state.value}",
+                 *_progress_lines(progress, args.width)]
+        if args.follow:
+            now, attempts = time.monotonic(), sum(progress.attempts.values())
+            first = first or (now, attempts)
+            rate = (attempts - first[1]) / (now - first[0]) if now > first[0] else 0.0
+            lines.append(f"  {attempts} attempt(s), {rate:.1f}/s while followed")
+        if redraw and drawn:
+            out.write(f"\x1b[{drawn}F\x1b[J")  # back to the first line, clear below
+        for line in lines:
             print(line, file=out)
-        if args.watch is None or campaign.state in _ENDED:
+        drawn = len(lines)
+        if interval is None or campaign.state in _ENDED:
             return EXIT_OK
         out.flush()
-        await _sleep(args.watch)   # the node updates the counts meanwhile
+        await _sleep(interval)   # the node updates the counts meanwhile
 
 
 async def _cmd_report(args: argparse.Namespace, repo: CampaignRepository, config: Config,

@@ -15,8 +15,10 @@ Rules of this module:
   called again ``delay_s`` later if it has had fewer than ``rule(O).max_attempts`` attempts
   in total. ``max_attempts=1`` therefore means "never retry this outcome".
 * Rule 3 -- an attempt that was being dialed when the node stopped (persisted DIALING) is
-  recorded as FAILED with detail ``interrupted`` and follows the FAILED rule, unless
-  ``retry_interrupted`` is False (then the contact is finished, never risking a second call).
+  recorded as FAILED with detail ``interrupted``. By default (``retry_interrupted`` False)
+  the contact is then finished: the call may have been answered and the message heard, and
+  calling a resident twice is worse than missing one (the report lists them). With
+  ``retry_interrupted`` True it follows the FAILED rule instead.
 * Rule 4 -- the campaign's state changes only through :data:`TRANSITIONS` (STYLE.md 4.3);
   a missing key is the single error path (:class:`CampaignStateError`).
 """
@@ -175,8 +177,9 @@ class RetryPolicy:
     busy: RetryRule = RetryRule(300.0, 3)
     no_answer: RetryRule = RetryRule(1800.0, 3)
     failed: RetryRule = RetryRule(600.0, 2)
-    retry_interrupted: bool = True
-    """Whether an attempt cut by a restart (FAILED ``interrupted``) may be retried."""
+    retry_interrupted: bool = False
+    """Whether an attempt cut by a crash (FAILED ``interrupted``) may be retried (Rule 3:
+    off by default, never risking a second call)."""
 
     def rule_for(self, outcome: Outcome) -> RetryRule | None:
         """The retry rule of ``outcome``; None for final outcomes."""
@@ -202,7 +205,7 @@ class RetryPolicy:
 
         base = cls()
         return cls(rule("busy", base.busy), rule("no_answer", base.no_answer),
-                   rule("failed", base.failed), bool(data.get("retry_interrupted", True)))
+                   rule("failed", base.failed), bool(data.get("retry_interrupted", False)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +254,8 @@ class Campaign:
     """The trunk calls go out through; "" = registered extensions / the dial plan."""
     source: str = ""
     """Where the contacts came from, for the operator (``building 3栋``, ``csv list.csv``)."""
+    ring_timeout_s: float = 0.0
+    """How long a call rings before it is NO_ANSWER; 0 = the node's default."""
     id: int | None = None
     state: CampaignState = CampaignState.DRAFT
 
@@ -264,6 +269,7 @@ class Campaign:
                        "burst": self.limits.burst},
             "retry": self.retry.to_dict(), "params": dict(self.params),
             "ivr_program": self.ivr_program, "trunk": self.trunk, "source": self.source,
+            "ring_timeout_s": self.ring_timeout_s,
         }, ensure_ascii=False, sort_keys=True)
 
     @classmethod
@@ -288,7 +294,8 @@ class Campaign:
                 retry=RetryPolicy.from_dict(data.get("retry", {})),
                 params={str(k): str(v) for k, v in data.get("params", {}).items()},
                 ivr_program=str(data.get("ivr_program", "")), trunk=str(data.get("trunk", "")),
-                source=str(data.get("source", "")))
+                source=str(data.get("source", "")),
+                ring_timeout_s=float(data.get("ring_timeout_s", 0.0)))
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise CampaignError(f"unreadable configuration of campaign {name!r}: {exc}"
                                 ) from exc

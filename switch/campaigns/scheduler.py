@@ -29,10 +29,11 @@ Rules:
 * Rule 5 -- no double calls across a restart. A dial is persisted as a DIALING attempt
   (unique per contact and attempt number) BEFORE it is handed to the switch; if the node
   dies before the outcome is stored, the rebuilt scheduler (:meth:`restore`) sees that
-  attempt, counts it, records it FAILED ``interrupted`` and calls again only when the
-  FAILED rule allows it, its delay counted from the restart (or never, with
-  ``retry_interrupted=False``). A dial that was never persisted was never placed. Hence
-  the choice: at worst one unconfirmed call is retried per policy; never an unrecorded one.
+  attempt, counts it, records it FAILED ``interrupted`` and, by default
+  (``retry_interrupted=False``), finishes the contact; only a campaign that asks for it
+  calls again by the FAILED rule, its delay counted from the restart. A dial that was
+  never persisted was never placed. Hence the default: a contact is never called twice
+  for one attempt; the price is that a call cut by a crash is not repeated.
 * Rule 6 -- a contact whose number opted out of the campaign's kind is never dialed; an
   OPTED_OUT outcome adds the number to the set at once.
 """

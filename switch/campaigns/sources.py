@@ -144,7 +144,8 @@ async def start_repair_survey(repo: CampaignRepository, number: str, *,
     campaign = Campaign(
         name=f"报修回访-{number}", kind=CampaignKind.REPAIR_SURVEY, window=base.window,
         limits=base.limits, retry=base.retry, params=base.params,
-        ivr_program=base.ivr_program, trunk=base.trunk, source=f"work order {number}")
+        ivr_program=base.ivr_program, trunk=base.trunk, source=f"work order {number}",
+        ring_timeout_s=base.ring_timeout_s)
     created = await repo.create(campaign, [contact])
     await repo.command(created.name, CampaignCommand.START)
     return await repo.get(created.name)

@@ -171,3 +171,42 @@ def test_status_watch_repeats_until_the_campaign_ends(data_dir: Path,
         "campaign w (repair_survey): running", "campaign w (repair_survey): running",
         "campaign w (repair_survey): stopped"]
     assert run(data_dir, "status", "w", "--watch", "0.01")[0] == 1
+
+
+def test_status_follow_redraws_the_bar_until_the_campaign_ends(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run(data_dir, "create", "f", "--kind", "survey", "--work-order", "20261120")[0] == 0
+    assert run(data_dir, "start", "f")[0] == 0
+    pauses: list[float] = []
+
+    async def dialer_finishes_it_meanwhile(seconds: float) -> None:
+        pauses.append(seconds)
+        db = Database(default_sqlite_url(data_dir))
+        await db.start()
+        repo = CampaignRepository(db)
+        state = await repo.load_resume_state("f")
+        sched = CampaignScheduler(state.campaign, state.contacts)
+        now = T0
+        dials = sched.next_actions(now)
+        await repo.begin_attempts(dials)
+        await repo.record_outcomes(state.campaign, [
+            sched.record_outcome(d.contact.id, Outcome.ACKNOWLEDGED, now + 5, rating=4)
+            for d in dials])
+        await db.close()
+
+    monkeypatch.setattr(cli_module, "_sleep", dialer_finishes_it_meanwhile)
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    code = campaign_main(["status", "f", "--follow", "--data-dir", str(data_dir)], out=out)
+    text = out.getvalue()
+    assert code == 0 and pauses == [1.0]
+    assert text.count("\x1b[9F\x1b[J") == 1    # one redraw of the 9 lines, in place
+    last = text.split("\x1b[J")[-1].splitlines()
+    assert last[0] == "campaign f (repair_survey): completed"
+    assert last[1].startswith("[##############################] 100%  1/1 done")
+    assert "acknowledged" in last[3] and last[3].split()[1:] == ["1", "attempt(s)", "1",
+                                                                   "final"]

@@ -45,7 +45,7 @@ from switch.campaigns.sources import (
 
 T0 = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 POLICY = RetryPolicy(busy=RetryRule(60.0, 3), no_answer=RetryRule(90.0, 3),
-                     failed=RetryRule(600.0, 2))
+                     failed=RetryRule(600.0, 2), retry_interrupted=True)
 
 
 @pytest.fixture
@@ -302,3 +302,17 @@ async def test_restart_after_hours_waits_for_the_window(repo: CampaignRepository
     assert rebuilt.next_actions(saturday) == []
     monday = rebuilt.next_actions(monday_0900)
     assert [(d.contact.id, d.attempt_no) for d in monday] == [(3, 1), (4, 1)]
+
+
+async def test_live_campaigns_is_what_the_dialer_polls(repo: CampaignRepository) -> None:
+    await started(repo, 1, name="running")
+    await started(repo, 1, name="paused")
+    await repo.command("paused", CampaignCommand.PAUSE)
+    await started(repo, 1, name="stopped")
+    await repo.command("stopped", CampaignCommand.STOP)
+    await repo.create(Campaign("draft", CampaignKind.ARREARS_REMINDER), new_contacts(1))
+    assert [c.name for c in await repo.live_campaigns()] == ["running", "paused"]
+    stopped = (await repo.get("stopped")).id
+    assert stopped is not None
+    assert [c.name for c in await repo.live_campaigns([stopped])] == [
+        "running", "paused", "stopped"]

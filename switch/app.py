@@ -20,6 +20,7 @@ import ssl
 import sys
 from pathlib import Path
 
+from cti.switch_node import NodeCti, start_cti
 from signaling.aio.driver import SipDriver
 from signaling.aio.transport import TransportSet
 from signaling.auth import DigestAuthenticator, LockoutPolicy
@@ -133,6 +134,7 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
+        self.cti: NodeCti | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -223,6 +225,8 @@ class Node:
         await self.ivr.start()
         self.calls.ivr = self.ivr
         await self.calls.start()
+        self.cti = await start_cti(cfg.cti_raw, self.db, hotline, self.calls,
+                                   media_cfg.recordings_dir / "cti")
 
         if self.sip_trace_path:
             self.trace = SipTrace(self.sip_trace_path)
@@ -309,6 +313,8 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
+        if self.cti is not None:
+            await self.cti.close()  # after the calls' cleared events; hangs up its own legs
         if self.ivr is not None:
             await self.ivr.stop()
         if self.channels is not None:

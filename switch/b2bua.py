@@ -60,6 +60,7 @@ from switch.events import (
     CallResumed,
     CallRinging,
     CallRouted,
+    CallTransferred,
     DigitReceived,
     LegMediaStats,
 )
@@ -97,6 +98,8 @@ class Call:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ivr_task: asyncio.Task[Any] | None = None
     transfer: asyncio.Future[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """The IVR's ``tag`` values (the CTI screen pop reads them)."""
 
     def legs(self) -> list[Channel]:
         return [self.a, *self.forks]
@@ -148,6 +151,9 @@ class CallManager:
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
+        self.leg_hook: Callable[[LegEvent], bool] | None = None
+        """Sees every leg event first and returns True for the legs it placed itself (the
+        CTI's supervisor and click-to-dial legs, ``cti.switch_backend``)."""
 
     # ====================================================================================
     # Lifecycle
@@ -201,13 +207,15 @@ class CallManager:
     # ====================================================================================
     def handle(self, event: LegEvent) -> None:
         """Entry point for the driver's leg events."""
+        if self.leg_hook is not None and self.leg_hook(event):
+            return
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
 
     def _offered(self, ev: LegOffered) -> None:
         a = ev.channel
-        call = Call(uuid.uuid4().hex[:20], a, ev.caller, ev.dialed)
+        call = Call(a.call_id or uuid.uuid4().hex[:20], a, ev.caller, ev.dialed)
         a.call_id = call.id
         self.calls[call.id] = call
         self._call_of[a.name] = call
@@ -324,6 +332,35 @@ class CallManager:
     def ivr_hangup(self, call: Call) -> None:
         """The IVR hangs up: end the call (BYE to the caller)."""
         self._end(call, "normal_clearing", "system")
+
+    def hang_up(self, call: Call, cause: str, side: str) -> None:
+        """End ``call`` on request (CTI ClearConnection/ClearCall): BYE/CANCEL every leg."""
+        self._end(call, cause, side)
+
+    async def blind_transfer(self, call: Call, number: str, timeout_s: float) -> str:
+        """Single-step transfer of an answered call (CSTA SingleStepTransferCall): the
+        callee leg is released and the caller is sent on to ``number`` as in an IVR
+        transfer; when nobody there answers the call ends. Returns the transfer outcome."""
+        old, a = call.b, call.a
+        if old is None or call.ending or a.media_id is None:
+            return "fail"
+        call.b, call.early_from, call.ringing = None, None, False
+        call.forks.remove(old)
+        self._call_of.pop(old.name, None)
+        self._publish(CallTransferred, call, a, target=number, mode="blind")
+        await self.media.unbridge(a.media_id)
+        self.driver.hangup(old)
+        stats = await self.driver.release(old)
+        if stats is not None and old.codec:
+            self._publish(LegMediaStats, call, old, codec=old.codec,
+                          packets_received=int(stats.get("packets_received", 0)),
+                          packets_lost=max(0, int(stats.get("lost", 0))),
+                          jitter_ms=float(stats.get("jitter_ms", 0.0)))
+        self._publish(CallHungUp, call, old, cause="transferred", side="callee")
+        outcome = await self.ivr_transfer(call, number, timeout_s)
+        if outcome != "connected" and call.b is None:
+            self._end(call, "transfer_failed", "system")
+        return outcome
 
     def _ringing(self, ev: LegRinging) -> None:
         b = ev.channel
@@ -543,6 +580,7 @@ class _IvrControl:
 
     def tag(self, key: str, value: str) -> None:
         logger.info("call %s: tag %s = %s", self.call.id, key, value)
+        self.call.tags[key] = value
 
     def hangup(self) -> None:
         self.manager.ivr_hangup(self.call)

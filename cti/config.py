@@ -62,7 +62,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_EXTRA_KEYS: dict[str, type] = {"ring_timeout_s": float, "transfer_timeout_s": float}
+_EXTRA_KEYS: dict[str, type] = {"ring_timeout_s": float, "transfer_timeout_s": float,
+                                "screen_pop_timeout_s": float}
 """Keys of the switch backend, next to :class:`~cti.config.CtiConfig`'s fields."""
 
 CTI_KEYS: tuple[str, ...] = (*(f.name for f in dataclasses.fields(CtiConfig)), *_EXTRA_KEYS)

@@ -117,7 +117,7 @@ class LiveState:
 
     def __init__(self, residents: ResidentDirectory | None,
                  tags_of: Callable[[str], Mapping[str, str]] = lambda call_id: {},
-                 lookup_timeout_s: float = 1.0) -> None:
+                 lookup_timeout_s: float = 3.0) -> None:
         self.residents = residents
         self.tags_of = tags_of
         self.lookup_timeout_s = lookup_timeout_s

@@ -32,6 +32,14 @@ class StorageResidentDirectory:
         self.repo = repo
         self.recent_calls = recent_calls
 
+    async def warm_up(self) -> None:
+        """Run each query once (schema checks, statement compilation) at start-up, so the
+        first caller's pop does not pay for them."""
+        await self.repo.resident_by_phone("")
+        await self.repo.open_work_orders("")
+        await self.repo.bills_by_account("", unpaid_only=True)
+        await self.repo.recent_calls("", 1)
+
     async def lookup(self, caller_number: str) -> dict[str, Any] | None:
         """The resident whose phone is ``caller_number``, or None for a stranger.
 

@@ -102,12 +102,13 @@ class SwitchBackend:
         recordings_dir: where ``call.record`` writes WAV files.
         ring_timeout_s: how long an agent's or supervisor's phone rings for a CTI-placed leg.
         transfer_timeout_s: ring time at a blind-transfer destination.
+        screen_pop_timeout_s: how long ``call.delivered`` waits for the resident record.
         wall: wall clock for bus events.
     """
 
     def __init__(self, calls: CallManager, residents: ResidentDirectory | None, *,
                  recordings_dir: Path, ring_timeout_s: float = 30.0,
-                 transfer_timeout_s: float = 30.0,
+                 transfer_timeout_s: float = 30.0, screen_pop_timeout_s: float = 3.0,
                  wall: Callable[[], float] = time.time) -> None:
         self.calls = calls
         self.driver = calls.driver
@@ -117,7 +118,8 @@ class SwitchBackend:
         self.ring_timeout_s = ring_timeout_s
         self.transfer_timeout_s = transfer_timeout_s
         self.wall = wall
-        self.state = LiveState(residents, tags_of=self._tags_of)
+        self.state = LiveState(residents, tags_of=self._tags_of,
+                               lookup_timeout_s=screen_pop_timeout_s)
         self.state.on_cleared.append(self._call_cleared)
         self.monitors: dict[str, _Monitor] = {}
         self._legs: dict[str, _Placed] = {}

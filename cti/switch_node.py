@@ -64,8 +64,9 @@ async def start_cti(raw: Mapping[str, Any], db: Database, hotline: HotlineReposi
     if "port" not in raw:
         return None
     config, extra = cti_config(raw)
-    backend = SwitchBackend(calls, StorageResidentDirectory(hotline),
-                            recordings_dir=recordings_dir, **extra)
+    residents = StorageResidentDirectory(hotline)
+    await residents.warm_up()
+    backend = SwitchBackend(calls, residents, recordings_dir=recordings_dir, **extra)
     users = CtiUserRepository(db)
     auth = Authenticator(users, LoginThrottle(max_failures=config.max_login_failures))
     server = CtiServer(backend, auth, config, audit or LoggingAuditSink())

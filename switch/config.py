@@ -255,7 +255,7 @@ _CTI_KEYS.update(dict.fromkeys((
     "host", "certfile", "keyfile", "allow_plaintext", "max_line_bytes", "outbound_queue_max",
     "ring_size", "heartbeat_s", "idle_timeout_s", "auth_timeout_s", "resume_grace_s",
     "stats_interval_s", "max_unauthenticated", "max_login_failures", "ring_timeout_s",
-    "transfer_timeout_s"), object))
+    "transfer_timeout_s", "screen_pop_timeout_s"), object))
 
 
 # --- field validation ---------------------------------------------------------------------

@@ -1,0 +1,216 @@
+"""The CTI server of a running node, end to end with real phones (baresip) on loopback.
+
+A resident (张伟, 13800000000 in the demo data) calls extension 1002, where agent a1 is
+logged in through the CTI client: the agent's client gets ``call.delivered`` with the
+resident's record. A supervisor's client starts a whisper on the agent: the supervisor's
+phone (1003) is called and joined; its 1800 Hz tone is heard by the agent and not by the
+caller (Goertzel of ``dsp.goertzel`` over what each phone recorded). Then the CTI protocol
+is fed bad input on the live node and keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cti.client import CtiClient, CtiCommandError, CtiEvent
+from dsp.goertzel import block_powers, frame_blocks, goertzel_basis, hann, tone_power_scale
+
+from .conftest import Node, free_port, require, run_cli, start_node, stop_node
+from .peers import Baresip
+from .test_interop_calls import _tone_wav
+
+pytestmark = pytest.mark.interop
+
+PASSWORD = "secret"
+RESIDENT_PHONE = "13800000000"
+WHISPER_HZ = 1800.0
+
+
+@pytest.fixture
+def cti_node(tmp_path: Path) -> Iterator[tuple[Node, int]]:
+    data = tmp_path / "data"
+    data.mkdir()
+    for user in (RESIDENT_PHONE, "1002", "1003"):
+        res = run_cli(data, "user", "add", user, "--password", PASSWORD)
+        assert res.returncode == 0, res.stderr
+    for name, role, extra in (("alice", "agent", ["--agent-id", "a1", "--queues", "hotline"]),
+                              ("boss", "supervisor", ["--queues", "*"])):
+        res = run_cli(data, "cti-user", "add", name, "--role", role, "--password", PASSWORD,
+                      *extra)
+        assert res.returncode == 0, res.stderr
+    cti_port = free_port()
+    node = start_node(data, "--cti-port", str(cti_port))
+    yield node, cti_port
+    stop_node(node)
+
+
+async def _event(client: CtiClient, name: str, timeout_s: float = 10.0) -> CtiEvent:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        event = await client.next_event(max(0.05, deadline - loop.time()))
+        if event.event == name:
+            return event
+
+
+def _tone_blocks(path: Path, freq_hz: float, min_amplitude: float = 1000.0) -> int:
+    """How many 25 ms blocks of a recording carry ``freq_hz`` above ``min_amplitude``."""
+    with wave.open(str(path)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)[:: w.getnchannels()]
+        assert w.getframerate() == 8000
+    window = hann(200)
+    powers = block_powers(frame_blocks(pcm, 200) * window.astype(np.float32),
+                          goertzel_basis([freq_hz], 200))[:, 0]
+    amplitude = np.sqrt(powers / tone_power_scale(200, window))
+    return int(np.sum(amplitude > min_amplitude))
+
+
+@pytest.mark.slow
+async def test_screen_pop_and_whisper_heard_by_agent_only(tmp_path: Path,
+                                                          cti_node: tuple[Node, int]) -> None:
+    require("baresip")
+    node, cti_port = cti_node
+    registrar = f"127.0.0.1:{node.sip_port}"
+    phones: list[Baresip] = []
+    agent = await CtiClient.connect("127.0.0.1", cti_port, reconnect=False)
+    boss = await CtiClient.connect("127.0.0.1", cti_port, reconnect=False)
+    try:
+        await agent.login("alice", PASSWORD)
+        await agent.subscribe()
+        assert (await agent.agent_login("1002"))["agent_id"] == "a1"
+        await agent.set_state("ready")
+        await boss.login("boss", PASSWORD)
+        await boss.subscribe()
+        caller = Baresip(tmp_path / "caller", RESIDENT_PHONE, PASSWORD, registrar,
+                         wav=_tone_wav(tmp_path / "c.wav", 440.0), rec_dir=tmp_path / "rec_c")
+        desk = Baresip(tmp_path / "desk", "1002", PASSWORD, registrar,
+                       wav=_tone_wav(tmp_path / "d.wav", 1000.0), rec_dir=tmp_path / "rec_d")
+        sup = Baresip(tmp_path / "sup", "1003", PASSWORD, registrar,
+                      wav=_tone_wav(tmp_path / "s.wav", WHISPER_HZ))
+        phones += [caller, desk, sup]
+        for phone in phones:
+            assert await asyncio.to_thread(phone.registered)
+
+        caller.command("dial", f"sip:1002@127.0.0.1:{node.sip_port}")
+        delivered = await _event(agent, "call.delivered")
+        call_id = delivered.data["call_id"]
+        assert delivered.data["agent_id"] == "a1" and delivered.data["device"] == "1002"
+        pop = delivered.data["screen_pop"]
+        assert pop["caller_number"] == RESIDENT_PHONE
+        resident: dict[str, Any] = pop["resident"]
+        assert (resident["name"], resident["unit"], resident["vip"]) == (
+            "张伟", "3栋2单元501", True)
+        assert sum(Decimal(b["amount"]) for b in resident["unpaid_bills"]) == Decimal("350.50")
+        assert resident["open_work_orders"], resident
+        assert (await _event(agent, "call.established")).data["call_id"] == call_id
+
+        with pytest.raises(CtiCommandError) as exc:  # agents may not monitor
+            await agent.request("monitor.whisper", agent_id="a1", device="1003")
+        assert exc.value.code == "forbidden"
+        monitor = await boss.request("monitor.whisper", agent_id="a1", device="1003")
+        started = await _event(boss, "monitor.started")
+        assert started.data["monitor_id"] == monitor["monitor_id"]
+        assert started.data["mode"] == "whisper" and started.data["call_id"] == call_id
+        await asyncio.sleep(4.0)  # the supervisor's tone flows
+        await boss.request("monitor.stop", monitor_id=monitor["monitor_id"])
+        assert (await _event(boss, "monitor.stopped")).data["reason"] == "stopped"
+
+        caller.command("hangup")
+        cleared = await _event(agent, "call.cleared")
+        assert cleared.data["call_id"] == call_id and cleared.data["side"] == "caller"
+        assert (await _event(agent, "agent.wrapup")).data["agent_id"] == "a1"
+    finally:
+        await agent.close()
+        await boss.close()
+        for phone in phones:
+            phone.stop()
+    stop_node(node)
+    heard_by_agent = _tone_blocks(next((tmp_path / "rec_d").glob("*-dec.wav")), WHISPER_HZ)
+    heard_by_caller = _tone_blocks(next((tmp_path / "rec_c").glob("*-dec.wav")), WHISPER_HZ)
+    assert heard_by_agent > 80, heard_by_agent   # over 2 s of the 4 s whisper
+    assert heard_by_caller < 4, heard_by_caller
+    audit = [json.loads(line[line.index("{"):]) for line in node.log().splitlines()
+             if "cti.audit" in line and "{" in line]
+    assert {(a["user"], a["cmd"], a["outcome"]) for a in audit} >= {
+        ("boss", "monitor.whisper", "ok"), ("boss", "monitor.stop", "ok"),
+        ("alice", "monitor.whisper", "denied")}
+
+
+class _Raw:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Raw:
+        return cls(*await asyncio.open_connection("127.0.0.1", port, limit=1 << 20))
+
+    async def send(self, data: bytes) -> dict[str, Any]:
+        self.writer.write(data)
+        await self.writer.drain()
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), 10.0)
+            assert line, "connection closed"
+            reply = json.loads(line)
+            if reply["type"] == "res":
+                return reply  # type: ignore[no-any-return]
+
+    async def req(self, cmd: str, **args: Any) -> dict[str, Any]:
+        return await self.send(json.dumps({"v": 1, "type": "req", "id": "r", "cmd": cmd,
+                                           "args": args}).encode() + b"\n")
+
+
+def _code(reply: dict[str, Any]) -> str:
+    assert reply["ok"] is False, reply
+    return str(reply["error"]["code"])
+
+
+async def test_cti_protocol_under_bad_input_on_the_live_node(
+        cti_node: tuple[Node, int]) -> None:
+    node, cti_port = cti_node
+    raw = await _Raw.open(cti_port)
+    assert _code(await raw.req("call.hangup", call_id="x")) == "hello_required"
+    assert (await raw.req("hello"))["ok"]
+    assert _code(await raw.req("auth.login", user="alice", password="wrong")) == "auth_failed"
+    assert (await raw.req("auth.login", user="alice", password=PASSWORD))["ok"]
+    assert _code(await raw.send(b'{"v":1,"type":"req","id":"a",\n')) == "bad_json"
+    assert _code(await raw.send(b"\xff\xfe\n")) == "bad_json"
+    assert _code(await raw.send(b"[1,2,3]\n")) == "bad_request"
+    assert _code(await raw.req("system.exec", command="id")) == "unknown_command"
+    assert _code(await raw.req("agent.set_state", state=3)) == "invalid_args"
+    assert _code(await raw.req("call.force_hangup", call_id="x")) == "forbidden"
+    assert _code(await raw.req("monitor.barge", agent_id="a1")) == "forbidden"
+    assert _code(await raw.req("call.hangup", call_id="nope")) == "not_found"
+    assert _code(await raw.req("agent.set_state", state="ready")) == "not_found"
+    login = await raw.req("agent.login", device="1002")
+    assert login["ok"] and login["result"]["registered"] is False
+    assert _code(await raw.req("call.make", destination="1003")) == "not_found"  # no phone
+    assert (await raw.req("ping"))["ok"]
+
+    big = await _Raw.open(cti_port)
+    assert (await big.req("hello"))["ok"]
+    big.writer.write(b'{"v":1,"type":"req","id":"x","cmd":"ping","args":{"pad":"' +
+                     b"a" * (10 * 1024 * 1024))
+    line = await asyncio.wait_for(big.reader.readline(), 10.0)
+    assert json.loads(line)["error"]["code"] == "line_too_long"
+    assert await asyncio.wait_for(big.reader.read(), 10.0) == b""
+    big.writer.close()
+
+    assert (await raw.req("ping"))["ok"]          # the other client is still served
+    fresh = await CtiClient.connect("127.0.0.1", cti_port, reconnect=False)
+    try:
+        await fresh.login("boss", PASSWORD)
+        snapshot = await fresh.snapshot()
+        assert [a["agent_id"] for a in snapshot["snapshot"]["agents"]] == ["a1"]
+    finally:
+        await fresh.close()
+    raw.writer.close()
+    assert node.proc.poll() is None

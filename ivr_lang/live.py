@@ -28,10 +28,13 @@ Rules:
   called, and stops the prompt it started.
 * Rule 4 -- call control (transfer, queue, tags for the CDR, hang-up) is not the media
   service's business: it goes through the :class:`CallControl` the switch passes in.
-* Rule 5 -- there is no live ACD yet: :meth:`enqueue` plays ringback as hold for at most
-  ``HOLD_S`` seconds (bounded by the queue's ``maxwait``) and returns "closed", so the
-  script's ``on closed`` branch (voicemail in the demo) runs. This is a known gap, not the
-  final behaviour.
+* Rule 5 -- the queue statement goes to the live ACD through the call control's ``queue``
+  method (``switch.queues``: music on hold, announcements, agents rung, the caller bridged)
+  and returns its outcome: "answered", "timeout", "full" or "closed". Only when the switch
+  has no ACD queue of that name (the control returns None, or has no ``queue`` method)
+  does :meth:`enqueue` play ringback as hold for at most ``HOLD_S`` seconds (bounded by
+  the statement's ``maxwait``) and return "closed", so the script's ``on closed`` branch
+  (voicemail in the demo) runs.
 * Rule 6 -- a prompt that cannot be played (``media_errors``) raises IvrRuntimeError, which
   the interpreter sends to the script's ``on error`` handler, then the operator queue.
 """
@@ -57,7 +60,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["HOLD_S", "CallControl", "LiveCall", "beep_pcm", "is_silent_wav"]
 
 HOLD_S = 3.0
-"""How long :meth:`LiveCall.enqueue` plays hold before answering "closed" (Rule 5)."""
+"""How long :meth:`LiveCall.enqueue` plays hold before answering "closed" when the switch
+has no ACD queue of that name (Rule 5)."""
 SILENCE_PEAK = 300
 """A recording whose caller side never exceeds this peak (of 32767) counts as empty."""
 BARRED_WAIT_S = 0.3
@@ -80,6 +84,9 @@ class CallControl(Protocol):
     def hangup(self) -> None:
         """End the call from the switch side."""
         ...
+
+    # Optional (Rule 5): ``async def queue(name, *, skill, priority, maxwait_s, tags)``
+    # returns "answered", "timeout", "full", "closed", or None when there is no such queue.
 
 
 def beep_pcm(freq_hz: float = 1000.0, ms: int = 250, amplitude: int = 8000) -> np.ndarray:
@@ -273,8 +280,17 @@ class LiveCall:
 
     async def enqueue(self, queue: str, *, skill: str | None, priority: int,
                       maxwait_s: float | None, tags: dict[str, Any]) -> str:
-        """Rule 5: no live ACD yet -- brief hold, then "closed"."""
+        """Rule 5: the live ACD's outcome, or a brief hold and "closed" without one."""
         self._check()
+        queue_fn = getattr(self.control, "queue", None)
+        if queue_fn is not None:
+            outcome = await queue_fn(queue, skill=skill, priority=priority,
+                                     maxwait_s=maxwait_s, tags=tags)
+            if outcome is not None:
+                self._check()
+                self._drain()
+                logger.info("ivr %s queue %s: %s", self.call_id, queue, outcome)
+                return str(outcome)
         hold = min(HOLD_S, maxwait_s) if maxwait_s is not None else HOLD_S
         logger.info("ivr %s queue %s (skill %s, priority %d): no ACD, closed after %.1fs hold",
                     self.call_id, queue, skill, priority, hold)

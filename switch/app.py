@@ -36,6 +36,7 @@ from signaling.keepalive import KeepAliveTracker
 from signaling.message import make_response
 from signaling.registrar import Registrar
 from signaling.timers import TimerConfig
+from storage.acd_log_repository import QueueLogRepository
 from storage.cdr_repository import CdrRepository
 from storage.db import Database, StorageError
 from storage.demo import ensure_demo_users, format_demo_users
@@ -55,6 +56,8 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
+from .queue_log import QueueLogWriter
+from .queues import QueueService
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -135,6 +138,8 @@ class Node:
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
         self.cti: NodeCti | None = None
+        self.queue_log: QueueLogWriter | None = None
+        self.queues: QueueService | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -224,6 +229,7 @@ class Node:
         self.ivr.start_programs(cfg.routing or default_routing())
         await self.ivr.start()
         self.calls.ivr = self.ivr
+        await self._start_queues(data_dir)
         await self.calls.start()
         self.cti = await start_cti(cfg.cti_raw, self.db, hotline, self.calls,
                                    media_cfg.recordings_dir / "cti")
@@ -256,6 +262,18 @@ class Node:
             "/".join(sip.active_transports), sip.bind, sip.port, sip.domain,
             self.db.display_url,
         )
+
+    async def _start_queues(self, data_dir: Path) -> None:
+        """The live ACD (switch.queues) and its write-behind queue log."""
+        assert self.calls is not None
+        repo = QueueLogRepository(self.db)
+        await repo.ensure_schema()
+        self.queue_log = QueueLogWriter(repo, data_dir / "queue-log-spool.txt")
+        await self.queue_log.start()
+        self.queues = QueueService(self.config.queues, log=self.queue_log, bus=self.bus,
+                                   media_errors=(MediaError, OSError))
+        self.queues.attach(self.calls)
+        await self.queues.start()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         sip = self.config.sip
@@ -317,6 +335,8 @@ class Node:
             await self.cti.close()  # after the calls' cleared events; hangs up its own legs
         if self.ivr is not None:
             await self.ivr.stop()
+        if self.queues is not None:
+            await self.queues.stop()
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:
@@ -337,6 +357,8 @@ class Node:
                 logger.warning("closed %d CDR(s) of calls still open at shutdown", left)
         if self.cdr_writer is not None and not await self.cdr_writer.close():
             logger.error("CDRs could not all be written; they are in the spool file")
+        if self.queue_log is not None and not await self.queue_log.close():
+            logger.error("queue log entries could not all be written; they are in the spool")
         await self.db.close()
         logger.info("stopped")
 

@@ -67,7 +67,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
+from switch.router import DialPlan, Extension, Ivr, Queue, Reject, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,8 @@ class CallManager:
         self.leg_hook: Callable[[LegEvent], bool] | None = None
         """Sees every leg event first and returns True for the legs it placed itself (the
         CTI's supervisor and click-to-dial legs, ``cti.switch_backend``)."""
+        self.queues: Any = None
+        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -209,6 +211,8 @@ class CallManager:
         """Entry point for the driver's leg events."""
         if self.leg_hook is not None and self.leg_hook(event):
             return
+        if self.queues is not None and self.queues.handle_leg(event):
+            return  # an agent's offer leg (switch.queues Rule 2)
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
@@ -235,6 +239,9 @@ class CallManager:
             self._dial_extension(call, target.number)
         elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
             self._start_ivr(call, target.program)
+        elif isinstance(target, Queue) and self.queues is not None \
+                and self.queues.has(target.name):
+            self._start_queue(call, target.name, target.priority)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
@@ -328,6 +335,41 @@ class CallManager:
                 call.ringback = False
                 await self.media.stop(a.media_id)
         return outcome
+
+    def _start_queue(self, call: Call, queue: str, priority: int) -> None:
+        """Answer the caller and queue it (``switch.queues``), run like an IVR program: the
+        caller's hang-up cancels the wait, and the call ends unless an agent was bridged."""
+        a = call.a
+        if a.media_id is None:
+            self._fail(call, 503, "network_failure", "system")
+            return
+        call.final_status = 200
+        self.driver.answer(a)
+        self.stats["answered"] += 1
+        self._publish(CallAnswered, call, a, codec=a.codec)
+        task = asyncio.get_running_loop().create_task(
+            self.queues.serve(self, call, queue, priority), name=f"queue-{call.id}")
+        call.ivr_task = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._ivr_done(call, t))
+
+    def bridge_agent(self, call: Call, leg: Channel) -> None:
+        """Connect the answered caller of ``call`` to ``leg``, an agent's answered leg made
+        by the ACD (``switch.queues``); from now on ``leg`` is the call's B leg."""
+        leg.call_id = call.id
+        call.forks.append(leg)
+        self._call_of[leg.name] = call
+        if call.ending:
+            self.driver.hangup(leg)
+            self._spawn(self.driver.release(leg), f"release-{leg.name}")
+            return
+        call.b = leg
+        call.cancel_timers()
+        self._spawn(self._connect(call, leg), f"connect-{call.id}")
+
+    def ivr_control(self, call: Call) -> _IvrControl:
+        """The call control an IVR program running on ``call`` gets."""
+        return _IvrControl(self, call)
 
     def ivr_hangup(self, call: Call) -> None:
         """The IVR hangs up: end the call (BYE to the caller)."""
@@ -505,6 +547,8 @@ class CallManager:
             return
         call.ending = True
         call.cancel_timers()
+        if self.queues is not None:
+            self.queues.call_ended(call, side)  # abandon, or end of an agent call
         if call.ivr_task is not None and call.ivr_task is not asyncio.current_task():
             call.ivr_task.cancel()  # the caller hung up during the IVR
         if call.transfer is not None and not call.transfer.done():
@@ -581,6 +625,16 @@ class _IvrControl:
     def tag(self, key: str, value: str) -> None:
         logger.info("call %s: tag %s = %s", self.call.id, key, value)
         self.call.tags[key] = value
+
+    async def queue(self, name: str, *, skill: str | None, priority: int,
+                    maxwait_s: float | None, tags: dict[str, Any]) -> str | None:
+        """The IVR's ``queue`` statement: the live ACD's outcome, None without that queue."""
+        queues = self.manager.queues
+        if queues is None or not queues.has(name):
+            return None
+        outcome = await queues.wait(self.call, name, priority=priority, skill=skill,
+                                    maxwait_s=maxwait_s, tags=tags)
+        return str(outcome.result)
 
     def hangup(self) -> None:
         self.manager.ivr_hangup(self.call)

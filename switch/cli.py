@@ -249,6 +249,8 @@ def _delegated_command(name: str, argv: Sequence[str]) -> int:
         from cti.console import console_main as entry
     elif name == "cti-user":
         from cti.users import cti_user_main as entry
+    elif name == "queue":
+        from switch.queue_cli import queue_main as entry
     else:
         try:
             from switch.campaigns.cli import campaign_main as entry
@@ -266,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["ivr"]:
         return _ivr_command(args_in[1:])
-    if args_in[:1] in (["cti"], ["cti-user"], ["campaign"]):
+    if args_in[:1] in (["cti"], ["cti-user"], ["campaign"], ["queue"]):
         return _delegated_command(args_in[0], args_in[1:])
     parser = build_parser()
     try:

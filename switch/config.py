@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from switch.media.config import MediaConfig
+    from switch.queue_config import QueueSettings
     from switch.routing_config import RoutingConfig
     from switch.trunks.config import TrunkConfig
 
@@ -245,6 +246,8 @@ class Config:
     """``[dialplan]`` and ``[calendars.<name>]``, validated by ``switch.routing_config``."""
     source: str | None = None
     """The operator's config file, if any."""
+    queues: Mapping[str, QueueSettings] = field(default_factory=_empty)
+    """``[queues.<name>]`` ACD queues, validated by ``switch.queue_config.parse_queues``."""
 
 
 _SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
@@ -366,6 +369,8 @@ def _known_keys(section: str, media_cls: type | None) -> list[str] | None:
         return ["rules", "blocked_lists", "vip_list", "vip_priority"]
     if section == "calendars":
         return None  # calendar names are free; parse_routing checks inside each
+    if section == "queues":
+        return None  # queue names are free; parse_queues checks the keys inside each
     if media_cls is not None and dataclasses.is_dataclass(media_cls):
         return [f.name for f in dataclasses.fields(media_cls)] + ["rtp_ports"]
     return None
@@ -379,7 +384,7 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
 def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str,
            origins: dict[str, str], media_cls: type | None) -> None:
     """Merge one TOML document over ``base``, table by table, checking the key names."""
-    sections = [*_SECTIONS, "media", "cti", "trunks", "dialplan", "calendars"]
+    sections = [*_SECTIONS, "media", "cti", "trunks", "dialplan", "calendars", "queues"]
     for section, table in layer.items():
         if section not in sections:
             raise ConfigError(_unknown("section", section, sections), key=section,
@@ -558,6 +563,17 @@ def _build_routing(merged: Mapping[str, Any], origins: Mapping[str, str]) -> Any
                           origin=_origin_of(exc.key or "dialplan", origins)) from None
 
 
+def _build_queues(table: Mapping[str, Any], origins: Mapping[str, str]) -> dict[str, Any]:
+    """``[queues.<name>]`` -> QueueSettings per queue (lazy import, as for trunks)."""
+    from switch.queue_config import parse_queues
+
+    try:
+        return parse_queues(table)
+    except ConfigError as exc:
+        owner = ".".join((exc.key or "queues").split(".")[:2])
+        raise ConfigError(exc.problem, key=exc.key, origin=origins.get(owner)) from None
+
+
 def _db_url(db: DbConfig, data_dir: Path, origins: Mapping[str, str]) -> DbConfig:
     from storage.db import StorageError, default_sqlite_url, normalize_url
 
@@ -603,6 +619,7 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     media = _build_media(media_cls, media_raw, node.data_dir, origins)
     trunks = _build_trunks(merged.get("trunks", {}), origins)
     routing = _build_routing(merged, origins)
+    queues = _build_queues(merged.get("queues", {}), origins)
     return Config(node=node, sip=sip, db=db, calls=calls, media=media, media_raw=media_raw,
                   cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
-                  routing=routing, source=path)
+                  routing=routing, source=path, queues=queues)

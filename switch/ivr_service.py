@@ -239,6 +239,14 @@ class IvrService:
             def hangup(self) -> None:
                 control.hangup()
 
+            async def queue(self, name: str, *, skill: str | None, priority: int,
+                            maxwait_s: float | None, tags: dict[str, Any]) -> str | None:
+                queue = getattr(control, "queue", None)
+                if queue is None:
+                    return None
+                return await queue(name, skill=skill, priority=priority, maxwait_s=maxwait_s,
+                                   tags=tags)
+
         live = LiveCall(self.media, cid, _Tagged(), caller=caller, called=called,
                         call_id=call_id, recordings_dir=self.recordings_dir,
                         voice=self.voice, rate=self.rate, clock=self.clock,

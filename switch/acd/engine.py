@@ -283,11 +283,13 @@ class AcdEngine:
         if ev.call_id in self._callers or ev.call_id in self._connected:
             raise AcdError(f"call {ev.call_id} is already queued or connected")
         self._enter(now, self._queue(ev.queue), ev.call_id, ev.priority, ev.skill, ev.level,
-                    work, hops=0)
+                    work, hops=0, max_wait_s=ev.max_wait_s)
 
     def _enter(self, now: float, queue: Queue, call_id: str, priority: int, skill: str,
-               level: int | None, work: _Work, hops: int) -> None:
+               level: int | None, work: _Work, hops: int,
+               max_wait_s: float | None = None) -> None:
         cfg = queue.config
+        max_wait_s = cfg.max_wait_s if max_wait_s is None else max_wait_s
         if queue.is_full() or queue.is_empty(self.agents.values(), cfg.join_empty):
             event = QueueEvent.FULL if queue.is_full() else QueueEvent.JOINEMPTY
             target = cfg.overflow
@@ -307,8 +309,8 @@ class AcdEngine:
         self._log(work, now, queue.name, call_id, NONE, QueueEvent.ENTERQUEUE,
                   str(priority), str(caller.orig_position))
         work.actions.append(PlayMusic(call_id, cfg.moh_class))
-        if cfg.max_wait_s is not None:
-            self._push_timer(now + cfg.max_wait_s, "maxwait", (call_id, caller.seq))
+        if max_wait_s is not None:
+            self._push_timer(now + max_wait_s, "maxwait", (call_id, caller.seq))
         if cfg.announce_frequency_s is not None:
             self._push_timer(now, "announce", (call_id, caller.seq))
         widen = queue.next_widening(caller, now)

@@ -48,13 +48,15 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class CallerArrived:
-    """A caller enters ``queue``. ``skill``/``level`` override the queue's requirement."""
+    """A caller enters ``queue``. ``skill``/``level`` override the queue's requirement;
+    ``max_wait_s`` the queue's maximum wait (an IVR ``queue ... maxwait``)."""
 
     queue: str
     call_id: str
     priority: int = 0
     skill: str = ""
     level: int | None = None
+    max_wait_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,9 @@ class LiveState:
         self.agents: dict[str, LiveAgent] = {}
         self.agent_of_device: dict[str, str] = {}
         self.on_cleared: list[Callable[[LiveCall], None]] = []
+        self.external_agent_at: Callable[[str], str | None] = lambda device: None
+        """The agent logged in on a device in the live ACD (``cti.switch_agents``)."""
+        self.external_queues_of: Callable[[str], frozenset[str]] = lambda agent: frozenset()
         self._sink: EventSink = lambda event: None
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -141,12 +144,18 @@ class LiveState:
 
     # -------------------------------------------------------------- emitting
 
+    def agent_at(self, device: str) -> str | None:
+        """The agent logged in on ``device``: this table's, else the live ACD's."""
+        return self.agent_of_device.get(device) or self.external_agent_at(device)
+
     def scope(self, call: LiveCall) -> frozenset[str]:
         """The queues a call's events concern: its queue, else its agent's queues."""
         if call.queue:
             return frozenset((call.queue,))
         agent = self.agents.get(call.agent_id or "")
-        return agent.queues if agent is not None else frozenset()
+        if agent is not None:
+            return agent.queues
+        return self.external_queues_of(call.agent_id) if call.agent_id else frozenset()
 
     def emit_call(self, call: LiveCall, name: str, data: dict[str, Any]) -> None:
         """A call event, in order behind a pending screen pop (Rule 1)."""
@@ -198,7 +207,7 @@ class LiveState:
             call = self.calls[ev.call_id] = LiveCall(ev.call_id, ev.caller, ev.callee,
                                                      ev.channel)
             self.start_lookup(call)
-            agent_id = self.agent_of_device.get(ev.caller)
+            agent_id = self.agent_at(ev.caller)
             if agent_id is not None and ev.source != "internal":
                 call.agent_id, call.device, call.agent_leg = agent_id, ev.caller, ev.channel
                 call.placed_by = agent_id
@@ -231,12 +240,26 @@ class LiveState:
         if call is not None and ev.channel in call.forks:
             self._deliver(call, ev.channel)
 
+    def deliver_offer(self, call_id: str, agent_id: str, device: str, queue: str,
+                      tags: Mapping[str, Any] | None = None) -> None:
+        """The live ACD rings ``agent_id`` at ``device`` for a queued call: the screen pop
+        (its offer legs are the ACD's, not forks of the call)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        call.queue = queue or call.queue
+        call.agent_id, call.device, call.state = agent_id, device, "alerting"
+        call.delivered.add(f"offer:{agent_id}")
+        self._pop(call, f"offer:{agent_id}", device, agent_id, tags)
+
     def _deliver(self, call: LiveCall, channel: str) -> None:
         device = call.forks.get(channel)
         if device is None or channel in call.delivered:
             return
         call.delivered.add(channel)
-        agent_id = self.agent_of_device.get(device)
+        agent_id = self.agent_at(device)
+        if f"offer:{agent_id}" in call.delivered:
+            return  # the ACD's offer to this agent was the delivery
         agent = self.agents.get(agent_id or "")
         if call.placed_by is None:
             call.agent_id, call.device, call.agent_leg = agent_id, device, channel
@@ -244,17 +267,22 @@ class LiveState:
         if agent is not None and call.placed_by is None and agent.state is AgentState.READY:
             agent.call_id = call.call_id
             self.move(agent, AgentInput.OFFER)
+        self._pop(call, channel, device, agent_id, None)
+
+    def _pop(self, call: LiveCall, channel: str, device: str, agent_id: str | None,
+             tags: Mapping[str, Any] | None) -> None:
         fut = call.resident
         if fut is None or fut.done():
-            self._emit_delivered(call, channel, device, agent_id)
+            self._emit_delivered(call, channel, device, agent_id, tags)
             return
         call.pending = call.pending or []
-        task = asyncio.ensure_future(self._deliver_later(call, channel, device, agent_id))
+        task = asyncio.ensure_future(self._deliver_later(call, channel, device, agent_id,
+                                                         tags))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver_later(self, call: LiveCall, channel: str, device: str,
-                             agent_id: str | None) -> None:
+                             agent_id: str | None, tags: Mapping[str, Any] | None) -> None:
         assert call.resident is not None
         try:
             await asyncio.wait_for(asyncio.shield(call.resident), self.lookup_timeout_s)
@@ -262,17 +290,17 @@ class LiveState:
             logger.warning("screen pop of call %s: resident lookup took over %.1f s",
                            call.call_id, self.lookup_timeout_s)
         pending, call.pending = call.pending or [], None
-        self._emit_delivered(call, channel, device, agent_id)
+        self._emit_delivered(call, channel, device, agent_id, tags)
         for event in pending:
             self._sink(event)
 
     def _emit_delivered(self, call: LiveCall, channel: str, device: str,
-                        agent_id: str | None) -> None:
+                        agent_id: str | None, tags: Mapping[str, Any] | None) -> None:
         fut = call.resident
         resident = fut.result() if fut is not None and fut.done() and \
             not fut.cancelled() else None
         pop = {"caller_number": call.caller, "resident": resident,
-               "ivr_tags": dict(self.tags_of(call.call_id))}
+               "ivr_tags": {**dict(tags or {}), **self.tags_of(call.call_id)}}
         event = BackendEvent("call.delivered", {
             "call_id": call.call_id, "agent_id": agent_id, "device": device,
             "queue": call.queue, "caller": call.caller, "called": call.dialed,
@@ -288,7 +316,7 @@ class LiveState:
         if call.placed_by is None:
             device = call.forks.get(ev.other_channel)
             call.agent_leg, call.device = ev.other_channel, device
-            call.agent_id = self.agent_of_device.get(device or "")
+            call.agent_id = self.agent_at(device or "")
         agent = self.agents.get(call.agent_id or "")
         if agent is not None:
             agent.call_id = call.call_id

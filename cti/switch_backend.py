@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 
 from cti.backend import BackendEvent, CallScope, EventSink, ResidentDirectory
-from cti.live_calls import LiveAgent, LiveCall, LiveState
+from cti.live_calls import LiveCall, LiveState
 from cti.messages import CtiRequestError, ErrorCode
+from cti.switch_agents import AgentDesk, QueueCommands
 from dsp.tones import beep
-from switch.acd.agent import AgentInput, AgentState, AgentStateError
 from switch.b2bua import Call, CallManager
 from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegOffered, LegRejected
@@ -58,10 +58,6 @@ _DIGITS = frozenset("0123456789*#ABCD")
 
 def _err(code: ErrorCode, message: str, field_: str | None = None) -> CtiRequestError:
     return CtiRequestError(code, message, field_)
-
-
-def _no_queues(what: str, field_: str = "queue") -> CtiRequestError:
-    return _err(ErrorCode.NOT_FOUND, f"{what}: this node runs no ACD queues", field_)
 
 
 def music_on_hold() -> np.ndarray:
@@ -93,7 +89,7 @@ class _Monitor:
     active: bool = False
 
 
-class SwitchBackend:
+class SwitchBackend(QueueCommands):
     """:class:`~cti.backend.CtiBackend` of a running node (see the module docstring).
 
     Args:
@@ -121,6 +117,7 @@ class SwitchBackend:
         self.state = LiveState(residents, tags_of=self._tags_of,
                                lookup_timeout_s=screen_pop_timeout_s)
         self.state.on_cleared.append(self._call_cleared)
+        self.desk = AgentDesk(self.state, calls)
         self.monitors: dict[str, _Monitor] = {}
         self._legs: dict[str, _Placed] = {}
         self._ids = itertools.count(1)
@@ -134,6 +131,7 @@ class SwitchBackend:
         """Tap the bus and take the CTI-placed legs' events (call once, at start-up)."""
         self._untap = self.bus.tap(self.state.handle)
         self.calls.leg_hook = self.handle_leg
+        self.desk.attach()
 
     async def close(self) -> None:
         """Hang up the legs the CTI placed and detach from the switch."""
@@ -144,6 +142,7 @@ class SwitchBackend:
             await self._placed_ended(placed, "shutdown")
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self.desk.detach()
         if self._untap is not None:
             self._untap()
             self._untap = None
@@ -168,12 +167,6 @@ class SwitchBackend:
         return dict(call.tags) if call is not None else {}
 
     # -------------------------------------------------------------- lookups
-
-    def _agent(self, agent_id: str) -> LiveAgent:
-        agent = self.state.agents.get(agent_id)
-        if agent is None or agent.state is AgentState.LOGGED_OFF:
-            raise _err(ErrorCode.NOT_FOUND, f"agent {agent_id} is not logged in", "agent_id")
-        return agent
 
     def _live(self, call_id: str, agent_id: str | None = None) -> LiveCall:
         live = self.state.calls.get(call_id)
@@ -207,10 +200,7 @@ class SwitchBackend:
     # -------------------------------------------------------------- scope queries
 
     async def agent_queues(self, agent_id: str) -> frozenset[str]:
-        agent = self.state.agents.get(agent_id)
-        if agent is None:
-            raise _err(ErrorCode.NOT_FOUND, f"unknown agent {agent_id}", "agent_id")
-        return agent.queues
+        return self.desk.queues_of(agent_id)
 
     async def call_scope(self, call_id: str) -> CallScope:
         live = self._live(call_id)
@@ -218,11 +208,8 @@ class SwitchBackend:
 
     async def snapshot(self) -> dict[str, Any]:
         return {
-            "agents": [{"agent_id": a.agent_id, "state": a.state.value, "reason": a.reason,
-                        "device": a.device, "queues": sorted(a.queues), "call_id": a.call_id}
-                       for a in self.state.agents.values()
-                       if a.state is not AgentState.LOGGED_OFF],
-            "queues": [],
+            "agents": self.desk.snapshot(),
+            "queues": await self.queue_stats(queues=None),
             "calls": [{"call_id": c.call_id, "state": c.state, "queue": c.queue,
                        "agent_id": c.agent_id, "caller": c.caller, "called": c.dialed,
                        "device": c.device} for c in self.state.calls.values()],
@@ -232,57 +219,19 @@ class SwitchBackend:
 
     async def agent_login(self, *, agent_id: str, device: str,
                           queues: list[str] | None) -> dict[str, Any]:
-        """Log ``agent_id`` in on ``device`` (an extension); it starts not ready (the ACD's
-        table). ``queues`` are kept as the agent's scope for event routing."""
-        agent = self.state.agents.get(agent_id)
-        if agent is not None and agent.state is not AgentState.LOGGED_OFF:
-            raise _err(ErrorCode.INVALID_STATE, f"agent {agent_id} is already logged in",
-                       "agent_id")
-        other = self.state.agent_of_device.get(device)
-        if other is not None and other != agent_id:
-            raise _err(ErrorCode.INVALID_STATE, f"device {device} is in use by agent {other}",
-                       "device")
-        names = frozenset(queues or ())
-        agent = self.state.agents[agent_id] = LiveAgent(agent_id, device, names)
-        self.state.agent_of_device[device] = agent_id
-        self.state.emit(BackendEvent("agent.logged_on", {
-            "agent_id": agent_id, "state": "logged_on", "device": device,
-            "queues": sorted(names)}, names, agent_id))
-        self.state.move(agent, AgentInput.LOGIN, "login")
-        return {"agent_id": agent_id, "device": device,
-                "registered": bool(self.driver.lookup(device))}
-
-    def _move(self, agent: LiveAgent, agent_input: AgentInput, reason: str = "") -> None:
-        try:
-            self.state.move(agent, agent_input, reason, strict=True)
-        except AgentStateError as exc:
-            raise _err(ErrorCode.INVALID_STATE, str(exc), "state") from None
+        """Log ``agent_id`` in on ``device`` (an extension); it starts not ready."""
+        return self.desk.login(agent_id, device, queues)
 
     async def agent_logout(self, *, agent_id: str, reason: str,
                            forced: bool = False) -> dict[str, Any]:
-        agent = self._agent(agent_id)
-        if forced and agent.state in (AgentState.BUSY, AgentState.RESERVED):
-            raise _err(ErrorCode.INVALID_STATE, f"agent {agent_id} is on a call", "agent_id")
-        self._move(agent, AgentInput.LOGOUT)
-        return {"agent_id": agent_id, "pending": agent.state is not AgentState.LOGGED_OFF}
+        return self.desk.logout(agent_id, forced)
 
     async def agent_set_state(self, *, agent_id: str, state: str, reason: str,
                               forced: bool = False) -> dict[str, Any]:
-        agent = self._agent(agent_id)
-        if state == "ready":
-            self._move(agent, AgentInput.SET_READY)
-        else:
-            self._move(agent, AgentInput.SET_NOT_READY, reason or "not ready")
-        return {"agent_id": agent_id, "state": agent.state.value}
+        return self.desk.set_state(agent_id, state, reason)
 
     async def agent_end_wrapup(self, *, agent_id: str) -> dict[str, Any]:
-        agent = self._agent(agent_id)
-        if agent.state is not AgentState.WRAP_UP:
-            raise _err(ErrorCode.INVALID_STATE, f"agent {agent_id} is not in wrap-up",
-                       "agent_id")
-        agent.call_id = None
-        self._move(agent, AgentInput.WRAPUP_END)
-        return {"agent_id": agent_id}
+        return self.desk.end_wrapup(agent_id)
 
     # -------------------------------------------------------------- CTI-placed legs (Rule 2)
 
@@ -347,21 +296,21 @@ class SwitchBackend:
                         data: dict[str, Any] | None) -> dict[str, Any]:
         """CSTA MakeCall: ring the agent's device; when it answers, call ``destination``
         from it and bridge (the switch's ringback meanwhile)."""
-        agent = self._agent(agent_id)
-        if agent.state in (AgentState.BUSY, AgentState.RESERVED) or any(
+        device = self.desk.device(agent_id)
+        if self.desk.busy(agent_id) or any(
                 c.agent_id == agent_id for c in self.state.calls.values()):
             raise _err(ErrorCode.INVALID_STATE, f"agent {agent_id} is on a call", "agent_id")
         if not destination:
             raise _err(ErrorCode.INVALID_ARGS, "destination is empty", "destination")
         call_id = uuid.uuid4().hex[:20]
-        channel = self._place(agent.device, "dial", call_id, caller=destination, near=None)
+        channel = self._place(device, "dial", call_id, caller=destination, near=None)
         channel.call_id = call_id
-        live = LiveCall(call_id, agent.device, destination, channel.name, placed_by=agent_id,
-                        agent_id=agent_id, device=agent.device, agent_leg=channel.name,
+        live = LiveCall(call_id, device, destination, channel.name, placed_by=agent_id,
+                        agent_id=agent_id, device=device, agent_leg=channel.name,
                         data=dict(data or {}))
         self.state.calls[call_id] = live
         self.state.start_lookup(live)
-        self.state.emit_call(live, "call.originated", {"device": agent.device,
+        self.state.emit_call(live, "call.originated", {"device": device,
                                                        "destination": destination})
         return {"call_id": call_id}
 
@@ -449,9 +398,6 @@ class SwitchBackend:
                     f"cti-transfer-{call.id}")
         return {}
 
-    async def _not_supported(self, what: str) -> dict[str, Any]:
-        raise _err(ErrorCode.NOT_SUPPORTED, f"{what} is not supported on live calls yet")
-
     async def consultation_call(self, *, agent_id: str, call_id: str,
                                 destination: str) -> dict[str, Any]:
         self._live(call_id, agent_id)
@@ -532,52 +478,29 @@ class SwitchBackend:
             raise _err(ErrorCode.INVALID_STATE, f"recording failed: {exc}", "action") from None
         return {"recording": live.recording, "ref": live.recording_path}
 
-    # -------------------------------------------------------------- queues (no ACD here)
-
-    async def list_queues(self) -> list[dict[str, Any]]:
-        return []
-
-    async def queue_stats(self, *, queues: list[str] | None) -> list[dict[str, Any]]:
-        if queues:
-            raise _no_queues(f"unknown queue {queues[0]}", "queues")
-        return []
-
-    async def queue_callers(self, *, queue: str) -> list[dict[str, Any]]:
-        raise _no_queues(f"unknown queue {queue}")
-
-    async def pickup_call(self, *, agent_id: str, queue: str, call_id: str) -> dict[str, Any]:
-        raise _no_queues(f"unknown queue {queue}")
-
-    async def set_priority(self, *, queue: str, call_id: str, priority: int) -> dict[str, Any]:
-        raise _no_queues(f"unknown queue {queue}")
-
-    async def schedule_callback(self, *, queue: str, number: str, at: float | None,
-                                data: dict[str, Any] | None) -> dict[str, Any]:
-        raise _no_queues(f"unknown queue {queue}")
-
     # -------------------------------------------------------------- supervisor (Rule 4)
 
     async def monitor_start(self, *, supervisor: str, agent_id: str, mode: str,
                             device: str | None = None,
                             supervisor_agent: str | None = None) -> dict[str, Any]:
-        agent = self._agent(agent_id)
-        live = self.state.calls.get(agent.call_id or "")
-        if live is None or live.agent_id != agent_id or live.state not in ("connected",
-                                                                            "hold"):
+        agent_device = self.desk.device(agent_id)
+        live = next((c for c in self.state.calls.values() if c.agent_id == agent_id
+                     and c.state in ("connected", "hold")), None)
+        if live is None:
             raise _err(ErrorCode.INVALID_STATE, f"agent {agent_id} is not on a connected call",
                        "agent_id")
         _, agent_leg, _ = self._legs_of(live, "connected", "hold")
         if device is None:
-            own = self.state.agents.get(supervisor_agent or supervisor)
-            if own is None or own.state is AgentState.LOGGED_OFF:
+            try:
+                device = self.desk.device(supervisor_agent or supervisor)
+            except CtiRequestError:
                 raise _err(ErrorCode.INVALID_ARGS, "no device to call: pass device, or log "
-                           "in as an agent on your phone first", "device")
-            device = own.device
-        if device == agent.device:
+                           "in as an agent on your phone first", "device") from None
+        if device == agent_device:
             raise _err(ErrorCode.INVALID_ARGS, "the supervisor's device is the agent's",
                        "device")
         monitor_id = f"mon-{uuid.uuid4().hex[:12]}"
-        channel = self._place(device, "monitor", monitor_id, caller=agent.device,
+        channel = self._place(device, "monitor", monitor_id, caller=agent_device,
                               near=agent_leg.media_id)
         self.monitors[monitor_id] = _Monitor(monitor_id, supervisor, agent_id, live.call_id,
                                              mode, device, channel)

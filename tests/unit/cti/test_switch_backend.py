@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
@@ -19,7 +20,12 @@ from cti.backend import BackendEvent
 from cti.fake import MemoryResidentDirectory
 from cti.messages import CtiRequestError, ErrorCode
 from cti.switch_backend import SwitchBackend
+from switch.acd import MemoryLogSink, QueueConfig, Strategy
 from switch.events import CallHungUp
+from switch.queue_config import QueueSettings
+from switch.queues import QueueService
+from switch.router import DialPlan
+from switch.routing_config import parse_routing
 
 RESIDENT = {"name": "张伟", "unit": "3栋2单元501", "vip": True, "open_work_orders": [],
             "unpaid_bills": [{"kind": "property", "amount": "350.50"}], "recent_calls": []}
@@ -250,3 +256,62 @@ async def test_agent_login_rules(rig: Rig) -> None:
     await backend.agent_logout(agent_id="a1", reason="")
     assert rig.names()[-1] == "agent.logged_off"
     await backend.agent_login(agent_id="a2", device="1002", queues=None)  # device free again
+
+
+# ---- with the live ACD (switch.queues): agents and offers are the ACD's -------------------
+
+
+def _with_acd(rig: Rig) -> QueueService:
+    settings = QueueSettings(QueueConfig("support", strategy=Strategy.LONGEST_IDLE,
+                                         ring_timeout_s=3.0, wrapup_s=30.0))
+    service = QueueService({"support": settings}, log=MemoryLogSink(), bus=rig.switch.bus,
+                           rng=Random(7))
+    rig.switch.calls.dialplan = DialPlan.from_config(parse_routing({"dialplan": {"rules": [
+        {"name": "support", "match": "7000", "target": "queue", "queue": "support"},
+        {"name": "extensions", "match": "_10XX", "target": "extension"}]}}))
+    service.attach(rig.switch.calls)
+    rig.backend.desk.attach()
+    return service
+
+
+async def test_queue_call_through_the_live_acd_pops_and_follows_agent_states(
+        rig: Rig) -> None:
+    acd = _with_acd(rig)
+    alice, desk = Phone(rig.net, "1001", 5071), Phone(rig.net, "1002", 5072)
+    rig.switch.register(desk)
+    backend = rig.backend
+    with pytest.raises(CtiRequestError) as exc:
+        await backend.agent_login(agent_id="a1", device="1002", queues=["nope"])
+    assert exc.value.code is ErrorCode.NOT_FOUND
+    login = await backend.agent_login(agent_id="a1", device="1002", queues=["support"])
+    assert login["state"] == "not_ready" and login["queues"] == ["support"]
+    assert await backend.agent_queues("a1") == frozenset({"support"})
+    await backend.agent_set_state(agent_id="a1", state="ready", reason="")
+    alice.call("7000")
+    delivered = await rig.until("call.delivered")
+    assert delivered.data["queue"] == "support" and delivered.agent_id == "a1"
+    assert delivered.data["screen_pop"]["resident"]["name"] == "张伟"
+    established = await rig.until("call.established")
+    call_id = established.data["call_id"]
+    assert established.agent_id == "a1" and established.data["device"] == "1002"
+    assert len(rig.named("call.delivered")) == 1
+    names = rig.names()
+    assert names.index("call.queued") < names.index("call.delivered") < names.index(
+        "call.established")
+    assert [n for n in names if n.startswith("agent.")] == [
+        "agent.logged_on", "agent.not_ready", "agent.ready", "agent.reserved", "agent.busy"]
+    stats = await backend.queue_stats(queues=["support"])
+    assert stats[0]["agents_busy"] == 1
+    assert (await backend.list_queues())[0]["queue"] == "support"
+    snap = await backend.snapshot()
+    assert snap["agents"][0]["device"] == "1002" and snap["agents"][0]["state"] == "busy"
+    await backend.hold_call(agent_id="a1", call_id=call_id)
+    await backend.retrieve_call(agent_id="a1", call_id=call_id)
+    await backend.clear_connection(agent_id="a1", call_id=call_id)
+    await rig.until("call.cleared")
+    await rig.until("agent.wrapup")
+    await backend.agent_end_wrapup(agent_id="a1")
+    assert acd.agent_snapshot("a1")["state"] == "ready"
+    with pytest.raises(CtiRequestError) as exc:
+        await backend.pickup_call(agent_id="a1", queue="support", call_id="x")
+    assert exc.value.code is ErrorCode.NOT_SUPPORTED

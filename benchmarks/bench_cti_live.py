@@ -15,8 +15,10 @@ One *cycle* is a day's unit of work: a busy agent's call ends (``call.cleared``,
 wrap-up then ready), the ACD picks the longest-waiting caller for it (one *decision*:
 ``agent.reserved``, ``call.delivered`` with the screen pop), the agent answers
 (``agent.busy``, ``call.dequeued``, ``call.established``), and a new caller arrives so that
-1,000 stay queued (``call.queued``). Cases: ``burst`` (cycles as fast as the loop allows,
-yielding every 5 cycles) and ``paced`` (``--rate`` cycles/s in 10 ms ticks).
+1,000 stay queued (``call.queued``). Cases: ``no clients`` (the ACD, the bus, the mapping
+and the server's encoding, nobody subscribed: the decision rate of the switch side),
+``burst`` (cycles as fast as the loop allows, yielding every 5 cycles, 200 clients) and
+``paced`` (``--rate`` cycles/s in 10 ms ticks, 200 clients).
 
 Latency: the bench notes ``perf_counter()`` when it applies a change to a call; a client
 computes ``now - that`` for each call event it reads (agent events are counted, not timed).
@@ -258,7 +260,7 @@ async def _case(name: str, center: _Center, server: CtiServer, readers: list[_Re
     for consumer in consumers:
         consumer.cancel()
     await asyncio.gather(*consumers, return_exceptions=True)
-    latencies.sort()
+    latencies.sort() if latencies else latencies.append(0.0)
     decisions = center.decisions - decisions0
     deliveries = sum(r.got for r in readers)
     return {
@@ -298,9 +300,10 @@ async def run(clients: int, cycles: int, paced_cycles: int, rate: float) -> list
                                            "args": args}).encode() + b"\n")
             reply = json.loads(await token_reader.readline())
         token = reply["result"]["token"]
-        readers = [await _Reader.open(port, token) for _ in range(clients)]
         sink[0] = server.publish
-        rows = [await _case("burst", center, server, readers, cycles, None),
+        rows = [await _case("no clients", center, server, [], cycles, None)]
+        readers = [await _Reader.open(port, token) for _ in range(clients)]
+        rows += [await _case("burst", center, server, readers, cycles, None),
                 await _case(f"paced {rate:.0f}/s", center, server, readers, paced_cycles,
                             rate)]
         token_writer.close()

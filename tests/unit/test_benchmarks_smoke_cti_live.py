@@ -18,11 +18,13 @@ def test_bench_cti_live_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == "cti_live" and doc["smoke"] is True
     assert (doc["agents"], doc["queued"]) == (200, 1000)
-    burst, paced = doc["results"]
+    alone, burst, paced = doc["results"]
+    assert alone["name"] == "no clients" and alone["deliveries"] == 0
+    assert alone["decisions"] == alone["cycles"] == 30
     assert paced["name"].startswith("paced") and paced["cycles"] == 10
     assert burst["cycles"] == 30 and burst["decisions"] == 30   # one decision per cycle
     assert burst["events"] == 9 * 30    # cleared, wrap-up, ready, reserved, delivered,
-    for row in doc["results"]:          # busy, dequeued, established, queued
+    for row in (burst, paced):          # busy, dequeued, established, queued
         assert row["deliveries"] == row["clients"] * row["events"]
         assert row["timed"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert row["decisions_per_s"] > 0 and row["dropped_slow"] == 0

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import subprocess
+import sys
 import wave
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,7 +28,7 @@ import pytest
 from cti.client import CtiClient, CtiCommandError, CtiEvent
 from dsp.goertzel import block_powers, frame_blocks, goertzel_basis, hann, tone_power_scale
 
-from .conftest import Node, free_port, require, run_cli, start_node, stop_node
+from .conftest import ROOT, Node, free_port, require, run_cli, start_node, stop_node
 from .peers import Baresip
 from .test_interop_calls import _tone_wav
 
@@ -161,7 +164,7 @@ async def test_screen_pop_and_whisper_heard_by_agent_only(tmp_path: Path,
         await boss.close()
         for phone in phones:
             phone.stop()
-    stop_node(node)
+    assert stop_node(node) == 0
     heard_by_agent = _tone_blocks(next((tmp_path / "rec_d").glob("*-dec.wav")), WHISPER_HZ)
     heard_by_caller = _tone_blocks(next((tmp_path / "rec_c").glob("*-dec.wav")), WHISPER_HZ)
     assert heard_by_agent > 80, heard_by_agent   # over 2 s of the 4 s whisper
@@ -242,3 +245,54 @@ async def test_cti_protocol_under_bad_input_on_the_live_node(
         await fresh.close()
     raw.writer.close()
     assert node.proc.poll() is None
+
+
+def _cert(tmp_path: Path) -> tuple[Path, Path]:
+    require("openssl")
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(crt), "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=30)
+    return crt, key
+
+
+async def test_cti_over_tls_on_the_node_and_a_bad_cti_key_stops_start_up(
+        tmp_path: Path) -> None:
+    crt, key = _cert(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    res = run_cli(data, "cti-user", "add", "boss", "--role", "supervisor", "--password",
+                  PASSWORD, "--queues", "*")
+    assert res.returncode == 0, res.stderr
+    cfg = tmp_path / "tls.toml"
+    cfg.write_text(f'[cti]\nhost = "127.0.0.1"\ncertfile = "{crt}"\nkeyfile = "{key}"\n')
+    cti_port = free_port()
+    node = start_node(data, "--cti-port", str(cti_port), "--config", str(cfg))
+    try:
+        assert f"CTI server on 127.0.0.1:{cti_port} (TLS)" in node.log()
+        client = await CtiClient.connect("127.0.0.1", cti_port,
+                                         tls=ssl.create_default_context(cafile=str(crt)),
+                                         reconnect=False)
+        try:
+            assert (await client.login("boss", PASSWORD)).role == "supervisor"
+            assert await client.queue_list() == [
+                {"queue": q, "waiting": 0, "agents_logged_in": 0}
+                for q in sorted(["operator", "客服组", "报修组", "投诉组", "值班组"])]
+        finally:
+            await client.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", cti_port)  # plain TCP
+        writer.write(b'{"v":1,"type":"req","id":"1","cmd":"hello","args":{}}\n')
+        assert not (await asyncio.wait_for(reader.read(), 10.0)).startswith(b'{"v"')
+        writer.close()
+    finally:
+        assert stop_node(node) == 0   # clean shutdown with the CTI server running
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[cti]\ncertfile = "{crt}"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "switch.cli", "run", "--data-dir", str(data), "--bind",
+         "127.0.0.1", "--sip-port", str(free_port()), "--cti-port", str(free_port()),
+         "--config", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "cti.certfile" in proc.stdout + proc.stderr

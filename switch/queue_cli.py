@@ -19,6 +19,7 @@ import logging
 import re
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
@@ -52,10 +53,16 @@ def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _width(text: str) -> int:
+    """Terminal columns of ``text``: CJK (East Asian wide/full-width) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        cells = [c + " " * (w - _width(c)) for c, w in zip(row, widths, strict=True)]
+        print("  ".join(cells).rstrip(), file=out)
 
 
 _QUEUE_HEAD = ("QUEUE", "OFFERED", "ANSWERED", "ABANDONED", "TIMEOUT", "REFUSED", "SL",

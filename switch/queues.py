@@ -100,6 +100,7 @@ from switch.events import AgentStateChanged as AgentStateEvent
 from switch.events import CallDequeued, CallOffered, CallQueued
 from switch.queue_config import QueueSettings
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
+from switch.queue_views import agent_queues, agent_row, waiting_rows
 
 logger = logging.getLogger(__name__)
 
@@ -198,10 +199,18 @@ class QueueService:
             logger.info("ACD: %d static agent(s) logged in", len(devices))
 
     async def stop(self) -> None:
-        """Cancel the timer and the media tasks (the calls are ended by the CallManager)."""
+        """Cancel the timer; let the legs' releases finish (the calls were ended by the
+        CallManager), then cancel what is left (music, announcements). Agents still logged
+        in are logged out, so the queue log's agent time ends with the node."""
+        for agent in list(self.engine.agents.values()):
+            if agent.state is not AgentState.LOGGED_OFF:
+                with contextlib.suppress(AcdError):
+                    self._apply(AgentLoggedOut(agent.agent_id))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -280,20 +289,11 @@ class QueueService:
     # ====================================================================================
     def agent_snapshot(self, agent_id: str) -> dict[str, Any]:
         """One agent as a JSON-ready dict (raises AcdError if unknown)."""
-        a = self.engine.agent(agent_id)
-        return {"agent_id": a.agent_id, "device": f"{a.device.kind}:{a.device.address}",
-                "state": a.state.value, "reason": a.reason, "since": a.state_since,
-                "skills": dict(a.skills), "call_id": a.call_id, "queue": a.call_queue,
-                "pending": a.pending.value if a.pending else None,
-                "queues": sorted(self.queues_of(agent_id))}
+        return agent_row(self.engine, agent_id)
 
     def queues_of(self, agent_id: str) -> frozenset[str]:
         """The queues whose skill the agent has (empty if unknown)."""
-        agent = self.engine.agents.get(agent_id)
-        if agent is None:
-            return frozenset()
-        return frozenset(q.name for q in self.engine.queues.values()
-                         if q.config.required_skill in agent.skills)
+        return agent_queues(self.engine, agent_id)
 
     def device_of(self, agent_id: str) -> str:
         """The agent's device address ("" if unknown)."""
@@ -302,19 +302,15 @@ class QueueService:
 
     def agents(self) -> list[dict[str, Any]]:
         """Every agent the ACD knows (logged off ones included)."""
-        return [self.agent_snapshot(a) for a in sorted(self.engine.agents)]
+        return [agent_row(self.engine, a) for a in sorted(self.engine.agents)]
 
     def waiting_callers(self, queue: str) -> list[dict[str, Any]]:
-        """The callers of ``queue`` in service order."""
-        now = self.wall()
-        out = []
-        for position, c in enumerate(self.engine.waiting(queue), 1):
-            waiter = self._waiters.get(c.call_id)
-            out.append({"call_id": c.call_id, "position": position, "priority": c.priority,
-                        "waited_s": round(now - c.enter_time, 3),
-                        "caller": waiter.call.caller if waiter else "",
-                        "ringing": sorted(c.offered_to)})
-        return out
+        """The callers of ``queue`` in service order (raises AcdError if unknown)."""
+        def caller_of(call_id: str) -> str:
+            waiter = self._waiters.get(call_id)
+            return waiter.call.caller if waiter is not None else ""
+
+        return waiting_rows(self.engine, queue, self.wall(), caller_of)
 
     def caller_info(self, call_id: str) -> dict[str, Any] | None:
         """Caller number, number dialed and IVR tags of a queued call (screen pop)."""
@@ -350,7 +346,7 @@ class QueueService:
             raise AcdError(f"call {call.id} is already queued")
         loop = asyncio.get_running_loop()
         waiter = HeldCaller(call, queue, self.wall(), loop.create_future(),
-                         self.settings[queue].moh, dict(tags or {}))
+                            self.settings[queue].moh, dict(tags or {}))
         self._waiters[call.id] = waiter
         self.stats["queued"] += 1
         try:
@@ -588,6 +584,7 @@ class QueueService:
     def _do_music(self, action: PlayMusic) -> None:
         waiter = self._waiters.get(action.call_id)
         if waiter is not None:
+            waiter.active = True  # (again, after an overflow into another queue)
             self._publish(CallQueued, waiter.call, waiter.call.a, queue=waiter.queue,
                           position=self.engine.position(action.call_id) or 0)
             self._spawn(self.hold.music(self.calls.media, waiter), f"moh-{action.call_id}",
@@ -595,10 +592,10 @@ class QueueService:
 
     def _do_stop_music(self, action: StopMusic) -> None:
         waiter = self._waiters.get(action.call_id)
-        if waiter is not None and waiter.active is False and self.calls is not None \
-                and waiter.call.b is None and waiter.call.a.media_id is not None:
+        if waiter is not None and self.calls is not None and waiter.call.a.media_id is not None:
+            waiter.active = False  # a BridgeCall that follows cancels this task before it runs
             self._spawn(self.hold.silence(self.calls.media, waiter.call.a.media_id),
-                        f"moh-stop-{action.call_id}")
+                        f"moh-stop-{action.call_id}", waiter)
 
     def _do_announce(self, action: Announce) -> None:
         waiter = self._waiters.get(action.call_id)

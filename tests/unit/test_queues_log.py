@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from random import Random
@@ -151,7 +152,8 @@ async def test_repository_round_trip_and_kpis_from_stored_rows(tmp_path: Path) -
     await db.close()
 
 
-def test_queue_stats_cli_reads_the_stored_log(tmp_path: Path) -> None:
+def test_queue_stats_cli_reads_the_stored_log(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
 
     async def store() -> None:
@@ -169,6 +171,14 @@ def test_queue_stats_cli_reads_the_stored_log(tmp_path: Path) -> None:
     assert row.split()[:4] == ["support", "2", "1", "1"]
     assert "5.0" in row.split() and "60.0" in row.split() and "50.0%" in row.split()
     assert "per 900 s" in text and "8001" in text
+    from switch.cli import main as softswitch
+
+    capsys.readouterr()
+    assert softswitch(["queue", "stats", "--json", "--db", url,
+                       "--data-dir", str(tmp_path)]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["queues"]["support"]["answered"] == 1
+    assert stats["agents"]["8001"]["answered"] == 1
 
 
 def test_parse_interval() -> None:
@@ -214,3 +224,15 @@ def test_queue_config_error_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(str(site))
     assert str(err.value).startswith(f"{site}: queues.support.wrapup: unknown key")
+
+
+def test_caller_max_wait_overrides_the_queue() -> None:
+    """An IVR ``queue ... maxwait 2s`` bounds this caller only (CallerArrived.max_wait_s)."""
+    engine = AcdEngine([QueueConfig("support")], Random(1))
+    engine.handle(0.0, CallerArrived("support", "short", max_wait_s=2.0))
+    engine.handle(0.0, CallerArrived("support", "long"))
+    assert engine.next_deadline() == 2.0
+    exits = [a.entry for a in engine.handle_timer(2.0)
+             if isinstance(a, LogEntry) and a.entry.event.value == "EXITWITHTIMEOUT"]
+    assert [e.call_id for e in exits] == ["short"]
+    assert engine.position("long") == 1 and engine.next_deadline() is None

@@ -21,7 +21,9 @@ from switch.acd import (
     AcdError,
     AgentState,
     AgentStateError,
+    EmptyRule,
     MemoryLogSink,
+    OverflowTarget,
     QueueConfig,
     QueueEvent,
     Strategy,
@@ -39,11 +41,13 @@ ROUTING = {"dialplan": {"rules": [
 ]}}
 
 
-def _acd(switch: Switch, **queue: object) -> tuple[QueueService, MemoryLogSink]:
+def _acd(switch: Switch, *, extra: tuple[QueueConfig, ...] = (),
+         **queue: object) -> tuple[QueueService, MemoryLogSink]:
     options = {"strategy": Strategy.RING_ALL, "ring_timeout_s": 3.0, "wrapup_s": 0.2,
                **queue}
     log = MemoryLogSink()
-    service = QueueService({"support": QueueSettings(QueueConfig("support", **options))},
+    configs = [QueueConfig("support", **options), *extra]  # type: ignore[arg-type]
+    service = QueueService({c.name: QueueSettings(c) for c in configs},
                            log=log, bus=switch.bus, rng=Random(7))
     switch.calls.dialplan = DialPlan.from_config(parse_routing(ROUTING))
     service.attach(switch.calls)
@@ -121,7 +125,9 @@ async def test_ring_all_two_agents_answer_one_is_bridged_the_other_cancelled(
         QueueEvent.CONNECT, QueueEvent.COMPLETECALLER, QueueEvent.WRAPUP]
     kpi = queue_kpis(log.entries, queue="support")
     assert (kpi.offered, kpi.answered, kpi.abandoned) == (1, 1, 0)
+    assert acd.live_kpis("support") == kpi
     assert switch.cdrs[0].disposition.value == "answered"
+    assert (switch.cdrs[0].queue, switch.cdrs[0].agent_id) == ("support", "a-bob")
     assert any(isinstance(e, AgentStateChanged) and e.new == "busy" for e in switch.published)
 
 
@@ -182,8 +188,6 @@ async def test_agent_logs_out_while_reserved_caller_keeps_place_and_reaches_next
 
 async def test_unreachable_device_agent_goes_not_ready_and_caller_leaves_closed(
         net: Net, switch: Switch) -> None:
-    from switch.acd import EmptyRule
-
     acd, log = _acd(switch, max_no_answer=2, leave_empty=EmptyRule.NO_AGENT_AVAILABLE)
     alice = Phone(net, "1001", 5071)
     acd.login("a-ghost", "1009", ["support"])  # nobody registered as 1009
@@ -308,3 +312,72 @@ async def test_agent_api_refuses_misuse(switch: Switch) -> None:
     assert acd.logout("a1")["state"] == "logged_off"
     assert [e.event for e in log.entries if e.event is QueueEvent.PAUSE] == [QueueEvent.PAUSE]
     assert acd.queues_of("a1") == {"support"} and acd.device_of("a1") == "1002"
+
+
+async def test_overflow_to_another_queue_reaches_its_agent(net: Net, switch: Switch) -> None:
+    backup = QueueConfig("backup", ring_timeout_s=3.0)
+    acd, log = _acd(switch, extra=(backup,), max_wait_s=0.3,
+                    overflow=OverflowTarget("queue", "backup"))
+    alice = Phone(net, "1001", 5071)
+    carol = Phone(net, "1003", 5073, on_invite="answer")
+    switch.register(carol)
+    acd.login("a-carol", "1003", ["backup"])  # nobody serves "support"
+    txn = alice.call("7000")
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    await switch.settle(lambda: len(switch.of_type(CallBridged)) == 2)
+    assert [e.queue for e in log.entries if e.event is QueueEvent.ENTERQUEUE] == [
+        "support", "backup"]
+    assert _events(log, QueueEvent.EXITWITHTIMEOUT)[0][1][3] == "queue:backup"
+    assert [(e.queue, e.agent) for e in log.entries if e.event is QueueEvent.CONNECT] == [
+        ("backup", "a-carol")]
+    alice.send_in_dialog("BYE")
+    await switch.settle(lambda: not switch.calls.calls)
+
+
+async def test_dial_plan_caller_overflows_to_an_ivr_program(net: Net, switch: Switch,
+                                                            tmp_path: Path) -> None:
+    _, log = _acd(switch, join_empty=EmptyRule.NO_AGENT_LOGGED_IN,
+                  overflow=OverflowTarget("ivr", "hotline"))
+    runs: list[tuple[str, str]] = []
+
+    class Ivr:
+        def has(self, name: str) -> bool:
+            return name == "hotline"
+
+        async def run(self, name: str, cid: int, control: object, *, caller: str,
+                      called: str, call_id: str) -> None:
+            runs.append((name, caller))
+            control.hangup()  # type: ignore[attr-defined]
+
+    switch.calls.ivr = Ivr()
+    alice = Phone(net, "1001", 5071)
+    alice.call("7000")
+    await switch.settle(lambda: bool(alice.requests("BYE")))
+    assert runs == [("hotline", "1001")]
+    assert [(a, d) for a, d in _events(log, QueueEvent.JOINEMPTY)] == [("NONE", ("ivr:hotline",))]
+    assert [d.reason for d in switch.of_type(CallDequeued)] == ["closed"]
+
+
+async def test_agent_answer_crossing_the_callers_bye_leaves_nothing_behind(
+        net: Net, switch: Switch) -> None:
+    acd, log = _acd(switch)
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="ring")
+    switch.register(bob)
+    acd.login("a-bob", "1002", ["support"])
+    txn = alice.call("7000")
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    await switch.settle(lambda: bool(bob.requests("INVITE")))
+    net._pumping = True  # the caller's BYE and the agent's 200 cross on the wire
+    alice.send_in_dialog("BYE")
+    bob.accept()
+    net._pumping = False
+    net.pump()
+    await switch.settle(lambda: not switch.calls.calls)
+    await switch.settle(lambda: acd.engine.agent("a-bob").state is AgentState.READY)
+    await switch.settle(lambda: bool(bob.requests("BYE")))  # the agent's leg is ended
+    events = {e.event for e in log.entries if e.queue == "support"}
+    assert not ({QueueEvent.CONNECT, QueueEvent.ABANDON} <= events)  # one story, not both
+    assert QueueEvent.ABANDON in events or QueueEvent.COMPLETECALLER in events
+    await acd.stop()  # the node stops: agents still logged in are logged off
+    assert [e.agent for e in log.entries if e.event is QueueEvent.AGENTLOGOFF] == ["a-bob"]

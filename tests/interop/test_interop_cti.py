@@ -1,12 +1,13 @@
 """The CTI server of a running node, end to end with real phones (baresip) on loopback.
 
-A resident (张伟, 13800000000 in the demo data) calls the hotline queue (7000); agent a1,
+A resident (张伟, 13800000000 in the demo data, VIP) calls the hotline IVR (12345) and
+presses 0 for an operator: the IVR tags the VIP and queues the caller in 客服组; agent a1,
 logged in on extension 1002 through the CTI client, is offered the call by the live ACD:
-the agent's client gets ``call.delivered`` with the resident's record. A supervisor's
-client starts a whisper on the agent: the supervisor's phone (1003) is called and joined;
-its 1800 Hz tone is heard by the agent and not by the caller (Goertzel of
-``dsp.goertzel`` over what each phone recorded). Then the CTI protocol is fed bad input on
-the live node and keeps serving.
+the agent's client gets ``call.delivered`` with the resident's record and the IVR's tags.
+A supervisor's client starts a whisper on the agent: the supervisor's phone (1003) is
+called and joined; its 1800 Hz tone is heard by the agent and not by the caller (Goertzel
+of ``dsp.goertzel`` over what each phone recorded). Then the CTI protocol is fed bad input
+on the live node and keeps serving.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import ssl
 import subprocess
 import sys
+import time
 import wave
 from collections.abc import Iterator
 from decimal import Decimal
@@ -30,6 +32,7 @@ from dsp.goertzel import block_powers, frame_blocks, goertzel_basis, hann, tone_
 
 from .conftest import ROOT, Node, free_port, require, run_cli, start_node, stop_node
 from .peers import Baresip
+from .test_interop_acd import _always_open_demo
 from .test_interop_calls import _tone_wav
 
 pytestmark = pytest.mark.interop
@@ -40,29 +43,20 @@ WHISPER_HZ = 1800.0
 CONFIG = """
 [cti]
 screen_pop_timeout_s = 10   # a loaded test machine: the pop must carry the record
-
-[queues.hotline]
-strategy = "longest-idle"
-ring_timeout_s = 10
-wrapup_s = 30
-announce_frequency_s = 0
-
-[[dialplan.rules]]
-name = "hotline-queue"
-match = "7000"
-target = "queue"
-queue = "hotline"
 """
+QUEUE = "客服组"
+"""The demo queue the hotline IVR's hotkey 0 (人工服务) leads to."""
 
 
 @pytest.fixture
 def cti_node(tmp_path: Path) -> Iterator[tuple[Node, int]]:
     data = tmp_path / "data"
-    data.mkdir()
+    (data / "ivr").mkdir(parents=True)
+    (data / "ivr" / "hotline.ivr").write_text(_always_open_demo(), encoding="utf-8")
     for user in (RESIDENT_PHONE, "1002", "1003"):
         res = run_cli(data, "user", "add", user, "--password", PASSWORD)
         assert res.returncode == 0, res.stderr
-    for name, role, extra in (("alice", "agent", ["--agent-id", "a1", "--queues", "hotline"]),
+    for name, role, extra in (("alice", "agent", ["--agent-id", "a1", "--queues", QUEUE]),
                               ("boss", "supervisor", ["--queues", "*"])):
         res = run_cli(data, "cti-user", "add", name, "--role", role, "--password", PASSWORD,
                       *extra)
@@ -70,7 +64,9 @@ def cti_node(tmp_path: Path) -> Iterator[tuple[Node, int]]:
     cfg = tmp_path / "cti.toml"
     cfg.write_text(CONFIG)
     cti_port = free_port()
-    node = start_node(data, "--cti-port", str(cti_port), "--config", str(cfg))
+    rtp = free_port() & ~1  # a range of our own: parallel nodes use the default one
+    node = start_node(data, "--cti-port", str(cti_port), "--config", str(cfg),
+                      "--rtp-ports", f"{rtp}-{rtp + 99}")
     yield node, cti_port
     stop_node(node)
 
@@ -91,11 +87,21 @@ async def _events(client: CtiClient, names: set[str],
     return seen
 
 
-def _tone_blocks(path: Path, freq_hz: float, min_amplitude: float = 1000.0) -> int:
-    """How many 25 ms blocks of a recording carry ``freq_hz`` above ``min_amplitude``."""
+def _established(phone: Baresip, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while "ESTABLISHED" not in phone.command("listcalls").get("data", ""):
+        assert time.monotonic() < deadline, "the call was not answered"
+        time.sleep(0.1)
+
+
+def _pcm(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)[:: w.getnchannels()]
         assert w.getframerate() == 8000
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16)[:: w.getnchannels()]
+
+
+def _tone_blocks(pcm: np.ndarray, freq_hz: float, min_amplitude: float = 1000.0) -> int:
+    """How many 25 ms blocks of ``pcm`` carry ``freq_hz`` above ``min_amplitude``."""
     window = hann(200)
     powers = block_powers(frame_blocks(pcm, 200) * window.astype(np.float32),
                           goertzel_basis([freq_hz], 200))[:, 0]
@@ -129,13 +135,17 @@ async def test_screen_pop_and_whisper_heard_by_agent_only(tmp_path: Path,
         for phone in phones:
             assert await asyncio.to_thread(phone.registered)
 
-        caller.command("dial", f"sip:7000@127.0.0.1:{node.sip_port}")
-        delivered = await _event(agent, "call.delivered")
+        caller.command("dial", f"sip:12345@127.0.0.1:{node.sip_port}")  # the hotline IVR
+        await asyncio.to_thread(_established, caller)
+        await asyncio.sleep(1.0)
+        caller.command("sndcode", "0")  # hotkey 0: 人工服务 -> queue 客服组
+        delivered = await _event(agent, "call.delivered", 30.0)
         call_id = delivered.data["call_id"]
         assert delivered.data["agent_id"] == "a1" and delivered.data["device"] == "1002"
-        assert delivered.data["queue"] == "hotline"
+        assert delivered.data["queue"] == QUEUE
         pop = delivered.data["screen_pop"]
         assert pop["caller_number"] == RESIDENT_PHONE
+        assert pop["ivr_tags"].get("贵宾") == "true"   # the IVR: `tag 贵宾 = 是` (a VIP)
         resident: dict[str, Any] = pop["resident"]
         assert (resident["name"], resident["unit"], resident["vip"]) == (
             "张伟", "3栋2单元501", True)
@@ -165,9 +175,13 @@ async def test_screen_pop_and_whisper_heard_by_agent_only(tmp_path: Path,
         for phone in phones:
             phone.stop()
     assert stop_node(node) == 0
-    heard_by_agent = _tone_blocks(next((tmp_path / "rec_d").glob("*-dec.wav")), WHISPER_HZ)
-    heard_by_caller = _tone_blocks(next((tmp_path / "rec_c").glob("*-dec.wav")), WHISPER_HZ)
-    assert heard_by_agent > 80, heard_by_agent   # over 2 s of the 4 s whisper
+    # The agent's phone recorded the bridged call only; the caller's recording ends with the
+    # same stretch (before it: the IVR's prompts, whose speech has energy at 1800 Hz too).
+    agent_pcm = _pcm(next((tmp_path / "rec_d").glob("*-dec.wav")))
+    caller_pcm = _pcm(next((tmp_path / "rec_c").glob("*-dec.wav")))
+    heard_by_agent = _tone_blocks(agent_pcm, WHISPER_HZ)
+    heard_by_caller = _tone_blocks(caller_pcm[-len(agent_pcm) + 4000:], WHISPER_HZ)
+    assert heard_by_agent > 60, heard_by_agent   # over 1.5 s of the 4 s whisper
     assert heard_by_caller < 4, heard_by_caller
     audit = [json.loads(line[line.index("{"):]) for line in node.log().splitlines()
              if "cti.audit" in line and "{" in line]

@@ -9,8 +9,9 @@ Rules:
 
 * Rule 1 -- never a fake success: what the live switch cannot do answers a
   :class:`~cti.messages.CtiRequestError` -- ``not_supported`` (remote answer of a SIP phone,
-  consultation calls, take-over, queue commands while the node runs no ACD queues),
-  ``invalid_state`` (hold a call that is not connected) or ``not_found``.
+  take-over; pickup, priority and callbacks of the live ACD), ``not_found`` (queue commands
+  while the node runs no ACD queues, unknown calls) or ``invalid_state`` (hold a call that
+  is not connected). Consultation is in :mod:`cti.switch_consult`.
 * Rule 2 -- legs the CTI places itself (the agent's phone of a click-to-dial call, a
   supervisor's phone) are driven here: :meth:`SwitchBackend.handle_leg` is the call
   manager's ``leg_hook``. A click-to-dial leg, once answered, becomes the caller leg of an
@@ -42,6 +43,7 @@ from cti.backend import BackendEvent, CallScope, EventSink, ResidentDirectory
 from cti.live_calls import LiveCall, LiveState
 from cti.messages import CtiRequestError, ErrorCode
 from cti.switch_agents import AgentDesk, QueueCommands
+from cti.switch_consult import Consultation, ConsultCommands
 from dsp.tones import beep
 from switch.b2bua import Call, CallManager
 from switch.channel import Channel
@@ -89,7 +91,7 @@ class _Monitor:
     active: bool = False
 
 
-class SwitchBackend(QueueCommands):
+class SwitchBackend(QueueCommands, ConsultCommands):
     """:class:`~cti.backend.CtiBackend` of a running node (see the module docstring).
 
     Args:
@@ -119,6 +121,7 @@ class SwitchBackend(QueueCommands):
         self.state.on_cleared.append(self._call_cleared)
         self.desk = AgentDesk(self.state, calls)
         self.monitors: dict[str, _Monitor] = {}
+        self.consults: dict[str, Consultation] = {}
         self._legs: dict[str, _Placed] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -264,6 +267,8 @@ class SwitchBackend(QueueCommands):
                 placed.timer.cancel()
             if placed.kind == "dial":
                 self._dial_answered(placed)
+            elif placed.kind == "consult":
+                self._spawn(self._consult_answered(placed), f"cti-consult-{placed.key}")
             else:
                 self._spawn(self._monitor_answered(placed), f"cti-monitor-{placed.key}")
         elif isinstance(event, LegRejected):
@@ -285,6 +290,8 @@ class SwitchBackend(QueueCommands):
                 await self._end_monitor(monitor, cause, hang_up=False)
             await self.driver.release(placed.channel)
             return
+        if placed.kind == "consult":
+            self._consult_gone(placed.key)
         await self.driver.release(placed.channel)
         live = self.state.calls.pop(placed.key, None)
         if live is not None:
@@ -334,6 +341,10 @@ class SwitchBackend(QueueCommands):
 
     async def clear_connection(self, *, agent_id: str, call_id: str) -> dict[str, Any]:
         live = self._live(call_id, agent_id)
+        consult = self.consults.get(call_id)
+        if consult is not None:  # the agent hangs up on the consulted party
+            await self.end_consultation(consult, "normal_clearing")
+            return {}
         placed = self._legs.get(live.a_leg)
         if placed is not None:  # click-to-dial, the agent's phone still ringing
             self.driver.cancel(placed.channel)
@@ -374,6 +385,9 @@ class SwitchBackend(QueueCommands):
 
     async def retrieve_call(self, *, agent_id: str, call_id: str) -> dict[str, Any]:
         live = self._live(call_id, agent_id)
+        if self.consult_of(call_id) is not None:
+            raise _err(ErrorCode.INVALID_STATE, f"call {call_id} has a consultation: "
+                       "reconnect, transfer or conference", "call_id")
         call, agent_leg, other = self._legs_of(live, "hold")
         assert agent_leg.media_id is not None and other.media_id is not None
         await self.media.stop(other.media_id)
@@ -397,26 +411,6 @@ class SwitchBackend(QueueCommands):
         self._spawn(self.calls.blind_transfer(call, destination, self.transfer_timeout_s),
                     f"cti-transfer-{call.id}")
         return {}
-
-    async def consultation_call(self, *, agent_id: str, call_id: str,
-                                destination: str) -> dict[str, Any]:
-        self._live(call_id, agent_id)
-        return await self._not_supported("consultation (call.consult)")
-
-    async def transfer_call(self, *, agent_id: str, call_id: str,
-                            consult_call_id: str) -> dict[str, Any]:
-        self._live(call_id, agent_id)
-        return await self._not_supported("consultation transfer")
-
-    async def conference_call(self, *, agent_id: str, call_id: str,
-                              consult_call_id: str) -> dict[str, Any]:
-        self._live(call_id, agent_id)
-        return await self._not_supported("conference")
-
-    async def reconnect_call(self, *, agent_id: str, call_id: str,
-                             consult_call_id: str) -> dict[str, Any]:
-        self._live(call_id, agent_id)
-        return await self._not_supported("reconnect")
 
     async def take_over(self, *, call_id: str, agent_id: str) -> dict[str, Any]:
         self._live(call_id)
@@ -577,6 +571,10 @@ class SwitchBackend(QueueCommands):
             await self.agent_queues(monitor.agent_id)))
 
     def _call_cleared(self, live: LiveCall) -> None:
+        consult = self.consult_of(live.call_id)
+        if consult is not None:
+            self._spawn(self.end_consultation(consult, "call_ended"),
+                        f"cti-consult-end-{consult.consult_id}")
         for monitor in list(self.monitors.values()):
             if monitor.call_id == live.call_id:
                 self._spawn(self._end_monitor(monitor, "call_ended", hang_up=True),

@@ -379,18 +379,20 @@ class CallManager:
         """End ``call`` on request (CTI ClearConnection/ClearCall): BYE/CANCEL every leg."""
         self._end(call, cause, side)
 
-    async def blind_transfer(self, call: Call, number: str, timeout_s: float) -> str:
-        """Single-step transfer of an answered call (CSTA SingleStepTransferCall): the
-        callee leg is released and the caller is sent on to ``number`` as in an IVR
-        transfer; when nobody there answers the call ends. Returns the transfer outcome."""
+    async def release_callee(self, call: Call, target: str, mode: str) -> None:
+        """The answered callee leg leaves the call (a CTI transfer to ``target``): it is
+        unbridged, hung up and released; the caller leg stays, without a B leg."""
         old, a = call.b, call.a
-        if old is None or call.ending or a.media_id is None:
-            return "fail"
+        if old is None:
+            return
         call.b, call.early_from, call.ringing = None, None, False
         call.forks.remove(old)
         self._call_of.pop(old.name, None)
-        self._publish(CallTransferred, call, a, target=number, mode="blind")
-        await self.media.unbridge(a.media_id)
+        if self.queues is not None:
+            self.queues.call_ended(call, "callee")  # the agent's part of an ACD call ends
+        self._publish(CallTransferred, call, a, target=target, mode=mode)
+        if a.media_id is not None:
+            await self.media.unbridge(a.media_id)
         self.driver.hangup(old)
         stats = await self.driver.release(old)
         if stats is not None and old.codec:
@@ -399,6 +401,14 @@ class CallManager:
                           packets_lost=max(0, int(stats.get("lost", 0))),
                           jitter_ms=float(stats.get("jitter_ms", 0.0)))
         self._publish(CallHungUp, call, old, cause="transferred", side="callee")
+
+    async def blind_transfer(self, call: Call, number: str, timeout_s: float) -> str:
+        """Single-step transfer of an answered call (CSTA SingleStepTransferCall): the
+        callee leg is released and the caller is sent on to ``number`` as in an IVR
+        transfer; when nobody there answers the call ends. Returns the transfer outcome."""
+        if call.b is None or call.ending or call.a.media_id is None:
+            return "fail"
+        await self.release_callee(call, number, "blind")
         outcome = await self.ivr_transfer(call, number, timeout_s)
         if outcome != "connected" and call.b is None:
             self._end(call, "transfer_failed", "system")

@@ -146,10 +146,9 @@ async def test_hold_data_recording_dtmf_on_a_live_call(rig: Rig, tmp_path: Path)
     assert actions == ["start", "pause", "resume", "stop"]
     assert Path(started["ref"]).is_file() and Path(started["ref"]).stat().st_size > 44
 
-    for method in ("consultation_call",):
-        with pytest.raises(CtiRequestError) as exc:
-            await getattr(backend, method)(agent_id="a1", call_id=call_id, destination="1003")
-        assert exc.value.code is ErrorCode.NOT_SUPPORTED
+    with pytest.raises(CtiRequestError) as exc:
+        await backend.take_over(call_id=call_id, agent_id="a1")
+    assert exc.value.code is ErrorCode.NOT_SUPPORTED
 
 
 async def test_supervisor_whisper_switch_and_stop(rig: Rig) -> None:
@@ -315,3 +314,76 @@ async def test_queue_call_through_the_live_acd_pops_and_follows_agent_states(
     with pytest.raises(CtiRequestError) as exc:
         await backend.pickup_call(agent_id="a1", queue="support", call_id="x")
     assert exc.value.code is ErrorCode.NOT_SUPPORTED
+
+
+# ---- consultation (media-level) ----------------------------------------------------------
+
+
+async def _consulting(rig: Rig) -> tuple[Phone, Phone, Phone, str, str]:
+    alice, desk, call_id = await _connected_call(rig)
+    other = Phone(rig.net, "1003", 5073)
+    rig.switch.register(other)
+    result = await rig.backend.consultation_call(agent_id="a1", call_id=call_id,
+                                                 destination="1003")
+    consult_id = result["consult_call_id"]
+    assert (await rig.until("call.held")).data["call_id"] == call_id
+    established = await rig.until("call.established", 2)
+    assert established.data["call_id"] == consult_id
+    assert established.data["consult_of"] == call_id
+    with pytest.raises(CtiRequestError) as exc:  # one consultation at a time
+        await rig.backend.consultation_call(agent_id="a1", call_id=call_id,
+                                            destination="1003")
+    assert exc.value.code is ErrorCode.INVALID_STATE
+    with pytest.raises(CtiRequestError) as exc:
+        await rig.backend.retrieve_call(agent_id="a1", call_id=call_id)
+    assert exc.value.code is ErrorCode.INVALID_STATE
+    return alice, desk, other, call_id, consult_id
+
+
+async def test_consult_then_complete_the_transfer(rig: Rig) -> None:
+    alice, desk, other, call_id, consult_id = await _consulting(rig)
+    await rig.backend.transfer_call(agent_id="a1", call_id=call_id,
+                                    consult_call_id=consult_id)
+    assert (await rig.until("call.transferred")).data["kind"] == "attended"
+    third = await rig.until("call.established", 3)
+    assert third.data["call_id"] == call_id and third.data["device"] == "1003"
+    cleared = await rig.until("call.cleared")
+    assert cleared.data["call_id"] == consult_id and cleared.data["cause"] == "transferred"
+    await rig.switch.settle(lambda: bool(desk.requests("BYE")))
+    assert "agent.wrapup" in rig.names()
+    call = rig.switch.calls.calls[call_id]
+    assert call.b is not None and call.b.peer == "1003"
+    other.send_in_dialog("BYE")   # the new party hangs up: the call ends
+    await rig.until("call.cleared", 2)
+    await rig.switch.settle(lambda: bool(alice.requests("BYE")))
+
+
+async def test_consult_conference_then_the_caller_leaves(rig: Rig) -> None:
+    alice, _desk, other, call_id, consult_id = await _consulting(rig)
+    result = await rig.backend.conference_call(agent_id="a1", call_id=call_id,
+                                               consult_call_id=consult_id)
+    assert result["parties"] == ["1001", "1002", "1003"]
+    assert (await rig.until("call.conferenced")).data["call_id"] == call_id
+    with pytest.raises(CtiRequestError) as exc:  # no hold inside a conference
+        await rig.backend.hold_call(agent_id="a1", call_id=call_id)
+    assert exc.value.code is ErrorCode.INVALID_STATE
+    alice.send_in_dialog("BYE")
+    await rig.until("call.cleared")
+    await rig.switch.settle(lambda: bool(other.requests("BYE")))
+    assert rig.backend.consults == {}
+
+
+async def test_consult_then_reconnect_to_the_caller(rig: Rig) -> None:
+    _alice, _desk, other, call_id, consult_id = await _consulting(rig)
+    with pytest.raises(CtiRequestError) as exc:
+        await rig.backend.reconnect_call(agent_id="a1", call_id=call_id,
+                                         consult_call_id="nope")
+    assert exc.value.code is ErrorCode.NOT_FOUND
+    await rig.backend.reconnect_call(agent_id="a1", call_id=call_id,
+                                     consult_call_id=consult_id)
+    cleared = await rig.until("call.cleared")
+    assert cleared.data["call_id"] == consult_id
+    assert (await rig.until("call.retrieved")).data["call_id"] == call_id
+    await rig.switch.settle(lambda: bool(other.requests("BYE")))
+    assert (await rig.backend.send_dtmf(agent_id="a1", call_id=call_id, digits="5")) == {
+        "digits": "5"}   # connected again

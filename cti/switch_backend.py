@@ -8,10 +8,10 @@ on live calls through :class:`switch.b2bua.CallManager`, the channel driver it u
 Rules:
 
 * Rule 1 -- never a fake success: what the live switch cannot do answers a
-  :class:`~cti.messages.CtiRequestError` -- ``not_supported`` (remote answer of a SIP phone,
-  take-over; pickup, priority and callbacks of the live ACD), ``not_found`` (queue commands
+  :class:`~cti.messages.CtiRequestError` -- ``not_supported`` (remote answer of a SIP phone;
+  pickup, priority and callbacks of the live ACD), ``not_found`` (queue commands
   while the node runs no ACD queues, unknown calls) or ``invalid_state`` (hold a call that
-  is not connected). Consultation is in :mod:`cti.switch_consult`.
+  is not connected). Consultation and take-over are in :mod:`cti.switch_consult`.
 * Rule 2 -- legs the CTI places itself (the agent's phone of a click-to-dial call, a
   supervisor's phone) are driven here: :meth:`SwitchBackend.handle_leg` is the call
   manager's ``leg_hook``. A click-to-dial leg, once answered, becomes the caller leg of an
@@ -269,6 +269,8 @@ class SwitchBackend(QueueCommands, ConsultCommands):
                 self._dial_answered(placed)
             elif placed.kind == "consult":
                 self._spawn(self._consult_answered(placed), f"cti-consult-{placed.key}")
+            elif placed.kind == "takeover":
+                self._spawn(self._take_over_answered(placed), f"cti-takeover-{placed.key}")
             else:
                 self._spawn(self._monitor_answered(placed), f"cti-monitor-{placed.key}")
         elif isinstance(event, LegRejected):
@@ -284,7 +286,7 @@ class SwitchBackend(QueueCommands, ConsultCommands):
             return
         if placed.timer is not None:
             placed.timer.cancel()
-        if placed.kind == "monitor":
+        if placed.kind in ("monitor", "takeover"):
             monitor = self.monitors.get(placed.key)
             if monitor is not None:
                 await self._end_monitor(monitor, cause, hang_up=False)
@@ -411,10 +413,6 @@ class SwitchBackend(QueueCommands, ConsultCommands):
         self._spawn(self.calls.blind_transfer(call, destination, self.transfer_timeout_s),
                     f"cti-transfer-{call.id}")
         return {}
-
-    async def take_over(self, *, call_id: str, agent_id: str) -> dict[str, Any]:
-        self._live(call_id)
-        return await self._not_supported("take-over")
 
     async def send_dtmf(self, *, agent_id: str, call_id: str, digits: str) -> dict[str, Any]:
         """Digits to the other party (RFC 4733 events by default, the media config)."""

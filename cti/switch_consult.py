@@ -16,6 +16,9 @@ the media engine, so any phone works (no REFER, no re-INVITE to the phones):
   hung up when the call ends.
 * Rule 4 -- ``call.reconnect`` (or the consulted party hanging up, or ``call.hangup`` on the
   consultation id) ends the consultation; reconnect then re-bridges agent and caller.
+* Rule 5 -- ``call.take_over`` (接管) calls the supervisor's device; when it answers, the
+  agent's leg is released and the supervisor's becomes the B leg, as in Rule 2
+  (``call.transferred`` kind ``take_over``, then ``call.established`` at the supervisor).
 
 The mixin works on :class:`cti.switch_backend.SwitchBackend`'s state and placed legs.
 """
@@ -71,6 +74,7 @@ class ConsultCommands:
     def _place(self, device: str, kind: str, key: str, *, caller: str,
                near: int | None) -> Channel: ...
     def _music(self) -> list[Any]: ...
+    desk: Any
     def _spawn(self, coro: Any, name: str) -> None: ...
     async def _placed_ended(self, placed: Any, cause: str) -> None: ...
 
@@ -202,3 +206,39 @@ class ConsultCommands:
             await self._placed_ended(placed, cause)
         else:
             await self.driver.release(consult.channel)
+
+    async def take_over(self, *, call_id: str, agent_id: str) -> dict[str, Any]:
+        """Rule 5: ``agent_id`` is the supervisor's own agent (its device is called)."""
+        live = self._live(call_id)
+        call, agent_leg, _ = self._legs_of(live, "connected", "hold")
+        if agent_leg is call.a:
+            raise _err(ErrorCode.NOT_SUPPORTED, "take-over of a call the agent placed is not "
+                       "supported", "call_id")
+        if self.consult_of(call_id) is not None:
+            raise _err(ErrorCode.INVALID_STATE, f"call {call_id} has a consultation",
+                       "call_id")
+        device = self.desk.device(agent_id)
+        if device == live.device:
+            raise _err(ErrorCode.INVALID_ARGS, "that agent has the call already", "agent_id")
+        self._place(device, "takeover", call_id, caller=call.caller, near=agent_leg.media_id)
+        return {"device": device, "state": "ringing"}
+
+    async def _take_over_answered(self, placed: Any) -> None:
+        live = self.state.calls.get(placed.key)
+        try:
+            if live is None:
+                raise _err(ErrorCode.INVALID_STATE, "the call is gone")
+            call, _agent_leg, other = self._legs_of(live, "connected", "hold")
+        except CtiRequestError as exc:
+            logger.info("take-over of %s: %s", placed.key, exc.message)
+            self.driver.hangup(placed.channel)
+            await self._placed_ended(placed, "call_ended")
+            return
+        self._legs.pop(placed.channel.name, None)
+        if live.state == "hold":
+            await self.media.stop(other.media_id)
+        leg = placed.channel
+        await self.calls.release_callee(call, leg.peer, "take_over")
+        self.bus.publish(CallOffered(at=self.wall(), call_id=call.id, channel=leg.name,
+                                     caller=call.caller, callee=leg.peer, source="internal"))
+        self.calls.bridge_agent(call, leg)

@@ -148,7 +148,7 @@ async def test_hold_data_recording_dtmf_on_a_live_call(rig: Rig, tmp_path: Path)
 
     with pytest.raises(CtiRequestError) as exc:
         await backend.take_over(call_id=call_id, agent_id="a1")
-    assert exc.value.code is ErrorCode.NOT_SUPPORTED
+    assert exc.value.code is ErrorCode.INVALID_ARGS  # a1 has the call already
 
 
 async def test_supervisor_whisper_switch_and_stop(rig: Rig) -> None:
@@ -387,3 +387,21 @@ async def test_consult_then_reconnect_to_the_caller(rig: Rig) -> None:
     await rig.switch.settle(lambda: bool(other.requests("BYE")))
     assert (await rig.backend.send_dtmf(agent_id="a1", call_id=call_id, digits="5")) == {
         "digits": "5"}   # connected again
+
+
+async def test_supervisor_takes_over_the_call(rig: Rig) -> None:
+    alice, desk, call_id = await _connected_call(rig)
+    boss = Phone(rig.net, "1003", 5073)
+    rig.switch.register(boss)
+    with pytest.raises(CtiRequestError) as exc:  # the supervisor has no agent login yet
+        await rig.backend.take_over(call_id=call_id, agent_id="sup")
+    assert exc.value.code is ErrorCode.NOT_FOUND
+    await rig.backend.agent_login(agent_id="sup", device="1003", queues=None)
+    assert (await rig.backend.take_over(call_id=call_id, agent_id="sup"))["device"] == "1003"
+    assert (await rig.until("call.transferred")).data["kind"] == "take_over"
+    second = await rig.until("call.established", 2)
+    assert second.agent_id == "sup" and second.data["device"] == "1003"
+    await rig.switch.settle(lambda: bool(desk.requests("BYE")))
+    boss.send_in_dialog("BYE")
+    await rig.until("call.cleared")
+    await rig.switch.settle(lambda: bool(alice.requests("BYE")))

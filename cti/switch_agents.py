@@ -164,7 +164,7 @@ class AgentDesk:
                        "device")
         registered = bool(self.calls.driver.lookup(device))
         if self.acd is not None:
-            snap = self._acd_call("login", agent_id, device, queues or None, ready=False)
+            snap = self._acd_call("login", agent_id, device, queues, ready=False)
             return {"agent_id": agent_id, "device": device, "registered": registered,
                     "state": snap["state"], "queues": snap["queues"]}
         agent = self.state.agents.get(agent_id)

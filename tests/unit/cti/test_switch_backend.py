@@ -282,6 +282,9 @@ async def test_queue_call_through_the_live_acd_pops_and_follows_agent_states(
     with pytest.raises(CtiRequestError) as exc:
         await backend.agent_login(agent_id="a1", device="1002", queues=["nope"])
     assert exc.value.code is ErrorCode.NOT_FOUND
+    nowhere = await backend.agent_login(agent_id="a9", device="1009", queues=[])
+    assert nowhere["queues"] == []   # a user scoped to no queue serves none
+    await backend.agent_logout(agent_id="a9", reason="")
     login = await backend.agent_login(agent_id="a1", device="1002", queues=["support"])
     assert login["state"] == "not_ready" and login["queues"] == ["support"]
     assert await backend.agent_queues("a1") == frozenset({"support"})
@@ -297,7 +300,8 @@ async def test_queue_call_through_the_live_acd_pops_and_follows_agent_states(
     names = rig.names()
     assert names.index("call.queued") < names.index("call.delivered") < names.index(
         "call.established")
-    assert [n for n in names if n.startswith("agent.")] == [
+    assert [e.name for e in rig.events if e.name.startswith("agent.")
+            and e.agent_id == "a1"] == [
         "agent.logged_on", "agent.not_ready", "agent.ready", "agent.reserved", "agent.busy"]
     stats = await backend.queue_stats(queues=["support"])
     assert stats[0]["agents_busy"] == 1

@@ -221,6 +221,7 @@ class Node:
             no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
             max_call_duration_s=cfg.calls.max_call_duration_s,
             caller_lists=hotline.caller_lists, wall=_wall)
+        await self._start_queues(data_dir)
         self.ivr = IvrService(
             self.media, hotline_data_sources(self.db, hotline), site_dir=data_dir / "ivr",
             recordings_dir=media_cfg.recordings_dir / "ivr",
@@ -229,7 +230,6 @@ class Node:
         self.ivr.start_programs(cfg.routing or default_routing())
         await self.ivr.start()
         self.calls.ivr = self.ivr
-        await self._start_queues(data_dir)
         await self.calls.start()
         self.cti = await start_cti(cfg.cti_raw, self.db, hotline, self.calls,
                                    media_cfg.recordings_dir / "cti")
@@ -333,10 +333,10 @@ class Node:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.cti is not None:
             await self.cti.close()  # after the calls' cleared events; hangs up its own legs
-        if self.ivr is not None:
-            await self.ivr.stop()
         if self.queues is not None:
             await self.queues.stop()
+        if self.ivr is not None:
+            await self.ivr.stop()
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

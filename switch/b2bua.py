@@ -67,7 +67,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Ivr, Queue, Reject, describe_target
+from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -148,14 +148,14 @@ class CallManager:
             LegOffered: self._offered, LegRinging: self._ringing, LegAnswered: self._answered,
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
+        self.queues: Any = None
+        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
         self.leg_hook: Callable[[LegEvent], bool] | None = None
         """Sees every leg event first and returns True for the legs it placed itself (the
         CTI's supervisor and click-to-dial legs, ``cti.switch_backend``)."""
-        self.queues: Any = None
-        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -237,11 +237,10 @@ class CallManager:
                        "system")
         elif isinstance(target, Extension):
             self._dial_extension(call, target.number)
+        elif self.queues is not None and self.queues.serves(target):
+            self._start_queue(call, target)
         elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
             self._start_ivr(call, target.program)
-        elif isinstance(target, Queue) and self.queues is not None \
-                and self.queues.has(target.name):
-            self._start_queue(call, target.name, target.priority)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
@@ -336,9 +335,10 @@ class CallManager:
                 await self.media.stop(a.media_id)
         return outcome
 
-    def _start_queue(self, call: Call, queue: str, priority: int) -> None:
-        """Answer the caller and queue it (``switch.queues``), run like an IVR program: the
-        caller's hang-up cancels the wait, and the call ends unless an agent was bridged."""
+    def _start_queue(self, call: Call, target: Any) -> None:
+        """Answer the caller and queue it in ``target`` (a ``switch.router.Queue`` served by
+        ``switch.queues``), run like an IVR program: the caller's hang-up cancels the wait,
+        and the call ends unless an agent was bridged."""
         a = call.a
         if a.media_id is None:
             self._fail(call, 503, "network_failure", "system")
@@ -348,7 +348,7 @@ class CallManager:
         self.stats["answered"] += 1
         self._publish(CallAnswered, call, a, codec=a.codec)
         task = asyncio.get_running_loop().create_task(
-            self.queues.serve(self, call, queue, priority), name=f"queue-{call.id}")
+            self.queues.serve(self, call, target.name, target.priority), name=f"queue-{call.id}")
         call.ivr_task = task
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._ivr_done(call, t))
@@ -642,9 +642,8 @@ class _IvrControl:
         queues = self.manager.queues
         if queues is None or not queues.has(name):
             return None
-        outcome = await queues.wait(self.call, name, priority=priority, skill=skill,
-                                    maxwait_s=maxwait_s, tags=tags)
-        return str(outcome.result)
+        return str(await queues.wait_for_ivr(self.call, name, priority=priority, skill=skill,
+                                             maxwait_s=maxwait_s, tags=tags))
 
     def hangup(self) -> None:
         self.manager.ivr_hangup(self.call)

@@ -27,6 +27,8 @@ announce_frequency_s   position/expected-wait announcement period (0 = never)
 announce_position,     what the announcement says
 announce_holdtime
 moh                    music on hold: a call-progress tone name ("ringback") or a prompt file
+callback_key           a key ("1") a waiting caller presses to be called back, keeping its
+                       place ("" = no callback; the announcements then offer it)
 weight                 queues with a higher weight get shared agents first
 default_aht_s          handle time assumed for the expected wait before any call was handled
 static_agents          agents logged in (ready) at start-up: ["AGENT@EXTENSION", ...] or
@@ -75,6 +77,8 @@ class QueueSettings:
     """Music on hold: a tone of :data:`MOH_TONES` or a prompt file name/path."""
     static_agents: tuple[StaticAgent, ...] = field(default_factory=tuple)
     """Agents logged in at start-up."""
+    callback_key: str = ""
+    """The DTMF key that asks for a callback while waiting ("" = none)."""
 
     @property
     def name(self) -> str:
@@ -90,7 +94,7 @@ _BOOLS = ("announce_position", "announce_holdtime")
 _STRS = ("skill",)
 _ENUMS: dict[str, type] = {"strategy": Strategy, "join_empty": EmptyRule,
                            "leave_empty": EmptyRule}
-_SHELL = ("overflow", "moh", "static_agents")
+_SHELL = ("overflow", "moh", "static_agents", "callback_key")
 KNOWN_KEYS = (*_ENUMS, *_STRS, *_FLOATS, *_OPTIONAL_FLOATS, *_INTS, *_OPTIONAL_INTS, *_BOOLS,
               *_SHELL)
 
@@ -171,11 +175,15 @@ def parse_queue(name: str, table: Mapping[str, Any]) -> QueueSettings:
         raise ConfigError(f"expected a tone name or a prompt file, got {moh!r}",
                           key=f"{prefix}.moh")
     agents = _agents(table.get("static_agents", []), f"{prefix}.static_agents")
+    key = table.get("callback_key", "")
+    if not isinstance(key, str) or (key and (len(key) != 1 or key not in "0123456789*#")):
+        raise ConfigError(f"expected one DTMF key (0-9, * or #) or \"\", got {key!r}",
+                          key=f"{prefix}.callback_key")
     try:
         acd = QueueConfig(name=name, overflow=overflow, moh_class=moh, **kwargs)
     except ValueError as exc:
         raise ConfigError(str(exc), key=prefix) from None
-    return QueueSettings(acd, moh, agents)
+    return QueueSettings(acd, moh, agents, key)
 
 
 def parse_queues(table: Mapping[str, Any]) -> dict[str, QueueSettings]:

@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["HeldCaller", "HoldMedia", "announcement_text"]
 
 
-def announcement_text(position: int | None, expected_wait_s: float | None) -> str:
-    """The position/expected-wait announcement, in Chinese ("您前面还有3位，预计等待2分钟").
+def announcement_text(position: int | None, expected_wait_s: float | None,
+                      callback_key: str = "") -> str:
+    """The position/expected-wait announcement, in Chinese ("您前面还有3位，预计等待2分钟"),
+    with the callback offer when the queue has a ``callback_key``.
 
     ``position`` is 1-based (1: nobody ahead); the wait is rounded up to whole minutes.
     Returns "" when there is nothing to say.
@@ -41,7 +43,8 @@ def announcement_text(position: int | None, expected_wait_s: float | None) -> st
         parts.append("您是下一位" if ahead <= 0 else f"您前面还有{ahead}位")
     if expected_wait_s is not None:
         parts.append(f"预计等待{max(1, math.ceil(expected_wait_s / 60))}分钟")
-    return "，".join(parts) + "。" if parts else ""
+    text = "，".join(parts) + "。" if parts else ""
+    return text + f"如需回电，请按{callback_key}。" if callback_key else text
 
 
 @dataclass(eq=False, slots=True)

@@ -1,22 +1,40 @@
-"""JSON-ready views of the live ACD's state, for the CTI server and wallboards.
+"""The CTI-facing side of the live ACD: agent commands and JSON-ready views.
 
-Part of the live ACD (``switch.queues``): functions of the engine's state and ``now`` that
-build the dicts :class:`~switch.queues.QueueService` returns (agent snapshots, the callers
-of a queue), kept apart so the shell stays about calls. Agent records are read, never
-changed (the engine owns them).
+Part of the live ACD (``switch.queues``), kept apart so the shell stays about calls.
+:class:`AgentDesk` is the mixin :class:`~switch.queues.QueueService` inherits: CSTA-style
+agent requests (log in on a device, log out, ready / not ready with a reason, end wrap-up),
+each fed to the engine as one input, and views built from the engine's state (agent
+snapshots, the callers of a queue, live KPIs from the in-memory log). Agent records are
+read, never changed here (the engine owns them). Errors: :class:`~switch.acd.AcdError`
+(unknown agent or queue, bad device) and :class:`~switch.acd.AgentStateError` (a request
+the agent state table refuses).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from switch.acd import AcdEngine
+from switch.acd import (
+    AcdEngine,
+    AcdError,
+    AcdInput,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentNotReady,
+    AgentReady,
+    AgentState,
+    Device,
+    LogSink,
+    QueueKpi,
+    WrapUpEnded,
+)
+from switch.acd.kpi import queue_kpis
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["agent_queues", "agent_row", "waiting_rows"]
+__all__ = ["AgentDesk", "agent_queues", "agent_row", "waiting_rows"]
 
 
 def agent_queues(engine: AcdEngine, agent_id: str) -> frozenset[str]:
@@ -49,3 +67,114 @@ def waiting_rows(engine: AcdEngine, queue: str, now: float,
              "waited_s": round(now - c.enter_time, 3), "caller": caller_of(c.call_id),
              "ringing": sorted(c.offered_to)}
             for position, c in enumerate(engine.waiting(queue), 1)]
+
+
+class AgentDesk:
+    """Agent commands and views over ``self.engine`` (mixed into ``QueueService``)."""
+
+    engine: AcdEngine
+    log: LogSink
+    wall: Callable[[], float]
+    _waiters: dict[str, Any]
+
+    def _apply(self, event: AcdInput | None) -> None:
+        """Feed one input to the engine and perform its actions (QueueService's)."""
+        raise NotImplementedError
+
+    def login(self, agent_id: str, device: str, queues: Iterable[str] | None = None, *,
+              skills: Mapping[str, int] | None = None, ready: bool = True) -> dict[str, Any]:
+        """Log an agent in on ``device``: an extension ("1001", "extension:1001") or an
+        outside number ("external:13800000000": not rung yet, so its offers fail and the
+        agent goes not ready after the queue's ``max_no_answer``).
+
+        Skills: ``skills`` ({skill: level}, 1 = best) if given, else level 1 in the skill of
+        each of ``queues`` (every queue when None).
+
+        Raises:
+            AcdError: unknown queue, bad agent id or device.
+            AgentStateError: already logged in.
+        """
+        kind, _, address = device.rpartition(":")
+        try:
+            dev = Device(kind or "extension", address)
+        except ValueError as exc:
+            raise AcdError(str(exc)) from None
+        if skills is None:
+            names = list(queues) if queues is not None else list(self.engine.queues)
+            for name in names:
+                if name not in self.engine.queues:
+                    raise AcdError(f"unknown queue {name}")
+            skills = {self.engine.queues[n].config.required_skill: 1 for n in names}
+        self._apply(AgentLoggedIn(agent_id, dev, dict(skills), ready=ready))
+        return self.agent_snapshot(agent_id)
+
+    def logout(self, agent_id: str) -> dict[str, Any]:
+        """Log the agent out (after its current call and wrap-up if busy; an offer ringing
+        at its device is withdrawn and the caller keeps its place)."""
+        self._apply(AgentLoggedOut(agent_id))
+        return self.agent_snapshot(agent_id)
+
+    def set_state(self, agent_id: str, state: str, reason: str = "") -> dict[str, Any]:
+        """``state`` "ready" or "not_ready" (with ``reason``); during a call it applies
+        when the call and its wrap-up end (CSTA pending state)."""
+        if state == AgentState.READY.value:
+            self._apply(AgentReady(agent_id))
+        elif state == AgentState.NOT_READY.value:
+            self._apply(AgentNotReady(agent_id, reason))
+        else:
+            raise AcdError(f"cannot set agent state {state!r} (ready or not_ready)")
+        return self.agent_snapshot(agent_id)
+
+    def end_wrapup(self, agent_id: str) -> dict[str, Any]:
+        """End the agent's after-call work now."""
+        self._apply(WrapUpEnded(agent_id))
+        return self.agent_snapshot(agent_id)
+
+    # ====================================================================================
+    # Views
+    # ====================================================================================
+    def agent_snapshot(self, agent_id: str) -> dict[str, Any]:
+        """One agent as a JSON-ready dict (raises AcdError if unknown)."""
+        return agent_row(self.engine, agent_id)
+
+    def queues_of(self, agent_id: str) -> frozenset[str]:
+        """The queues whose skill the agent has (empty if unknown)."""
+        return agent_queues(self.engine, agent_id)
+
+    def device_of(self, agent_id: str) -> str:
+        """The agent's device address ("" if unknown)."""
+        agent = self.engine.agents.get(agent_id)
+        return agent.device.address if agent is not None else ""
+
+    def agents(self) -> list[dict[str, Any]]:
+        """Every agent the ACD knows (logged off ones included)."""
+        return [agent_row(self.engine, a) for a in sorted(self.engine.agents)]
+
+    def waiting_callers(self, queue: str) -> list[dict[str, Any]]:
+        """The callers of ``queue`` in service order (raises AcdError if unknown)."""
+        def caller_of(call_id: str) -> str:
+            waiter = self._waiters.get(call_id)
+            return waiter.call.caller if waiter is not None else ""
+
+        return waiting_rows(self.engine, queue, self.wall(), caller_of)
+
+    def caller_info(self, call_id: str) -> dict[str, Any] | None:
+        """Caller number, number dialed and IVR tags of a queued call (screen pop)."""
+        waiter = self._waiters.get(call_id)
+        if waiter is None:
+            return None
+        return {"caller": waiter.call.caller, "called": waiter.call.dialed,
+                "queue": waiter.queue, "tags": dict(waiter.tags)}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Queues with their callers and agents: what a wallboard or CTI snapshot shows."""
+        return {"queues": {name: self.waiting_callers(name) for name in self.engine.queues},
+                "agents": self.agents()}
+
+    def live_kpis(self, queue: str | None = None) -> QueueKpi:
+        """KPIs from the queue log entries kept in memory (``QueueLogWriter.recent``, or the
+        memory sink), with callers still waiting counted."""
+        entries = getattr(self.log, "recent", None)
+        if entries is None:
+            entries = getattr(self.log, "entries", [])
+        return queue_kpis(list(entries), queue=queue, now=self.wall())

@@ -24,7 +24,9 @@ Rules:
   ``Overflow`` ends the wait with outcome "full", "timeout" or "closed" (join/leave empty)
   and the queue's overflow target; an overflow to another queue keeps the caller waiting.
   IVR callers go back to the script with that outcome (the script decides); dial-plan
-  callers go to an ``ivr:`` overflow target, or hear an apology and are hung up.
+  callers go to an ``ivr:`` overflow target, or hear an apology and are hung up. A caller
+  who asks to be called back (``callback_key``) leaves with "callback" and keeps its place
+  (``switch.queue_callback``).
 * Rule 4 -- one input at a time: inputs produced while actions are performed (a device with
   no contact rejects at once) are queued and fed after the current batch, so the engine's
   action order is kept.
@@ -55,7 +57,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any, ClassVar
@@ -65,18 +67,16 @@ from switch.acd import (
     AcdEngine,
     AcdError,
     AcdInput,
-    AgentLoggedIn,
     AgentLoggedOut,
-    AgentNotReady,
-    AgentReady,
     AgentState,
     AgentStateChanged,
     Announce,
     BridgeCall,
+    CallbackRequested,
+    CallbackScheduled,
     CallEnded,
     CallerAbandoned,
     CallerArrived,
-    Device,
     LogEntry,
     LogSink,
     MemoryLogSink,
@@ -87,20 +87,19 @@ from switch.acd import (
     OverflowTarget,
     PlaceCallback,
     PlayMusic,
-    QueueKpi,
     StopMusic,
     WithdrawOffer,
-    WrapUpEnded,
 )
-from switch.acd.kpi import queue_kpis
 from switch.bus import EventBus
 from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegRejected
 from switch.events import AgentStateChanged as AgentStateEvent
 from switch.events import CallDequeued, CallOffered, CallQueued
+from switch.queue_callback import Callbacks
 from switch.queue_config import QueueSettings
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
-from switch.queue_views import agent_queues, agent_row, waiting_rows
+from switch.queue_views import AgentDesk
+from switch.router import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +116,8 @@ Observer = Callable[[AcdAction], None]
 
 @dataclass(frozen=True, slots=True)
 class QueueOutcome:
-    """How a caller's wait ended: "answered", "timeout", "full" or "closed", with the
-    queue's overflow target for the last three (None: none configured)."""
+    """How a caller's wait ended: "answered", "callback", "timeout", "full" or "closed",
+    with the queue's overflow target for the last three (None: none configured)."""
 
     result: str
     queue: str
@@ -135,7 +134,7 @@ class _Offer:
     answered: Channel | None = None
 
 
-class QueueService:
+class QueueService(AgentDesk):
     """The live ACD (see the module docstring for the rules).
 
     Args:
@@ -163,6 +162,7 @@ class QueueService:
         self.rate = rate
         self.media_errors = media_errors
         self.hold = HoldMedia(voice=voice, rate=rate, media_errors=media_errors)
+        self.callbacks = Callbacks(self)
         self.calls: Any = None
         """The ``switch.b2bua.CallManager`` (set by :meth:`attach`)."""
         self._waiters: dict[str, HeldCaller] = {}
@@ -202,6 +202,7 @@ class QueueService:
         """Cancel the timer; let the legs' releases finish (the calls were ended by the
         CallManager), then cancel what is left (music, announcements). Agents still logged
         in are logged out, so the queue log's agent time ends with the node."""
+        self.callbacks.end_all()
         for agent in list(self.engine.agents.values()):
             if agent.state is not AgentState.LOGGED_OFF:
                 with contextlib.suppress(AcdError):
@@ -219,6 +220,10 @@ class QueueService:
         """Whether ``queue`` is a configured queue."""
         return queue in self.engine.queues
 
+    def serves(self, target: object) -> bool:
+        """Whether a dial-plan target is a queue of ours (``switch.router.Queue``)."""
+        return isinstance(target, Queue) and self.has(target.name)
+
     # ====================================================================================
     # Observers (CTI)
     # ====================================================================================
@@ -232,106 +237,6 @@ class QueueService:
     def remove_observer(self, observer: Observer) -> None:
         with contextlib.suppress(ValueError):
             self._observers.remove(observer)
-
-    # ====================================================================================
-    # Agents (the API the CTI server calls)
-    # ====================================================================================
-    def login(self, agent_id: str, device: str, queues: Iterable[str] | None = None, *,
-              skills: Mapping[str, int] | None = None, ready: bool = True) -> dict[str, Any]:
-        """Log an agent in on ``device``: an extension ("1001", "extension:1001") or an
-        outside number ("external:13800000000"; not rung yet, see the report).
-
-        Skills: ``skills`` ({skill: level}, 1 = best) if given, else level 1 in the skill of
-        each of ``queues`` (every queue when None).
-
-        Raises:
-            AcdError: unknown queue, bad agent id or device.
-            AgentStateError: already logged in.
-        """
-        kind, _, address = device.rpartition(":")
-        try:
-            dev = Device(kind or "extension", address)
-        except ValueError as exc:
-            raise AcdError(str(exc)) from None
-        if skills is None:
-            names = list(queues) if queues is not None else list(self.engine.queues)
-            for name in names:
-                if name not in self.engine.queues:
-                    raise AcdError(f"unknown queue {name}")
-            skills = {self.engine.queues[n].config.required_skill: 1 for n in names}
-        self._apply(AgentLoggedIn(agent_id, dev, dict(skills), ready=ready))
-        return self.agent_snapshot(agent_id)
-
-    def logout(self, agent_id: str) -> dict[str, Any]:
-        """Log the agent out (after its current call and wrap-up if busy; an offer ringing
-        at its device is withdrawn and the caller keeps its place)."""
-        self._apply(AgentLoggedOut(agent_id))
-        return self.agent_snapshot(agent_id)
-
-    def set_state(self, agent_id: str, state: str, reason: str = "") -> dict[str, Any]:
-        """``state`` "ready" or "not_ready" (with ``reason``); during a call it applies
-        when the call and its wrap-up end (CSTA pending state)."""
-        if state == AgentState.READY.value:
-            self._apply(AgentReady(agent_id))
-        elif state == AgentState.NOT_READY.value:
-            self._apply(AgentNotReady(agent_id, reason))
-        else:
-            raise AcdError(f"cannot set agent state {state!r} (ready or not_ready)")
-        return self.agent_snapshot(agent_id)
-
-    def end_wrapup(self, agent_id: str) -> dict[str, Any]:
-        """End the agent's after-call work now."""
-        self._apply(WrapUpEnded(agent_id))
-        return self.agent_snapshot(agent_id)
-
-    # ====================================================================================
-    # Views
-    # ====================================================================================
-    def agent_snapshot(self, agent_id: str) -> dict[str, Any]:
-        """One agent as a JSON-ready dict (raises AcdError if unknown)."""
-        return agent_row(self.engine, agent_id)
-
-    def queues_of(self, agent_id: str) -> frozenset[str]:
-        """The queues whose skill the agent has (empty if unknown)."""
-        return agent_queues(self.engine, agent_id)
-
-    def device_of(self, agent_id: str) -> str:
-        """The agent's device address ("" if unknown)."""
-        agent = self.engine.agents.get(agent_id)
-        return agent.device.address if agent is not None else ""
-
-    def agents(self) -> list[dict[str, Any]]:
-        """Every agent the ACD knows (logged off ones included)."""
-        return [agent_row(self.engine, a) for a in sorted(self.engine.agents)]
-
-    def waiting_callers(self, queue: str) -> list[dict[str, Any]]:
-        """The callers of ``queue`` in service order (raises AcdError if unknown)."""
-        def caller_of(call_id: str) -> str:
-            waiter = self._waiters.get(call_id)
-            return waiter.call.caller if waiter is not None else ""
-
-        return waiting_rows(self.engine, queue, self.wall(), caller_of)
-
-    def caller_info(self, call_id: str) -> dict[str, Any] | None:
-        """Caller number, number dialed and IVR tags of a queued call (screen pop)."""
-        waiter = self._waiters.get(call_id)
-        if waiter is None:
-            return None
-        return {"caller": waiter.call.caller, "called": waiter.call.dialed,
-                "queue": waiter.queue, "tags": dict(waiter.tags)}
-
-    def snapshot(self) -> dict[str, Any]:
-        """Queues with their callers and agents: what a wallboard or CTI snapshot shows."""
-        return {"queues": {name: self.waiting_callers(name) for name in self.engine.queues},
-                "agents": self.agents()}
-
-    def live_kpis(self, queue: str | None = None) -> QueueKpi:
-        """KPIs from the queue log entries kept in memory (``QueueLogWriter.recent``, or the
-        memory sink), with callers still waiting counted."""
-        entries = getattr(self.log, "recent", None)
-        if entries is None:
-            entries = getattr(self.log, "entries", [])
-        return queue_kpis(list(entries), queue=queue, now=self.wall())
 
     # ====================================================================================
     # Callers
@@ -349,6 +254,9 @@ class QueueService:
                             self.settings[queue].moh, dict(tags or {}))
         self._waiters[call.id] = waiter
         self.stats["queued"] += 1
+        key = self.settings[queue].callback_key
+        if key and call.a.media_id is not None and self.calls is not None:
+            self._spawn(self.callbacks.watch_keys(waiter, key), f"keys-{call.id}", waiter)
         try:
             self._apply(CallerArrived(queue, call.id, priority, skill or "", None, maxwait_s))
             return await asyncio.shield(waiter.done)
@@ -358,13 +266,37 @@ class QueueService:
             raise
         finally:
             waiter.active = False
+            for task in list(waiter.tasks):
+                task.cancel()
             if self._waiters.get(call.id) is waiter:
                 del self._waiters[call.id]
+
+    async def wait_for_ivr(self, call: Any, queue: str, *, priority: int, skill: str | None,
+                           maxwait_s: float | None, tags: Mapping[str, Any]) -> str:
+        """:meth:`wait` for the IVR's ``queue`` statement: its outcome, with a scheduled
+        callback reported as "answered" (the ACD took the call; the script ends)."""
+        outcome = await self.wait(call, queue, priority=priority, skill=skill,
+                                  maxwait_s=maxwait_s, tags=tags)
+        return "answered" if outcome.result == "callback" else outcome.result
+
+    def request_callback(self, call_id: str, number: str | None = None) -> None:
+        """The waiting caller leaves and keeps its place; ``number`` (default: the caller's
+        own) is called back when an agent takes it (``switch.queue_callback``).
+
+        Raises:
+            AcdError: the call is not waiting in a queue.
+        """
+        waiter = self._waiters.get(call_id)
+        if number is None:
+            if waiter is None:
+                raise AcdError(f"call {call_id} is not waiting in a queue")
+            number = waiter.call.caller
+        self._apply(CallbackRequested(call_id, number))
 
     async def serve(self, manager: Any, call: Any, queue: str, priority: int) -> None:
         """Rule 3: a dial-plan queue target, run as the call's task after the answer."""
         outcome = await self.wait(call, queue, priority=priority)
-        if outcome.result == "answered":
+        if outcome.result in ("answered", "callback"):
             return
         target = outcome.target
         cid = call.a.media_id
@@ -383,6 +315,8 @@ class QueueService:
 
     def call_ended(self, call: Any, side: str) -> None:
         """Rule 3: the CallManager ends ``call`` (``side`` caller, callee or system)."""
+        if call.id in self.callbacks.entries:
+            return  # the caller asked to be called back: its place is kept
         if self.engine.position(call.id) is not None:
             self.stats["abandoned"] += 1
             self._apply(CallerAbandoned(call.id))
@@ -394,6 +328,8 @@ class QueueService:
     # ====================================================================================
     def handle_leg(self, event: LegEvent) -> bool:
         """Rule 2: take the leg events of offer legs; False for every other leg."""
+        if self.callbacks.handle_leg(event):
+            return True
         offer = self._leg_offer.get(event.channel.name)
         if offer is None:
             return False
@@ -507,22 +443,30 @@ class QueueService:
         contacts = []
         if self.calls is not None and action.device.kind == "extension":
             contacts = self.calls.driver.lookup(action.device.address)
+        if action.callback_number is not None and contacts:
+            self._ring_agent(action, contacts, action.callback_number, "PCMU", None)
+            return
         if waiter is None or not contacts or waiter.call.a.media_id is None:
             logger.info("ACD: cannot ring agent %s at %s:%s for call %s", action.agent_id,
                         action.device.kind, action.device.address, action.call_id)
             self._inputs.append(OfferRejected(action.call_id, action.agent_id))
             return
-        call, driver = waiter.call, self.calls.driver
+        a = waiter.call.a
+        self._ring_agent(action, contacts, waiter.call.caller, a.codec or "PCMU", a.media_id)
+
+    def _ring_agent(self, action: OfferCall, contacts: list[Any], caller: str, codec: str,
+                    near: int | None) -> None:
+        """Rule 2: fork the offer to every contact of the agent's extension."""
+        driver = self.calls.driver
         offer = _Offer(action.call_id, action.agent_id, action.queue)
         self._offers[(action.call_id, action.agent_id)] = offer
         self.stats["offers"] += 1
         for contact in contacts:
             leg = driver.new_outbound(action.device.address)
-            leg.call_id = call.id
+            leg.call_id = action.call_id
             offer.legs.append(leg)
             self._leg_offer[leg.name] = offer
-            self._spawn(driver.originate(leg, contact, caller=call.caller,
-                                         codec=call.a.codec or "PCMU", near=call.a.media_id),
+            self._spawn(driver.originate(leg, contact, caller=caller, codec=codec, near=near),
                         f"offer-{leg.name}")
 
     def _do_withdraw(self, action: WithdrawOffer) -> None:
@@ -559,9 +503,14 @@ class QueueService:
                                                 agent_id=action.agent_id))
 
     def _do_callback(self, action: PlaceCallback) -> None:
-        # The live shell never requests callbacks yet (see the report); free the agent.
-        logger.warning("ACD: callback of %s not supported live", action.call_id)
-        self._inputs.append(CallEnded(action.call_id, by_agent=True))
+        self.callbacks.entries.discard(action.call_id)
+        offer = self._offers.pop((action.call_id, action.agent_id), None)
+        leg = offer.answered if offer is not None else None
+        if leg is None or self.calls is None:
+            self._inputs.append(CallEnded(action.call_id, by_agent=True))
+            return
+        self._leg_offer.pop(leg.name, None)
+        self.callbacks.place(action, leg)
 
     def _do_overflow(self, action: Overflow) -> None:
         self.stats["overflows"] += 1
@@ -599,7 +548,8 @@ class QueueService:
 
     def _do_announce(self, action: Announce) -> None:
         waiter = self._waiters.get(action.call_id)
-        text = announcement_text(action.position, action.expected_wait_s)
+        text = announcement_text(action.position, action.expected_wait_s,
+                                 self.settings[action.queue].callback_key)
         if waiter is not None and text:
             self._spawn(self.hold.announce(self.calls.media, waiter, text),
                         f"announce-{action.call_id}", waiter)
@@ -616,6 +566,7 @@ class QueueService:
         LogEntry: _do_log, OfferCall: _do_offer, WithdrawOffer: _do_withdraw,
         BridgeCall: _do_bridge, PlaceCallback: _do_callback, Overflow: _do_overflow,
         PlayMusic: _do_music, StopMusic: _do_stop_music, Announce: _do_announce,
+        CallbackScheduled: lambda self, action: self.callbacks.scheduled(action),
         AgentStateChanged: _do_agent_state,
     }
 

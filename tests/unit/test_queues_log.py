@@ -190,11 +190,12 @@ def test_queue_config_parses_and_merges_static_agents(tmp_path: Path) -> None:
     site = tmp_path / "site.toml"
     site.write_text('[queues.support]\nstrategy = "ring-all"\nring_timeout_s = 12\n'
                     'max_wait_s = 120\noverflow = "queue:operator"\nannounce_frequency_s = 0\n'
+                    'callback_key = "#"\n'
                     'static_agents = ["8001@1001", "8002@1002:2"]\n', "utf-8")
     config = load_config(str(site))
     q = config.queues["support"]
     assert q.acd.strategy.value == "ring-all" and q.acd.ring_timeout_s == 12.0
-    assert q.acd.max_wait_s == 120.0 and q.acd.overflow is not None
+    assert q.acd.max_wait_s == 120.0 and q.acd.overflow is not None and q.callback_key == "#"
     assert q.acd.overflow.label() == "queue:operator" and q.acd.announce_frequency_s is None
     assert [(a.agent_id, a.extension, a.level) for a in q.static_agents] == [
         ("8001", "1001", 1), ("8002", "1002", 2)]
@@ -209,6 +210,7 @@ def test_queue_config_parses_and_merges_static_agents(tmp_path: Path) -> None:
     ({"support": {"static_agents": ["8001"]}}, "queues.support.static_agents[0]",
      "AGENT@EXTENSION"),
     ({"support": {"max_len": -1}}, "queues.support.max_len", ">= 0"),
+    ({"support": {"callback_key": "12"}}, "queues.support.callback_key", "one DTMF key"),
     ({"support": {"ring_timeout_s": 0}}, "queues.support", "ring_timeout_s must be > 0"),
 ])
 def test_queue_config_errors_name_the_key(table: dict[str, object], key: str,

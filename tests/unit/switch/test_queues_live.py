@@ -225,6 +225,7 @@ def test_announcement_text_in_chinese() -> None:
     assert announcement_text(1, None) == "您是下一位。"
     assert announcement_text(None, 10.0) == "预计等待1分钟。"
     assert announcement_text(None, None) == ""
+    assert announcement_text(2, None, "1") == "您前面还有1位。如需回电，请按1。"
 
 
 class _QueueStepIvr:
@@ -381,3 +382,37 @@ async def test_agent_answer_crossing_the_callers_bye_leaves_nothing_behind(
     assert QueueEvent.ABANDON in events or QueueEvent.COMPLETECALLER in events
     await acd.stop()  # the node stops: agents still logged in are logged off
     assert [e.agent for e in log.entries if e.event is QueueEvent.AGENTLOGOFF] == ["a-bob"]
+
+
+async def test_callback_in_queue_keeps_the_place_then_agent_first_calls_back(
+        net: Net, switch: Switch) -> None:
+    from switch.queue_config import QueueSettings as Settings
+
+    acd, log = _acd(switch)
+    acd.settings["support"] = Settings(acd.settings["support"].acd, callback_key="1")
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="answer")
+    switch.register(alice)
+    switch.register(bob)
+    acd.login("a-bob", "1002", ["support"], ready=False)
+    txn = alice.call("7000")
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    alice.send_in_dialog("INFO", b"Signal=1\r\nDuration=160\r\n", "application/dtmf-relay")
+    await switch.settle(lambda: bool(alice.requests("BYE")))  # told, then hung up
+    (_, data), = _events(log, QueueEvent.CALLBACK)
+    assert data[0] == "1" and data[2] == "1001"  # position kept, number to call
+    assert not _events(log, QueueEvent.ABANDON)
+    assert [c["call_id"] for c in acd.waiting_callers("support")] == [log.entries[-1].call_id]
+    acd.set_state("a-bob", "ready")  # the agent is rung first, then alice is called back
+    await switch.settle(lambda: len(alice.requests("INVITE")) == 1)
+    await switch.settle(lambda: acd.callbacks.connected == 1)
+    (agent, connect), = _events(log, QueueEvent.CONNECT)
+    assert agent == "a-bob" and connect[3] == "callback"
+    assert acd.engine.agent("a-bob").state is AgentState.BUSY
+    bob.send_in_dialog("BYE")
+    await switch.settle(lambda: len(alice.requests("BYE")) == 2)
+    assert _events(log, QueueEvent.COMPLETEAGENT)
+    await switch.settle(lambda: acd.engine.agent("a-bob").state is AgentState.READY)
+    assert acd.callbacks.active == 0
+    kpi = queue_kpis(log.entries, queue="support")
+    assert (kpi.offered, kpi.callbacks, kpi.abandoned) == (1, 1, 0)

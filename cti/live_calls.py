@@ -252,6 +252,15 @@ class LiveState:
         call.delivered.add(f"offer:{agent_id}")
         self._pop(call, f"offer:{agent_id}", device, agent_id, tags)
 
+    def withdraw_offer(self, call_id: str, agent_id: str) -> None:
+        """The ACD stopped ringing ``agent_id`` (ring timeout, answered elsewhere...): the
+        call is no longer that agent's (its commands on it answer ``not_found``)."""
+        call = self.calls.get(call_id)
+        if call is not None and call.agent_id == agent_id and call.peer_leg is None:
+            call.agent_id = call.device = call.agent_leg = None
+            call.state = "queued"
+            call.delivered.discard(f"offer:{agent_id}")
+
     def _deliver(self, call: LiveCall, channel: str) -> None:
         device = call.forks.get(channel)
         if device is None or channel in call.delivered:

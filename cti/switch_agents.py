@@ -22,7 +22,7 @@ from cti.acd_events import acd_events, queue_stats_rows
 from cti.backend import BackendEvent
 from cti.live_calls import LiveAgent, LiveState
 from cti.messages import CtiRequestError, ErrorCode
-from switch.acd import AcdError, AgentStateError, OfferCall
+from switch.acd import AcdError, AgentStateError, OfferCall, WithdrawOffer
 from switch.acd import AgentStateChanged as AcdAgentStateChanged
 from switch.acd.agent import AgentInput, AgentState
 
@@ -88,6 +88,8 @@ class AgentDesk:
             info = acd.caller_info(action.call_id) or {}
             self.state.deliver_offer(action.call_id, action.agent_id, action.device.address,
                                      action.queue, info.get("tags"))
+        elif isinstance(action, WithdrawOffer):
+            self.state.withdraw_offer(action.call_id, action.agent_id)
         elif isinstance(action, AcdAgentStateChanged):
             for event in acd_events(action, queues_of=acd.queues_of,
                                     device_of=acd.device_of):

@@ -352,6 +352,10 @@ class SwitchBackend(QueueCommands, ConsultCommands):
             self.driver.cancel(placed.channel)
             await self._placed_ended(placed, "normal_clearing")
             return {}
+        if live.state == "alerting" and live.queue is not None:
+            raise _err(ErrorCode.INVALID_STATE, f"call {call_id} is ringing at your phone "
+                       "for a queue: decline it there (the caller keeps the place)",
+                       "call_id")
         call = self._switch_call(live)
         self.calls.hang_up(call, "normal_clearing",
                            "caller" if live.agent_leg == call.a.name else "callee")

@@ -94,3 +94,21 @@ def test_the_ivr_tag_statement_records_tags_on_the_call() -> None:
     control.tag("intent", "bill")
     control.tag("account", "100001")
     assert call.tags == {"intent": "bill", "account": "100001"}
+
+
+async def test_an_acd_offer_pops_once_and_a_withdrawn_offer_frees_the_call() -> None:
+    state = LiveState(None, tags_of=lambda cid: {"菜单": "0"})
+    events: list[BackendEvent] = []
+    state.set_sink(events.append)
+    state.handle(CallOffered(at=1.0, call_id="c1", channel="a", caller="13900001111",
+                             callee="12345"))
+    state.deliver_offer("c1", "a7", "1007", "客服组", {"贵宾": "true"})
+    (delivered,) = events
+    assert delivered.name == "call.delivered" and delivered.agent_id == "a7"
+    assert delivered.queues == frozenset({"客服组"})
+    assert delivered.data["screen_pop"]["ivr_tags"] == {"贵宾": "true", "菜单": "0"}
+    assert state.calls["c1"].state == "alerting"
+    state.withdraw_offer("c1", "a7")   # ring timeout: nobody else is free
+    assert (state.calls["c1"].agent_id, state.calls["c1"].state) == (None, "queued")
+    state.deliver_offer("c1", "a8", "1008", "客服组")
+    assert [e.agent_id for e in events] == ["a7", "a8"]

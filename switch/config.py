@@ -253,7 +253,7 @@ class Config:
 _SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
                               "calls": CallsConfig}
 _CTI_KEYS: dict[str, Any] = {"port": int}
-# The other [cti] keys are checked by cti.switch_node.cti_config (ConfigError names the key).
+# The other [cti] keys are checked by cti.config.cti_config (ConfigError names the key).
 _CTI_KEYS.update(dict.fromkeys((
     "host", "certfile", "keyfile", "allow_plaintext", "max_line_bytes", "outbound_queue_max",
     "ring_size", "heartbeat_s", "idle_timeout_s", "auth_timeout_s", "resume_grace_s",

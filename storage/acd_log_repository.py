@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -50,18 +51,27 @@ class QueueLogRepository:
         if not batch:
             return 0
         async with self.db.transaction() as session:
-            known: set[str] = set()
-            uids = [uid for uid, _ in batch]
-            for i in range(0, len(uids), _CHUNK):
-                rows = await session.execute(
-                    select(QueueLogRow.uid).where(QueueLogRow.uid.in_(uids[i:i + _CHUNK])))
-                known.update(rows.scalars())
+            known = await self._known(session, [uid for uid, _ in batch])
             fresh = [QueueLogRow(uid=uid, time=e.time, queue=e.queue, call_id=e.call_id,
                                  agent=e.agent, event=e.event.value,
                                  data=json.dumps(list(e.data), ensure_ascii=False))
                      for uid, e in batch if uid not in known]
             session.add_all(fresh)
         return len(fresh)
+
+    @staticmethod
+    async def _known(session: Any, uids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for i in range(0, len(uids), _CHUNK):
+            rows = await session.execute(
+                select(QueueLogRow.uid).where(QueueLogRow.uid.in_(uids[i:i + _CHUNK])))
+            known.update(rows.scalars())
+        return known
+
+    async def stored(self, uids: list[str]) -> set[str]:
+        """Which of ``uids`` are stored (to merge a writer's spool without duplicates)."""
+        async with self.db.transaction() as session:
+            return await self._known(session, uids)
 
     async def entries(self, *, since: float | None = None, until: float | None = None,
                       queue: str | None = None) -> list[QueueLogEntry]:

@@ -43,6 +43,8 @@ from storage.demo import ensure_demo_users, format_demo_users
 from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
+from switch.queue_log import SPOOL_NAME, QueueLogWriter
+from switch.queues import QueueService
 
 from .b2bua import CallManager
 from .bus import EventBus
@@ -56,8 +58,6 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
-from .queue_log import QueueLogWriter
-from .queues import QueueService
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -221,13 +221,13 @@ class Node:
             no_answer_timeout_s=cfg.calls.no_answer_timeout_s,
             max_call_duration_s=cfg.calls.max_call_duration_s,
             caller_lists=hotline.caller_lists, wall=_wall)
-        await self._start_queues(data_dir)
         self.ivr = IvrService(
             self.media, hotline_data_sources(self.db, hotline), site_dir=data_dir / "ivr",
             recordings_dir=media_cfg.recordings_dir / "ivr",
             tts_cache_dir=media_cfg.prompt_cache_dir / "tts",
             tagger=self.cdr_collector.tag, media_errors=(MediaError, OSError))
         self.ivr.start_programs(cfg.routing or default_routing())
+        await self._start_queues(data_dir)
         await self.ivr.start()
         self.calls.ivr = self.ivr
         await self.calls.start()
@@ -268,7 +268,7 @@ class Node:
         assert self.calls is not None
         repo = QueueLogRepository(self.db)
         await repo.ensure_schema()
-        self.queue_log = QueueLogWriter(repo, data_dir / "queue-log-spool.txt")
+        self.queue_log = QueueLogWriter(repo, data_dir / SPOOL_NAME)
         await self.queue_log.start()
         self.queues = QueueService(self.config.queues, log=self.queue_log, bus=self.bus,
                                    media_errors=(MediaError, OSError))
@@ -335,6 +335,8 @@ class Node:
             await self.cti.close()  # after the calls' cleared events; hangs up its own legs
         if self.queues is not None:
             await self.queues.stop()
+        if self.queue_log is not None and not await self.queue_log.close():
+            logger.error("queue log entries could not all be written; they are in the spool")
         if self.ivr is not None:
             await self.ivr.stop()
         if self.channels is not None:
@@ -357,8 +359,6 @@ class Node:
                 logger.warning("closed %d CDR(s) of calls still open at shutdown", left)
         if self.cdr_writer is not None and not await self.cdr_writer.close():
             logger.error("CDRs could not all be written; they are in the spool file")
-        if self.queue_log is not None and not await self.queue_log.close():
-            logger.error("queue log entries could not all be written; they are in the spool")
         await self.db.close()
         logger.info("stopped")
 

@@ -142,14 +142,14 @@ class CallManager:
         self.lists: CallerLists = {}
         self.calls: dict[str, Call] = {}
         self._call_of: dict[str, Call] = {}
+        self.queues: Any = None
+        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
             LegOffered: self._offered, LegRinging: self._ringing, LegAnswered: self._answered,
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
-        self.queues: Any = None
-        """The live ACD (``switch.queues.QueueService``); None: queue targets get 480."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""

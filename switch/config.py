@@ -242,12 +242,12 @@ class Config:
     """The ``[cti]`` table, kept for the CTI server's own config (later)."""
     trunks: Mapping[str, TrunkConfig] = field(default_factory=_empty)
     """``[trunks.<name>]`` tables, validated by ``switch.trunks.config.parse_trunks``."""
+    queues: Mapping[str, QueueSettings] = field(default_factory=_empty)
+    """``[queues.<name>]`` ACD queues, validated by ``switch.queue_config.parse_queues``."""
     routing: RoutingConfig | None = None
     """``[dialplan]`` and ``[calendars.<name>]``, validated by ``switch.routing_config``."""
     source: str | None = None
     """The operator's config file, if any."""
-    queues: Mapping[str, QueueSettings] = field(default_factory=_empty)
-    """``[queues.<name>]`` ACD queues, validated by ``switch.queue_config.parse_queues``."""
 
 
 _SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
@@ -620,6 +620,7 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     trunks = _build_trunks(merged.get("trunks", {}), origins)
     routing = _build_routing(merged, origins)
     queues = _build_queues(merged.get("queues", {}), origins)
-    return Config(node=node, sip=sip, db=db, calls=calls, media=media, media_raw=media_raw,
+    return Config(node=node, sip=sip, db=db, calls=calls, queues=queues, media=media,
+                  media_raw=media_raw,
                   cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
-                  routing=routing, source=path, queues=queues)
+                  routing=routing, source=path)

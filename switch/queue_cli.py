@@ -1,10 +1,12 @@
 """``softswitch queue stats [QUEUE] [--interval 15m]``: KPIs from the stored queue log.
 
-Every figure comes from the ``queue_log`` table alone (``switch.acd.log`` Rule 2), through
-:mod:`switch.acd.kpi`, so the report says the same as the live figures. The node need not
-run: the command opens the database like ``softswitch user`` does (SQLite in WAL mode lets
-both use the file). Service level is the default variant of :class:`~switch.acd.kpi.SlVariant`
-(answered within T / (answered + abandoned after T)), T = ``--threshold`` seconds.
+Every figure comes from the stored queue log alone (``switch.acd.log`` Rule 2), through
+:mod:`switch.acd.kpi`, so the report says the same as the live figures: the ``queue_log``
+table plus the entries a node left in its outage spool (``switch.queue_log`` Rule 2). The
+node need not run: the command opens the database like ``softswitch user`` does (SQLite in
+WAL mode lets both use the file). Service level is the default variant of
+:class:`~switch.acd.kpi.SlVariant` (answered within T / (answered + abandoned after T)),
+T = ``--threshold`` seconds.
 
 Exit codes: 0 success, 1 a bad config or an unreachable database, 2 a usage error.
 """
@@ -22,6 +24,7 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, TextIO
 
 from storage.acd_log_repository import QueueLogRepository
@@ -29,6 +32,7 @@ from storage.db import Database, StorageError
 from switch.acd.kpi import AgentKpi, QueueKpi, agent_kpis, interval_kpis, queue_kpis_by_queue
 from switch.acd.log import QueueLogEntry
 from switch.config import ConfigError, load_config
+from switch.queue_log import SPOOL_NAME, read_spool
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +119,23 @@ def _json_stats(entries: Sequence[QueueLogEntry], queue: str | None,
             "agents": {a: agent(k) for a, k in agent_kpis(entries, now=time.time()).items()}}
 
 
-async def _load(url: str, queue: str | None, since: float | None) -> list[QueueLogEntry]:
+async def _load(url: str, queue: str | None, since: float | None,
+                spool: Path) -> list[QueueLogEntry]:
+    """The stored entries, plus those a node left in its outage spool (not yet written:
+    the node writes them at its next start), without duplicates, in time order."""
     db = Database(url)
     try:
         repo = QueueLogRepository(db)
         await repo.ensure_schema()
-        return await repo.entries(since=since, queue=queue)
+        entries = await repo.entries(since=since, queue=queue)
+        spooled = [(u, e) for u, e in read_spool(spool)
+                   if (since is None or e.time >= since)
+                   and (queue is None or e.queue in (queue, "NONE"))]
+        if spooled:
+            stored = await repo.stored([u for u, _ in spooled])
+            entries += [e for u, e in spooled if u not in stored]
+            entries.sort(key=lambda e: e.time)
+        return entries
     finally:
         await db.close()
 
@@ -153,7 +168,8 @@ def queue_main(argv: Sequence[str], out: TextIO | None = None) -> int:
     try:
         config = load_config(args.config, overrides)
         since = time.time() - args.since if args.since else None
-        entries = asyncio.run(_load(config.db.url, args.queue, since))
+        spool = config.node.data_dir / SPOOL_NAME
+        entries = asyncio.run(_load(config.db.url, args.queue, since, spool))
     except (ConfigError, StorageError) as exc:
         print(f"softswitch: error: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,29 @@ from switch.acd.log import QueueLogEntry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QueueLogStore", "QueueLogWriter"]
+__all__ = ["QueueLogStore", "QueueLogWriter", "read_spool"]
+
+SPOOL_NAME = "queue-log-spool.txt"
+"""The spool file's name in the node's data directory."""
+
+
+def read_spool(path: Path) -> list[tuple[str, QueueLogEntry]]:
+    """The ``(uid, entry)`` pairs of a spool file (none if it does not exist); damaged
+    lines are skipped with a warning."""
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for n, line in enumerate(lines, 1):
+        uid, _, rest = line.partition(" ")
+        if not rest:
+            continue
+        try:
+            out.append((uid, QueueLogEntry.from_line(rest)))
+        except ValueError as exc:
+            logger.warning("%s:%d: skipping a damaged queue log line: %s", path, n, exc)
+    return out
 
 
 class QueueLogStore(Protocol):
@@ -91,22 +113,12 @@ class QueueLogWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="queue-log")
 
     def _replay(self) -> None:
-        try:
-            lines = self.spool_path.read_text("utf-8").splitlines()
-        except FileNotFoundError:
+        for uid, entry in read_spool(self.spool_path):
+            if uid not in self._spooled:
+                self._pending.append((uid, entry))
+                self._spooled.add(uid)
+        if not self._spooled:
             return
-        for n, line in enumerate(lines, 1):
-            uid, _, rest = line.partition(" ")
-            if not rest or uid in self._spooled:
-                continue
-            try:
-                entry = QueueLogEntry.from_line(rest)
-            except ValueError as exc:
-                logger.warning("%s:%d: skipping a damaged queue log line: %s",
-                               self.spool_path, n, exc)
-                continue
-            self._pending.append((uid, entry))
-            self._spooled.add(uid)
         logger.info("replaying %d spooled queue log entries from %s", len(self._spooled),
                     self.spool_path)
 
@@ -206,11 +218,18 @@ class QueueLogWriter:
             return
         self._spooled.clear()
 
-    async def close(self) -> bool:
-        """Stop the background task; write or spool everything pending (Rule 3)."""
+    async def close(self, attempts: int = 3, pause_s: float = 0.5) -> bool:
+        """Stop the background task; write everything pending, trying ``attempts`` times
+        (a database busy with the other writers at shutdown), else leave it in the spool
+        (Rule 3)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        return await self.flush()
+        for attempt in range(attempts):
+            if await self.flush():
+                return True
+            if attempt + 1 < attempts:
+                await asyncio.sleep(pause_s)
+        return False

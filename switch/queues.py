@@ -24,7 +24,8 @@ Rules:
   ``Overflow`` ends the wait with outcome "full", "timeout" or "closed" (join/leave empty)
   and the queue's overflow target; an overflow to another queue keeps the caller waiting.
   IVR callers go back to the script with that outcome (the script decides); dial-plan
-  callers go to an ``ivr:`` overflow target, or hear an apology and are hung up. A caller
+  callers go to an ``ivr:`` overflow target, leave a message for a ``voicemail:`` one (when
+  the node has a voicemail service), or hear an apology and are hung up. A caller
   who asks to be called back (``callback_key``) leaves with "callback" and keeps its place
   (``switch.queue_callback``).
 * Rule 4 -- one input at a time: inputs produced while actions are performed (a device with
@@ -94,7 +95,7 @@ from switch.bus import EventBus
 from switch.channel import Channel
 from switch.drivers.base import LegAnswered, LegEvent, LegHungUp, LegRejected
 from switch.events import AgentStateChanged as AgentStateEvent
-from switch.events import CallDequeued, CallOffered, CallQueued
+from switch.events import CallDequeued, CallOffered, CallQueued, RecordingStarted
 from switch.queue_callback import Callbacks
 from switch.queue_config import QueueSettings
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
@@ -249,6 +250,8 @@ class QueueService(AgentDesk):
         (the caller hung up) abandons the call."""
         if call.id in self._waiters:
             raise AcdError(f"call {call.id} is already queued")
+        if queue not in self.settings:
+            raise AcdError(f"unknown queue {queue}")
         loop = asyncio.get_running_loop()
         waiter = HeldCaller(call, queue, self.wall(), loop.create_future(),
                             self.settings[queue].moh, dict(tags or {}))
@@ -307,6 +310,13 @@ class QueueService(AgentDesk):
                 and ivr.has(target.target) and cid is not None:
             await ivr.run(target.target, cid, manager.ivr_control(call), caller=call.caller,
                           called=call.dialed, call_id=call.id)
+            return
+        voicemail = getattr(manager, "voicemail", None)  # switch.voicemail, when present
+        if target is not None and target.kind == "voicemail" and voicemail is not None \
+                and cid is not None:
+            await voicemail.record(call.id, cid, box=target.target, caller=call.caller,
+                                   on_recording=lambda ref: self._publish(
+                                       RecordingStarted, call, call.a, ref=ref))
             return
         if cid is not None and getattr(manager.media, "tts", None) is not None:
             with contextlib.suppress(*self.media_errors):

@@ -156,13 +156,18 @@ def test_queue_stats_cli_reads_the_stored_log(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
 
-    async def store() -> None:
+    log = list(enumerate(_engine_log()))
+    half = len(log) // 2
+
+    async def store() -> None:  # the first half stored, the rest left in a node's spool
         async with Database(url) as db:
             repo = QueueLogRepository(db)
             await repo.ensure_schema()
-            await repo.insert_many([(str(i), e) for i, e in enumerate(_engine_log())])
+            await repo.insert_many([(str(i), e) for i, e in log[:half]])
 
     asyncio.run(store())
+    (tmp_path / "queue-log-spool.txt").write_text(  # one entry in both: counted once
+        "".join(f"{i} {e.to_line()}\n" for i, e in log[half - 1:]), "utf-8")
     out = io.StringIO()
     assert queue_main(["stats", "support", "--db", url, "--interval", "15m",
                        "--data-dir", str(tmp_path)], out) == 0

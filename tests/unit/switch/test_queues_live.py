@@ -416,3 +416,23 @@ async def test_callback_in_queue_keeps_the_place_then_agent_first_calls_back(
     assert acd.callbacks.active == 0
     kpi = queue_kpis(log.entries, queue="support")
     assert (kpi.offered, kpi.callbacks, kpi.abandoned) == (1, 1, 0)
+
+
+async def test_dial_plan_caller_overflows_to_voicemail(net: Net, switch: Switch) -> None:
+    _, log = _acd(switch, max_wait_s=0.2, overflow=OverflowTarget("voicemail", "support"))
+    records: list[tuple[str, str]] = []
+
+    class Voicemail:  # the switch.voicemail.VoicemailService call the shell makes
+        async def record(self, call_id: str, cid: int, *, box: str, caller: str,
+                         on_recording: object = None) -> None:
+            records.append((box, caller))
+            on_recording("vm/support/1.wav")  # type: ignore[operator]
+
+    switch.calls.voicemail = Voicemail()  # type: ignore[attr-defined]
+    alice = Phone(net, "1001", 5071)
+    alice.call("7000")
+    await switch.settle(lambda: bool(alice.requests("BYE")))
+    assert records == [("support", "1001")]
+    assert _events(log, QueueEvent.EXITWITHTIMEOUT)[0][1][3] == "voicemail:support"
+    await switch.settle(lambda: bool(switch.cdrs))
+    assert switch.cdrs[0].recording_ref == "vm/support/1.wav"

@@ -2,8 +2,9 @@
 
 Layers (STYLE.md §4.1): :mod:`cti.protocol` and :mod:`cti.messages` are pure (framing,
 session state machine, schemas); :mod:`cti.server` is the asyncio shell; the switch is
-reached through the :class:`~cti.backend.CtiBackend` Protocol (:class:`~cti.fake.FakeBackend`
-until the switch is wired). Protocol reference: ``cti/PROTOCOL.md``.
+reached through the :class:`~cti.backend.CtiBackend` Protocol: :mod:`cti.switch_backend` on a
+running node (started by :mod:`cti.switch_node`), :class:`~cti.fake.FakeBackend` in tests and
+demos. Protocol reference: ``cti/PROTOCOL.md``.
 """
 
 from __future__ import annotations

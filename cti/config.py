@@ -6,10 +6,15 @@ turn TLS on (IVR_CTI_ACD.md §B.8: "TLS on TCP (plain TCP allowed only on loopba
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["CtiConfig"]
+__all__ = ["CTI_KEYS", "CtiConfig", "cti_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +60,54 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_EXTRA_KEYS: dict[str, type] = {"ring_timeout_s": float, "transfer_timeout_s": float,
+                                "screen_pop_timeout_s": float}
+"""Keys of the switch backend, next to :class:`~cti.config.CtiConfig`'s fields."""
+
+CTI_KEYS: tuple[str, ...] = (*(f.name for f in dataclasses.fields(CtiConfig)), *_EXTRA_KEYS)
+"""Every key ``[cti]`` accepts."""
+
+
+def _kind(name: str) -> type:
+    if name in _EXTRA_KEYS:
+        return _EXTRA_KEYS[name]
+    hint = typing.get_type_hints(CtiConfig)[name]
+    return str if hint in (str, str | None) else hint
+
+
+def cti_config(raw: Mapping[str, Any]) -> tuple[CtiConfig, dict[str, float]]:
+    """The listener's config and the switch backend's timers from the ``[cti]`` table.
+
+    Raises:
+        switch.config.ConfigError: an unknown key, a value of the wrong type, or a rule of
+            :class:`~cti.config.CtiConfig` broken (the key is named).
+    """
+    from switch.config import ConfigError  # the node's error type; lazy: no import cycle
+
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in CTI_KEYS:
+            raise ConfigError(f"unknown key; expected one of {', '.join(CTI_KEYS)}",
+                              key=f"cti.{key}")
+        kind = _kind(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"expected {kind.__name__}, got {value!r}", key=f"cti.{key}")
+        if kind in (int, float) and value < 0:
+            raise ConfigError(f"must not be negative, got {value!r}", key=f"cti.{key}")
+        if key in ("certfile", "keyfile") and not Path(value).is_file():
+            raise ConfigError(f"file not found: {value}", key=f"cti.{key}")
+        (extra if key in _EXTRA_KEYS else kwargs)[key] = value
+    try:
+        config = CtiConfig(**kwargs)
+    except ValueError as exc:
+        text = str(exc)
+        key = "cti.host" if "plain TCP" in text else next(
+            (f"cti.{k}" for k in CTI_KEYS if k in text), "cti")
+        raise ConfigError(text.removeprefix("cti: ").removeprefix(f"{key}: "),
+                          key=key) from None
+    return config, extra

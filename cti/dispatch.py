@@ -39,7 +39,9 @@ def _monitor(mode: str) -> Entry:
     async def entry(backend: CtiBackend, principal: Principal,
                     args: dict[str, Any]) -> dict[str, Any]:
         return await backend.monitor_start(supervisor=principal.user,
-                                           agent_id=args["agent_id"], mode=mode)
+                                           agent_id=args["agent_id"], mode=mode,
+                                           device=args.get("device"),
+                                           supervisor_agent=principal.agent_id)
 
     return entry
 

@@ -511,8 +511,9 @@ class FakeBackend:
 
     # -------------------------------------------------------------- supervisor
 
-    async def monitor_start(self, *, supervisor: str, agent_id: str,
-                            mode: str) -> dict[str, Any]:
+    async def monitor_start(self, *, supervisor: str, agent_id: str, mode: str,
+                            device: str | None = None,
+                            supervisor_agent: str | None = None) -> dict[str, Any]:
         agent = self._agent(agent_id)
         monitor_id = f"mon-{next(self._ids)}"
         self.monitors[monitor_id] = (supervisor, agent_id, mode)

@@ -80,6 +80,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"                    # role or scope does not allow it
     NOT_FOUND = "not_found"
     INVALID_STATE = "invalid_state"            # e.g. hold a call that is not connected
+    NOT_SUPPORTED = "not_supported"            # the switch or the device cannot do it
     RESYNC_REQUIRED = "resync_required"        # resume impossible: take a snapshot
     TOO_MANY_SESSIONS = "too_many_sessions"
     TIMEOUT = "timeout"                        # auth or idle timeout; the session closes
@@ -153,6 +154,9 @@ _CALL = {**_AGENT, "call_id": _s()}
 _CONSULT = {**_CALL, "consult_call_id": _s()}
 _STATES = ("ready", "not_ready")
 _MODES = ("listen", "whisper", "barge")
+_MONITOR = {"agent_id": _s(), "device": _s(False, max_len=64)}
+"""``device``: the supervisor's phone to call (default: the device of the supervisor's own
+agent login)."""
 
 
 def _cmd(name: str, group: str, csta: str, args: Mapping[str, Arg] | None = None, *,
@@ -218,10 +222,10 @@ _COMMAND_LIST = [
           "data": Arg("object", False)}),
     # supervisor
     _cmd("monitor.listen", "supervisor", "MonitorStart + SingleStepConference(silent)",
-         {"agent_id": _s()}, audited=True),
+         _MONITOR, audited=True),
     _cmd("monitor.whisper", "supervisor", "MonitorStart + SingleStepConference(whisper)",
-         {"agent_id": _s()}, audited=True),
-    _cmd("monitor.barge", "supervisor", "IntrudeCall", {"agent_id": _s()}, audited=True),
+         _MONITOR, audited=True),
+    _cmd("monitor.barge", "supervisor", "IntrudeCall", _MONITOR, audited=True),
     _cmd("monitor.switch", "supervisor", "(change participation)",
          {"monitor_id": _s(), "mode": _s(choices=_MODES)}, audited=True),
     _cmd("monitor.stop", "supervisor", "MonitorStop", {"monitor_id": _s()}, audited=True),

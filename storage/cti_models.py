@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["CtiUserInfo", "CtiUserRepository", "CtiUserRow"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
-_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_QUEUE = re.compile(r"[\w.-]{1,64}")
+"""Letters of any script (the demo's queues are 客服组, 报修组...), digits, ``_.-``."""
 ALL_QUEUES = "*"
 
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cti.switch_node import NodeCti, start_cti
 from signaling.aio.driver import SipDriver
 from signaling.aio.transport import TransportSet
 from signaling.auth import DigestAuthenticator, LockoutPolicy
@@ -142,6 +143,7 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
+        self.cti: NodeCti | None = None
         self.queue_log: QueueLogWriter | None = None
         self.queues: QueueService | None = None
         self.stopping = asyncio.Event()
@@ -245,6 +247,8 @@ class Node:
         trunk_calls.load_programs(self.ivr)
         trunk_calls.start()
         await self.calls.start()
+        self.cti = await start_cti(cfg.cti_raw, self.db, hotline, self.calls,
+                                   media_cfg.recordings_dir / "cti")
 
         if self.sip_trace_path:
             self.trace = SipTrace(self.sip_trace_path)
@@ -346,6 +350,8 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
+        if self.cti is not None:
+            await self.cti.close()  # after the calls' cleared events; hangs up its own legs
         if self.queues is not None:
             await self.queues.stop()
         if self.queue_log is not None and not await self.queue_log.close():

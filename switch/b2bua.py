@@ -62,6 +62,7 @@ from switch.events import (
     CallResumed,
     CallRinging,
     CallRouted,
+    CallTransferred,
     DigitReceived,
     LegMediaStats,
 )
@@ -104,6 +105,8 @@ class Call:
     source: str = "user"
     caller_name: str = ""
     trunk: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The IVR's ``tag`` values (the CTI screen pop reads them)."""
 
     def legs(self) -> list[Channel]:
         return [self.a, *self.forks]
@@ -165,6 +168,9 @@ class CallManager:
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
         self.trunks: Any = None
         """Trunk calls (``switch.trunks.outbound.TrunkCalls``); None: trunk targets get 480."""
+        self.leg_hook: Callable[[LegEvent], bool] | None = None
+        """Sees every leg event first and returns True for the legs it placed itself (the
+        CTI's supervisor and click-to-dial legs, ``cti.switch_backend``)."""
 
     # ====================================================================================
     # Lifecycle
@@ -218,6 +224,8 @@ class CallManager:
     # ====================================================================================
     def handle(self, event: LegEvent) -> None:
         """Entry point for the driver's leg events."""
+        if self.leg_hook is not None and self.leg_hook(event):
+            return
         if self.queues is not None and self.queues.handle_leg(event):
             return  # an agent's offer leg (switch.queues Rule 2)
         handler = self._handlers.get(type(event))
@@ -226,8 +234,8 @@ class CallManager:
 
     def _offered(self, ev: LegOffered) -> None:
         a = ev.channel
-        call = Call(uuid.uuid4().hex[:20], a, ev.caller, ev.dialed, source=ev.source,
-                    caller_name=ev.caller_name, trunk=ev.trunk)
+        call = Call(a.call_id or uuid.uuid4().hex[:20], a, ev.caller, ev.dialed,
+                    source=ev.source, caller_name=ev.caller_name, trunk=ev.trunk)
         a.call_id = call.id
         self.calls[call.id] = call
         self._call_of[a.name] = call
@@ -389,6 +397,45 @@ class CallManager:
     def ivr_hangup(self, call: Call) -> None:
         """The IVR hangs up: end the call (BYE to the caller)."""
         self._end(call, "normal_clearing", "system")
+
+    def hang_up(self, call: Call, cause: str, side: str) -> None:
+        """End ``call`` on request (CTI ClearConnection/ClearCall): BYE/CANCEL every leg."""
+        self._end(call, cause, side)
+
+    async def release_callee(self, call: Call, target: str, mode: str) -> None:
+        """The answered callee leg leaves the call (a CTI transfer to ``target``): it is
+        unbridged, hung up and released; the caller leg stays, without a B leg."""
+        old, a = call.b, call.a
+        if old is None:
+            return
+        call.b, call.early_from, call.ringing = None, None, False
+        call.forks.remove(old)
+        self._call_of.pop(old.name, None)
+        if self.queues is not None:
+            self.queues.call_ended(call, "callee")  # the agent's part of an ACD call ends
+        self._publish(CallTransferred, call, a, target=target, mode=mode)
+        if a.media_id is not None:
+            await self.media.unbridge(a.media_id)
+        self.driver.hangup(old)
+        stats = await self.driver.release(old)
+        if stats is not None and old.codec:
+            self._publish(LegMediaStats, call, old, codec=old.codec,
+                          packets_received=int(stats.get("packets_received", 0)),
+                          packets_lost=max(0, int(stats.get("lost", 0))),
+                          jitter_ms=float(stats.get("jitter_ms", 0.0)))
+        self._publish(CallHungUp, call, old, cause="transferred", side="callee")
+
+    async def blind_transfer(self, call: Call, number: str, timeout_s: float) -> str:
+        """Single-step transfer of an answered call (CSTA SingleStepTransferCall): the
+        callee leg is released and the caller is sent on to ``number`` as in an IVR
+        transfer; when nobody there answers the call ends. Returns the transfer outcome."""
+        if call.b is None or call.ending or call.a.media_id is None:
+            return "fail"
+        await self.release_callee(call, number, "blind")
+        outcome = await self.ivr_transfer(call, number, timeout_s)
+        if outcome != "connected" and call.b is None:
+            self._end(call, "transfer_failed", "system")
+        return outcome
 
     def _ringing(self, ev: LegRinging) -> None:
         b = ev.channel
@@ -612,6 +659,7 @@ class _IvrControl:
 
     def tag(self, key: str, value: str) -> None:
         logger.info("call %s: tag %s = %s", self.call.id, key, value)
+        self.call.tags[key] = value
 
     async def queue(self, name: str, *, skill: str | None, priority: int,
                     maxwait_s: float | None, tags: dict[str, Any]) -> str | None:

@@ -256,6 +256,12 @@ class Config:
 _SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
                               "calls": CallsConfig}
 _CTI_KEYS: dict[str, Any] = {"port": int}
+# The other [cti] keys are checked by cti.config.cti_config (ConfigError names the key).
+_CTI_KEYS.update(dict.fromkeys((
+    "host", "certfile", "keyfile", "allow_plaintext", "max_line_bytes", "outbound_queue_max",
+    "ring_size", "heartbeat_s", "idle_timeout_s", "auth_timeout_s", "resume_grace_s",
+    "stats_interval_s", "max_unauthenticated", "max_login_failures", "ring_timeout_s",
+    "transfer_timeout_s", "screen_pop_timeout_s"), object))
 
 
 # --- field validation ---------------------------------------------------------------------
@@ -517,6 +523,12 @@ def _check_cti(table: Mapping[str, Any], origins: Mapping[str, str]) -> dict[str
             raise ConfigError(f"expected an integer between 1 and 65535, got {_show(port)}",
                               key="cti.port", origin=origins.get("cti.port"))
         out["port"] = port
+    from cti.config import cti_config  # lazy, as [media]: the CTI checks its own keys
+
+    try:
+        cti_config(out)
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, key=exc.key, origin=origins.get(exc.key or "")) from None
     return out
 
 

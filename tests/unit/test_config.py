@@ -205,8 +205,16 @@ def test_cti_port(tmp_path: Path) -> None:
     assert load_config(None, {"cti.port": "7001"}).cti_raw == {"port": 7001}
     assert "cti.port: expected an integer between 1 and 65535, got 'x'" in _error(
         None, {"cti.port": "x"})
-    path = _write(tmp_path, "[cti]\nhost = 1\n")
-    assert "cti.host: unknown key" in _error(path)
+    path = _write(tmp_path, "[cti]\nhots = 1\n")
+    assert "cti.hots: unknown key" in _error(path)
+    path = _write(tmp_path, "[cti]\nport = 7001\nhost = 1\n")
+    assert "cti.host: expected str, got 1" in _error(path)
+    path = _write(tmp_path, "[cti]\nport = 7001\nhost = \"0.0.0.0\"\n")
+    assert "cti.host: plain TCP on 0.0.0.0 needs allow_plaintext" in _error(path)
+    path = _write(tmp_path, "[cti]\nport = 7001\ncertfile = \"nope.pem\"\n")
+    assert "cti.certfile: file not found: nope.pem" in _error(path)
+    config = load_config(_write(tmp_path, "[cti]\nport = 7001\nring_timeout_s = 5\n"))
+    assert config.cti_raw == {"port": 7001, "ring_timeout_s": 5}
 
 
 def test_config_error_shape() -> None:

@@ -43,6 +43,10 @@ async def test_repository_add_list_verify_remove(repo: CtiUserRepository) -> Non
         await repo.add("bad name", "agent", "x")
     with pytest.raises(InvalidUserError):
         await repo.add("eve", "agent", "")
+    carol = await repo.add("carol", "agent", "pw", ["客服组", "报修组"])  # the demo's queues
+    assert carol.queues == sorted(["客服组", "报修组"])
+    with pytest.raises(InvalidUserError):
+        await repo.add("dave", "agent", "pw", ["bad queue"])
     await repo.remove("alice")
     assert await repo.get_user("alice") is None
     with pytest.raises(UnknownUserError):

@@ -650,4 +650,6 @@ class MediaEngine(DigitsMixin, BatchReceiveMixin):
             "played_frames": int(self._played.sum()),
             "concealed_frames": int(self._concealed.sum()),
             "sent": int(self._sent.sum()),
+            "batch_fast": self.batch_fast,
+            "batch_slow": self.batch_slow,
         }

@@ -48,15 +48,26 @@ _BLOCK = 40
 _SHRINK_AFTER_S = 5.0
 
 
+_HOST_INT: dict[str, int] = {}  # IPv4 literal -> int, -1 for other hosts (memo)
+
+
 def _addr_key(addr: tuple[str, int] | None) -> int:
     """(IPv4 literal, port) -> ip << 16 | port; -1 for anything else (slow path)."""
     if addr is None:
         return -1
-    try:
-        ip = ipaddress.IPv4Address(addr[0])
-    except (ipaddress.AddressValueError, ValueError):
+    host = addr[0]
+    ip = _HOST_INT.get(host)
+    if ip is None:
+        try:
+            ip = int(ipaddress.IPv4Address(host))
+        except (ipaddress.AddressValueError, ValueError):
+            ip = -1
+        if len(_HOST_INT) > 4096:
+            _HOST_INT.clear()
+        _HOST_INT[host] = ip
+    if ip < 0:
         return -1
-    return (int(ip) << 16) | (int(addr[1]) & 0xFFFF)
+    return (ip << 16) | (int(addr[1]) & 0xFFFF)
 
 
 class BatchReceiveMixin:

@@ -8,18 +8,21 @@
  * passed through the buffer protocol, no numpy headers needed at build time), and one call
  * sends every outgoing packet; the GIL is released while the kernel works.
  *
- * drain(fds, buf, lens, idx, ip, port, fam, ip6, tns, first, vlen) -> (count, errors, more)
- *     For fd i (i >= first, i < len(fds)): recvmmsg(MSG_DONTWAIT) up to vlen datagrams at a
- *     time until the socket is empty or the buffers are full. Packet j gets:
+ * drain(epfd, slot_of_fd, buf, lens, idx, ip, port, fam, ip6, tns, vlen)
+ *         -> (count, errors, full)
+ *     Asks the epoll set ``epfd`` (level-triggered EPOLLIN, filled by Python) which sockets
+ *     are readable, so an idle channel costs nothing, and drains each with recvmmsg
+ *     (MSG_DONTWAIT, up to vlen datagrams a call) until it is empty or the buffers are
+ *     full. Datagram j gets:
  *       buf[j*stride : j*stride+lens[j]] payload (stride = len(buf) / capacity),
  *       lens[j] = datagram length, or -1 if it was longer than stride (MSG_TRUNC),
- *       idx[j] = i, fam[j] = 4 or 6, ip[j] = IPv4 address (host order), port[j],
- *       ip6[j*16 : j*16+16] = IPv6 address (fam 6 only),
+ *       idx[j] = slot_of_fd[fd] (the engine slot), fam[j] = 4 or 6,
+ *       ip[j] = IPv4 address (host order), port[j], ip6[j*16 : j*16+16] (fam 6 only),
  *       tns[j] = arrival time, CLOCK_MONOTONIC ns: the kernel's receive timestamp
  *                (SO_TIMESTAMPNS, CLOCK_REALTIME) shifted by (monotonic - realtime) read
  *                once per call; the drain time when the socket gives no timestamp.
- *     Packets of one socket are stored in arrival order, sockets in fds order.
- *     ``more`` is the fd index to resume from when the buffers filled up, else -1.
+ *     Datagrams of one socket are stored in arrival order. ``full``: the buffers filled
+ *     up, call again (level-triggered epoll reports the sockets that still hold data).
  *     ``errors`` counts failed receive calls other than EAGAIN (the socket is skipped).
  *
  * send(fds, buf, stride, lens, ip, port, err) -> errors
@@ -37,10 +40,12 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #define MAX_VLEN 64
+#define MAX_EVENTS 256
 #define CTRL_LEN 64
 
 static int64_t clock_ns(clockid_t id) {
@@ -59,13 +64,14 @@ static int check_buf(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const 
 }
 
 static PyObject *rtpio_drain(PyObject *self, PyObject *args) {
-    Py_buffer fds, buf, lens, idx, ip, port, fam, ip6, tns;
-    Py_ssize_t first, vlen;
-    if (!PyArg_ParseTuple(args, "y*w*w*w*w*w*w*w*w*nn", &fds, &buf, &lens, &idx, &ip, &port,
-                          &fam, &ip6, &tns, &first, &vlen))
+    int epfd;
+    Py_buffer slot_of, buf, lens, idx, ip, port, fam, ip6, tns;
+    Py_ssize_t vlen;
+    if (!PyArg_ParseTuple(args, "iy*w*w*w*w*w*w*w*w*n", &epfd, &slot_of, &buf, &lens, &idx,
+                          &ip, &port, &fam, &ip6, &tns, &vlen))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t nfds = fds.len / (Py_ssize_t)sizeof(int32_t);
+    Py_ssize_t nmap = slot_of.len / (Py_ssize_t)sizeof(int32_t);
     Py_ssize_t cap = lens.len / (Py_ssize_t)sizeof(int32_t);
     if (vlen < 1 || vlen > MAX_VLEN) {
         PyErr_SetString(PyExc_ValueError, "vlen must be within 1..64");
@@ -81,14 +87,16 @@ static PyObject *rtpio_drain(PyObject *self, PyObject *args) {
         goto done;
     {
         Py_ssize_t stride = buf.len / cap;
-        const int32_t *fd = fds.buf;
+        const int32_t *map = slot_of.buf;
         uint8_t *data = buf.buf;
         int32_t *olen = lens.buf, *oidx = idx.buf;
         uint32_t *oip = ip.buf;
         uint16_t *oport = port.buf;
         uint8_t *ofam = fam.buf, *oip6 = ip6.buf;
         int64_t *ot = tns.buf;
-        Py_ssize_t count = 0, errors = 0, more = -1;
+        Py_ssize_t count = 0, errors = 0;
+        int full = 0, failed = 0;
+        struct epoll_event ev[MAX_EVENTS];
         struct mmsghdr msgs[MAX_VLEN];
         struct iovec iov[MAX_VLEN];
         struct sockaddr_storage from[MAX_VLEN];
@@ -97,69 +105,82 @@ static PyObject *rtpio_drain(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         int64_t mono = clock_ns(CLOCK_MONOTONIC);
         int64_t shift = mono - clock_ns(CLOCK_REALTIME);
-        for (Py_ssize_t i = first < 0 ? 0 : first; i < nfds; i++) {
-            for (;;) {
-                Py_ssize_t room = cap - count;
-                if (room <= 0) {
-                    more = i;
-                    break;
-                }
-                int want = (int)(room < vlen ? room : vlen);
-                for (int k = 0; k < want; k++) {
-                    iov[k].iov_base = data + (count + k) * stride;
-                    iov[k].iov_len = (size_t)stride;
-                    memset(&msgs[k].msg_hdr, 0, sizeof(msgs[k].msg_hdr));
-                    msgs[k].msg_hdr.msg_iov = &iov[k];
-                    msgs[k].msg_hdr.msg_iovlen = 1;
-                    msgs[k].msg_hdr.msg_name = &from[k];
-                    msgs[k].msg_hdr.msg_namelen = sizeof(from[k]);
-                    msgs[k].msg_hdr.msg_control = ctrl[k];
-                    msgs[k].msg_hdr.msg_controllen = CTRL_LEN;
-                }
-                int got = recvmmsg(fd[i], msgs, (unsigned)want, MSG_DONTWAIT, NULL);
-                if (got < 0) {
-                    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                        errors++;
-                    break;
-                }
-                for (int k = 0; k < got; k++) {
-                    Py_ssize_t j = count + k;
-                    struct msghdr *h = &msgs[k].msg_hdr;
-                    olen[j] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[k].msg_len;
-                    oidx[j] = (int32_t)i;
-                    ot[j] = mono;
-                    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-                            struct timespec ts;
-                            memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-                            ot[j] = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + shift;
+        int ne;
+        do {
+            ne = epoll_wait(epfd, ev, MAX_EVENTS, 0);
+            if (ne < 0) {
+                failed = errno != EINTR;
+                break;
+            }
+            for (int e = 0; e < ne && !full; e++) {
+                int fd = ev[e].data.fd;
+                int32_t slot = fd >= 0 && fd < nmap ? map[fd] : -1;
+                if (slot < 0)
+                    continue;
+                for (;;) {
+                    Py_ssize_t room = cap - count;
+                    if (room <= 0) {
+                        full = 1;
+                        break;
+                    }
+                    int want = (int)(room < vlen ? room : vlen);
+                    for (int k = 0; k < want; k++) {
+                        iov[k].iov_base = data + (count + k) * stride;
+                        iov[k].iov_len = (size_t)stride;
+                        memset(&msgs[k].msg_hdr, 0, sizeof(msgs[k].msg_hdr));
+                        msgs[k].msg_hdr.msg_iov = &iov[k];
+                        msgs[k].msg_hdr.msg_iovlen = 1;
+                        msgs[k].msg_hdr.msg_name = &from[k];
+                        msgs[k].msg_hdr.msg_namelen = sizeof(from[k]);
+                        msgs[k].msg_hdr.msg_control = ctrl[k];
+                        msgs[k].msg_hdr.msg_controllen = CTRL_LEN;
+                    }
+                    int got = recvmmsg(fd, msgs, (unsigned)want, MSG_DONTWAIT, NULL);
+                    if (got < 0) {
+                        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                            errors++;
+                        break;
+                    }
+                    for (int k = 0; k < got; k++) {
+                        Py_ssize_t j = count + k;
+                        struct msghdr *h = &msgs[k].msg_hdr;
+                        olen[j] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[k].msg_len;
+                        oidx[j] = slot;
+                        ot[j] = mono;
+                        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+                            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                                struct timespec ts;
+                                memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                                ot[j] = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + shift;
+                            }
+                        }
+                        if (from[k].ss_family == AF_INET6) {
+                            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&from[k];
+                            ofam[j] = 6;
+                            oip[j] = 0;
+                            oport[j] = ntohs(a6->sin6_port);
+                            memcpy(oip6 + j * 16, &a6->sin6_addr, 16);
+                        } else {
+                            struct sockaddr_in *a4 = (struct sockaddr_in *)&from[k];
+                            ofam[j] = 4;
+                            oip[j] = ntohl(a4->sin_addr.s_addr);
+                            oport[j] = ntohs(a4->sin_port);
                         }
                     }
-                    if (from[k].ss_family == AF_INET6) {
-                        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&from[k];
-                        ofam[j] = 6;
-                        oip[j] = 0;
-                        oport[j] = ntohs(a6->sin6_port);
-                        memcpy(oip6 + j * 16, &a6->sin6_addr, 16);
-                    } else {
-                        struct sockaddr_in *a4 = (struct sockaddr_in *)&from[k];
-                        ofam[j] = 4;
-                        oip[j] = ntohl(a4->sin_addr.s_addr);
-                        oport[j] = ntohs(a4->sin_port);
-                    }
+                    count += got;
+                    if (got < want)
+                        break; /* the socket is empty (MSG_DONTWAIT returned what it had) */
                 }
-                count += got;
-                if (got < want)
-                    break; /* the socket is empty (MSG_DONTWAIT returned what it had) */
             }
-            if (more >= 0)
-                break;
-        }
+        } while (ne == MAX_EVENTS && !full);
         Py_END_ALLOW_THREADS
-        result = Py_BuildValue("nnn", count, errors, more);
+        if (failed)
+            PyErr_SetFromErrno(PyExc_OSError);
+        else
+            result = Py_BuildValue("nnO", count, errors, full ? Py_True : Py_False);
     }
 done:
-    PyBuffer_Release(&fds);
+    PyBuffer_Release(&slot_of);
     PyBuffer_Release(&buf);
     PyBuffer_Release(&lens);
     PyBuffer_Release(&idx);
@@ -231,8 +252,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"drain", rtpio_drain, METH_VARARGS,
-     "drain(fds, buf, lens, idx, ip, port, fam, ip6, tns, first, vlen) -> (count, errors, "
-     "more): receive every queued datagram of every socket into the buffers."},
+     "drain(epfd, slot_of_fd, buf, lens, idx, ip, port, fam, ip6, tns, vlen) -> (count, "
+     "errors, full): receive the queued datagrams of every ready socket into the buffers."},
     {"send", rtpio_send, METH_VARARGS,
      "send(fds, buf, stride, lens, ip, port, err) -> errors: one IPv4 sendto per packet."},
     {NULL, NULL, 0, NULL},

@@ -128,6 +128,7 @@ class EngineHost:
             self._mid_handle = None
         for cid in list(self._slot_of):
             self.close(cid)
+        self.io.close()
 
     # ------------------------------------------------------------------ channels
 

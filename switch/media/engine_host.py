@@ -244,6 +244,8 @@ class EngineHost:
         out["tick_wall_s"] = self.tick_wall_s
         out["tick_wall_max_ms"] = self.tick_wall_max_s * 1000.0
         out["delay_hist"] = self.delay_hist.tolist()
+        out["rtp_io"] = self.io.impl
+        out["rx_errors"] = self.io.rx_errors
         return out
 
     async def execute(self, op: str, args: tuple[Any, ...]) -> Any:
@@ -286,17 +288,24 @@ class EngineHost:
         busy = time.monotonic() - wall0
         self.tick_wall_s += busy
         self.tick_wall_max_s = max(self.tick_wall_max_s, busy)
-        if self._loop is not None and self.ticker is not None and self.ticker.running:
-            # Drain once more half-way to the next deadline, so the tick itself only
-            # handles the packets of the last 10 ms (its latency is what peers hear).
-            self._mid_handle = self._loop.call_at(deadline + self.ticker.period_s / 2,
-                                                  self._mid_drain)
+        self._arm_drain(deadline, 1)
 
-    def _mid_drain(self) -> None:
+    def _arm_drain(self, deadline: float, k: int) -> None:
+        """Drain the sockets ``rx_drains_per_tick - 1`` more times between ticks, so the tick
+        itself only takes in the packets of its last slice of the period: the tick's
+        latency is what the peers hear, the drains between ticks are off that path."""
+        n = self.config.rx_drains_per_tick
+        if k < n and self._loop is not None and self.ticker is not None and \
+                self.ticker.running:
+            self._mid_handle = self._loop.call_at(
+                deadline + k * self.ticker.period_s / n, self._mid_drain, deadline, k)
+
+    def _mid_drain(self, deadline: float, k: int) -> None:
         self._mid_handle = None
         cpu0 = time.process_time()
         self._drain()
         self.tick_cpu_s += time.process_time() - cpu0
+        self._arm_drain(deadline, k + 1)
 
     def _drain(self) -> None:
         """Receive everything queued on the RTP sockets into the engine (one batch call per

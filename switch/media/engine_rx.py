@@ -176,20 +176,12 @@ class BatchReceiveMixin:
         closed = m - int(is_open.sum())
         if closed:
             self.orphans += closed
-        rows = np.arange(m)
-        stride = data.shape[1]
         b0 = data[:, 0].astype(np.int64)
         valid = is_open & (lens >= 12) & ((b0 & 0xC0) == 0x80)
-        off = 12 + ((b0 & 0x0F) << 2)
-        has_ext = (b0 & 0x10) != 0
-        valid &= ~has_ext | (lens >= off + 4)
-        at = np.minimum(off + 2, stride - 2)
-        ext_len = (data[rows, at].astype(np.int64) << 8) | data[rows, at + 1]
-        off = np.where(has_ext, off + 4 + (ext_len << 2), off)
-        has_pad = (b0 & 0x20) != 0
-        pad = data[rows, np.clip(lens - 1, 0, stride - 1)].astype(np.int64)
-        end = np.where(has_pad, lens - pad, lens)
-        valid &= ~(has_pad & (pad == 0)) & (off <= end)
+        if (b0 & 0x3F).any():  # CSRCs, extension or padding somewhere in the batch
+            off, end = self._offsets(b0, data, lens, valid)
+        else:
+            off, end = np.full(m, 12, dtype=np.int64), lens
         bad = is_open & ~valid
         if bad.any():
             np.add.at(self._bad, slots[bad], 1)
@@ -207,10 +199,16 @@ class BatchReceiveMixin:
         order = np.argsort(ls, kind="stable")
         live = live[order]
         ls = ls[order]
-        starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
-        rank = np.arange(live.size) - np.repeat(starts, np.diff(np.r_[starts, live.size]))
+        new = np.ones(live.size, dtype=bool)
+        new[1:] = ls[1:] != ls[:-1]
+        if new.all():  # the usual case: one packet per channel
+            rank = np.zeros(live.size, dtype=np.int64)
+            rounds = 1
+        else:
+            starts = np.flatnonzero(new)
+            rank = np.arange(live.size) - np.repeat(starts, np.diff(starts, append=live.size))
+            rounds = min(int(rank.max()) + 1, _MAX_ROUNDS)
         diverted = np.full(self.capacity, _MAX_ROUNDS, dtype=np.int64)  # first slow round
-        rounds = min(int(rank.max()) + 1, _MAX_ROUNDS)
         for r in range(rounds):
             sel = live[(rank == r) & (diverted[ls] > r)]
             if sel.size == 0:
@@ -220,6 +218,25 @@ class BatchReceiveMixin:
         slow = live[rank >= divert_at]
         if slow.size:
             self._receive_slow(slow, slots, data, lens, key, fam, ip6, port, t)
+
+    @staticmethod
+    def _offsets(b0: NDArray[np.int64], data: NDArray[np.uint8], lens: NDArray[np.int64],
+                 valid: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Payload offset and end per datagram (RFC 3550 5.1: CSRC list, 5.3.1 extension,
+        padding count in the last octet); clears ``valid`` where they do not fit."""
+        rows = np.arange(b0.size)
+        stride = data.shape[1]
+        off = 12 + ((b0 & 0x0F) << 2)
+        has_ext = (b0 & 0x10) != 0
+        valid &= ~has_ext | (lens >= off + 4)
+        at = np.minimum(off + 2, stride - 2)
+        ext_len = (data[rows, at].astype(np.int64) << 8) | data[rows, at + 1]
+        off = np.where(has_ext, off + 4 + (ext_len << 2), off)
+        has_pad = (b0 & 0x20) != 0
+        pad = data[rows, np.clip(lens - 1, 0, stride - 1)].astype(np.int64)
+        end = np.where(has_pad, lens - pad, lens)
+        valid &= ~(has_pad & (pad == 0)) & (off <= end)
+        return off, end
 
     def _round(self, sel: NDArray[np.int64], slots: NDArray[np.int64], data: NDArray[np.uint8],
                key: NDArray[np.int64], off: NDArray[np.int64], end: NDArray[np.int64],

@@ -103,6 +103,7 @@ def free_port_block(count: int, start: int = 50000, stop: int = 65000) -> int:
     base = start
     while base + count < stop:
         socks: list[socket.socket] = []
+        p = base
         try:
             for p in range(base, base + count):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -110,7 +111,7 @@ def free_port_block(count: int, start: int = 50000, stop: int = 65000) -> int:
                 s.bind(("127.0.0.1", p))
             return base
         except OSError:
-            base += count + 2
+            base = p + 1 + ((p + 1) & 1)  # start again past the taken port, on an even one
         finally:
             for s in socks:
                 s.close()
@@ -182,7 +183,7 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
                       rtp_port_max=port_min + 2 * per_worker * max(1, workers) - 1,
                       workers=workers, jitter_min_ms=jitter_ms, jitter_max_ms=200,
                       inactivity_timeout_s=0, worker_nice=nice, max_catchup_ms=max_catchup_ms,
-                      rtp_io=rtp_io, rx_drains_per_tick=drains)
+                      rtp_io=rtp_io, rx_drains_per_tick=drains, channels_per_worker=per_worker)
     nsock = max(1, min(16, n // 125))
     gen_base = free_port_block(nsock, start=port_min + 2 * per_worker * max(1, workers) + 100)
     svc = MediaService(cfg, seed=7)

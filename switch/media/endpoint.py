@@ -7,7 +7,9 @@ are created and bound here (no resolver round trip) and handed to
 
 Rule 1 -- the receive path does nothing but hand ``(slot, data, addr, now)`` to the engine
 (``MediaEngine.receive_rtp``): parsing, validation, latching and the jitter buffer are the
-engine's; the protocol object is a few attributes and one call.
+engine's; the protocol object is a few attributes and one call. The engine host opens its
+endpoints with ``batch=True``: then the RTP socket is left to ``batchio.BatchIO`` (drained
+once per slice of the tick, all channels together) and only RTCP goes through the loop.
 
 Rule 2 -- symmetric RTP (NAT): the sockets are never ``connect()``-ed, because the engine
 may latch to a different source address than the SDP said; the engine decides where to

@@ -5,7 +5,11 @@ worker process (``switch.media.worker``). It owns
 
 * a :class:`~switch.media.engine.MediaEngine` sized for its port range,
 * one :class:`~switch.media.endpoint.RtpEndpoint` per channel (ports from
-  ``ports.RtpPortAllocator``),
+  ``ports.RtpPortAllocator``); the RTP sockets are not read by the event loop but drained
+  in batches by :class:`~switch.media.batchio.BatchIO` (one epoll set, ``recvmmsg`` in the
+  C extension ``_rtpio`` or a Python fallback) ``rx_drains_per_tick`` times per period,
+  the last one at the start of the tick, and handed to ``MediaEngine.receive_batch``; each
+  tick's packets leave through one ``BatchIO.send`` call,
 * a :class:`~switch.media.ticker.Ticker` that calls :meth:`EngineHost._on_tick` on absolute
   20 ms deadlines,
 * one ``rtcp.RtcpSession`` per channel; reports are checked for one fiftieth of the
@@ -18,7 +22,7 @@ and it reports upward through one callback, ``on_event(kind, channel_id, payload
 arrival time or None).
 
 "Added delay" (what the benchmark reports): for every packet of a tick, the time from the
-tick's deadline to the end of the send loop that transmitted it (an upper bound for each
+tick's deadline to the end of the send call that transmitted it (an upper bound for each
 packet of that tick), i.e. scheduling lateness plus processing, on top of the jitter-buffer
 playout delay. Kept as a 0.1 ms histogram.
 """
@@ -87,7 +91,6 @@ class EngineHost:
         self._slot_of: dict[int, int] = {}
         self._cid_of: list[int | None] = [None] * self.capacity
         self._ep: list[RtpEndpoint | None] = [None] * self.capacity
-        self._sendto: list[Callable[..., Any] | None] = [None] * self.capacity
         self._rtcp: list[RtcpSession | None] = [None] * self.capacity
         self._recorders: dict[int, CallRecorder] = {}
         self._opened_at = [0.0] * self.capacity
@@ -154,7 +157,6 @@ class EngineHost:
         self._slot_of[cid] = slot
         self._cid_of[slot] = cid
         self._ep[slot] = ep
-        self._sendto[slot] = ep.sendto_fn()
         self._opened_at[slot] = time.monotonic()
         self._timed_out[slot] = False
         ssrc = self.engine.tx_ssrc(slot)
@@ -182,7 +184,7 @@ class EngineHost:
         self.io.unregister(slot)
         if ep is not None:
             ep.close()
-        self._ep[slot] = self._rtcp[slot] = self._cid_of[slot] = self._sendto[slot] = None
+        self._ep[slot] = self._rtcp[slot] = self._cid_of[slot] = None
 
     def channels(self) -> list[int]:
         """Open channel ids."""

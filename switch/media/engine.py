@@ -548,9 +548,12 @@ class MediaEngine(DigitsMixin, BatchReceiveMixin):
             self.pcm_rx[live[preroll]] = 0
             keep = ~preroll
             live, ok, pcm = live[keep], ok[keep], pcm[keep]
-        good, bad = live[ok], live[~ok]
+        if ok.all():  # steady state: no boolean-mask copies
+            good, bad = live, live[:0]
+        else:
+            good, bad, pcm = live[ok], live[~ok], pcm[ok]
         if good.size:
-            self.pcm_rx[good] = self.plc.good(good, pcm[ok])
+            self.pcm_rx[good] = self.plc.good(good, pcm)
             self._played[good] += 1
             self._loss_run[good] = 0
         if bad.size:

@@ -14,6 +14,9 @@ Figures (printed as a table and written as JSON):
   in % of one core; ``cpu_us_per_ch_tick``: the same per channel per 20 ms tick;
   ``cpu_ms_per_ch_s``: CPU milliseconds per channel-second of audio (both directions), the
   figure that stays meaningful on a shared machine (wall-clock latencies do not).
+* ``rx`` / ``dsp`` / ``tx``: the workers' CPU per channel per tick split into receive
+  (socket drains + ``receive_batch``), the engine tick (jitter ring, decode, DTMF, mix,
+  encode) and send; the rest of ``us/ch/tick`` is RTCP, control and the event loop.
 * ``io``: the RTP socket I/O path (``c``: switch.media._rtpio, ``python``: the fallback).
 * ``late_ticks``: ticks that started more than 2 ms after their deadline (``Ticker``).
 * ``lost_in_engine``: frames the generator sent whose bridged copy never came back. On
@@ -174,7 +177,7 @@ def analyse(path: Path, t0_ns: int | np.ndarray) -> dict[str, Any]:
 async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | None,
                   tmp: Path, jitter_ms: int, nice: int = 0,
                   max_catchup_ms: float = 100.0, rtp_io: str = "auto",
-                  drains: int = 4) -> dict[str, Any]:
+                  drains: int = 2) -> dict[str, Any]:
     """One benchmark point: N channels, bridged in pairs, for ``duration_s``."""
     n -= n % 2
     per_worker = -(-n // max(1, workers)) + 8
@@ -250,7 +253,8 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     totals = {key: sum(h[key] - h0[key] for h, h0 in zip(health, health0, strict=True))
               for key in ("late_ticks", "ticks", "skipped_ticks", "late_packets",
                           "concealed_frames", "foreign", "bad", "tick_cpu_s", "tick_wall_s",
-                          "jb_dropped")}
+                          "jb_dropped", "cpu_rx_s", "cpu_engine_s", "cpu_tx_s", "batch_fast",
+                          "batch_slow")}
     totals["tick_wall_max_ms"] = max(h["tick_wall_max_ms"] for h in health)
     result.update({
         "channels": n, "workers": workers, "duration_s": round(wall, 2),
@@ -258,6 +262,10 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
         "cpu_core_pct": 100.0 * cpu / wall,
         "cpu_us_per_ch_tick": 1e6 * cpu / wall / 50 / n,
         "cpu_ms_per_ch_s": 1e3 * cpu / wall / n,
+        # per channel per tick, from the hosts' own process_time() split of their work
+        "rx_us_ch_tick": 1e6 * totals["cpu_rx_s"] / wall / 50 / n,
+        "eng_us_ch_tick": 1e6 * totals["cpu_engine_s"] / wall / 50 / n,
+        "tx_us_ch_tick": 1e6 * totals["cpu_tx_s"] / wall / 50 / n,
         "io": health[0].get("rtp_io", "?"), "drains_per_tick": drains,
         "gen_cpu_core_pct": 100.0 * ((ru1.ru_utime + ru1.ru_stime)
                                      - (ru0.ru_utime + ru0.ru_stime)) / wall,
@@ -333,7 +341,8 @@ _COLUMNS = [
     ("channels", "N", "{:>5}"), ("workers", "wrk", "{:>3}"),
     ("io", "io", "{:>6}"),
     ("cpu_core_pct", "cpu%core", "{:>8.1f}"), ("cpu_us_per_ch_tick", "us/ch/tick", "{:>10.1f}"),
-    ("cpu_ms_per_ch_s", "ms/ch-s", "{:>7.3f}"),
+    ("cpu_ms_per_ch_s", "ms/ch-s", "{:>7.3f}"), ("rx_us_ch_tick", "rx", "{:>7.1f}"),
+    ("eng_us_ch_tick", "dsp", "{:>7.1f}"), ("tx_us_ch_tick", "tx", "{:>7.1f}"),
     ("late_ticks", "late", "{:>5}"), ("ticks", "ticks", "{:>6}"),
     ("frames_sent", "sent", "{:>8}"), ("lost_in_engine", "lost", "{:>6}"),
     ("added_p50_ms", "add p50", "{:>7.2f}"), ("added_p99_ms", "add p99", "{:>7.2f}"),
@@ -459,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="worker process counts to run every N with (comma-separated)")
     parser.add_argument("--rtp-io", default="auto", choices=["auto", "c", "python"],
                         help="MediaConfig.rtp_io: the C extension or the Python fallback")
-    parser.add_argument("--drains", type=int, default=4,
+    parser.add_argument("--drains", type=int, default=2,
                         help="MediaConfig.rx_drains_per_tick")
     parser.add_argument("--jitter-ms", type=int, default=20)
     parser.add_argument("--python-generator", action="store_true")

@@ -96,7 +96,7 @@ class MediaConfig:
     worker_nice: int = 0
     stagger_ticks: bool = True
     rtp_io: str = "auto"
-    rx_drains_per_tick: int = 4
+    rx_drains_per_tick: int = 2
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ConfigError:

@@ -101,6 +101,8 @@ class EngineHost:
         self.tick_wall_max_s = 0.0
         self._seed = seed
         self.io = BatchIO(self.capacity, config.rtp_io)
+        # CPU seconds in: receive (drains), engine tick, send -- where a tick's time goes
+        self.cpu_split = [0.0, 0.0, 0.0]
         self._mid_handle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -247,6 +249,7 @@ class EngineHost:
         out["tick_wall_max_ms"] = self.tick_wall_max_s * 1000.0
         out["delay_hist"] = self.delay_hist.tolist()
         out["rtp_io"] = self.io.impl
+        out["cpu_rx_s"], out["cpu_engine_s"], out["cpu_tx_s"] = self.cpu_split
         out["rx_errors"] = self.io.rx_errors
         return out
 
@@ -271,8 +274,14 @@ class EngineHost:
         wall0 = time.monotonic()
         engine = self.engine
         self._drain()
+        cpu1 = time.process_time()
         out = engine.tick(now)
+        cpu2 = time.process_time()
         self._send_all(out.slots, out.packets)
+        cpu3 = time.process_time()
+        self.cpu_split[0] += cpu1 - cpu0
+        self.cpu_split[1] += cpu2 - cpu1
+        self.cpu_split[2] += cpu3 - cpu2
         chans = engine._chans
         eps = self._ep
         for slot, data in out.extra:
@@ -306,7 +315,9 @@ class EngineHost:
         self._mid_handle = None
         cpu0 = time.process_time()
         self._drain()
-        self.tick_cpu_s += time.process_time() - cpu0
+        used = time.process_time() - cpu0
+        self.tick_cpu_s += used
+        self.cpu_split[0] += used
         self._arm_drain(deadline, k + 1)
 
     def _drain(self) -> None:

@@ -345,7 +345,9 @@ class MediaEngine(DigitsMixin, BatchReceiveMixin):
             self._foreign[slot] += 1
             return
         self._last_rx[slot] = now
+        self._flush_rtp(slot)  # the batch path may hold newer A.1/A.8 numbers (engine_rx)
         ch.rtp.update(seq, ts, ssrc, int(now * 8000))
+        self._load_rtp(slot)
         self._octets_rx[slot] += end - off
         if pt != ch.pt:
             if pt == ch.dtmf_pt:
@@ -616,7 +618,7 @@ class MediaEngine(DigitsMixin, BatchReceiveMixin):
         """Counters of ``slot`` (RFC 3550 A.3 loss and A.8 jitter from ``RtpSource``)."""
         ch = self.channel(slot)
         self._sync_latch(slot)
-        rtp = ch.rtp.stats()
+        rtp = self.rtp_source(slot).stats()
         return ChannelStats(
             slot=slot,
             packets_received=rtp.received,
@@ -639,6 +641,7 @@ class MediaEngine(DigitsMixin, BatchReceiveMixin):
     def totals(self) -> dict[str, int]:
         """Engine-wide counters (benchmark and health endpoint)."""
         chans = [ch for ch in self._chans if ch is not None]
+        self._flush_all_rtp()
         return {
             "channels": len(chans),
             "ticks": self.ticks,

@@ -179,7 +179,7 @@ class EngineHost:
         remote = self.engine.channel(slot).remote
         if ep is not None and session is not None and remote is not None:
             now = time.monotonic()
-            ep.send_rtcp(session.build_report(now, time.time(), self.engine.channel(slot).rtp,
+            ep.send_rtcp(session.build_report(now, time.time(), self.engine.rtp_source(slot),
                                               bye=True), (remote[0], remote[1] + 1))
         self.record_stop(cid)
         self.engine.close(slot)
@@ -401,14 +401,14 @@ class EngineHost:
             ch = engine.channel(slot)
             ep = self._ep[slot]
             if ch.remote is None or ep is None:
-                session.build_report(now, time.time(), ch.rtp)  # reschedule only
+                session.build_report(now, time.time(), engine.rtp_source(slot))  # reschedule
                 continue
             sent = int(engine._sent[slot])
             if sent:
                 session.on_rtp_sent(0, int(engine._tx_ts[slot]), now)
                 session.packet_count = sent & 0xFFFFFFFF
                 session.octet_count = (sent * 160) & 0xFFFFFFFF
-            ep.send_rtcp(session.build_report(now, time.time(), ch.rtp),
+            ep.send_rtcp(session.build_report(now, time.time(), engine.rtp_source(slot)),
                          (ch.remote[0], ch.remote[1] + 1))
 
 

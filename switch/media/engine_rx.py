@@ -23,8 +23,14 @@ without per-packet Python:
   one of the channel in this batch go through the scalar ``receive_rtp`` in order, so rare
   cases keep one implementation.
 
-What remains per packet in Python is the RFC 3550 A.1/A.8 accounting (``RtpSource.update``,
-about 0.5 us a packet), kept in one place with the scalar path.
+RFC 3550 A.1/A.8 accounting: a channel whose ``RtpSource`` is validated has its numbers
+mirrored in arrays (``RtpSource.steady_state``), and an in-sequence packet (same SSRC,
+``0 < seq - max_seq < MAX_DROPOUT``, the case ``update`` handles in a few lines) is applied
+there for the whole round: extended sequence, the 128-packet duplicate window as two 64-bit
+words, received count, and the A.8 jitter in float64 exactly as ``update`` computes it. The
+mirror is written back (:meth:`BatchReceiveMixin.rtp_source`) before anyone reads the
+object -- statistics, RTCP reports, the scalar path -- and reloaded after the scalar path
+changed it. Any other sequence case diverts the packet to ``receive_rtp``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from switch.media.rtp import MAX_DROPOUT, RtpSource
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +120,17 @@ class BatchReceiveMixin:
         self._dst_key = np.full(capacity, -1, dtype=np.int64)  # where to send, -1: not IPv4
         self._ts_base_np = np.frombuffer(self._ts_base, dtype=np.int64)
         self._addr_of: dict[int, tuple[str, int]] = {}
+        # RtpSource mirror (see the module docstring); dirty: the arrays are ahead
+        self._m_valid = np.zeros(capacity, dtype=bool)
+        self._m_dirty = np.zeros(capacity, dtype=bool)
+        self._m_ssrc = np.zeros(capacity, dtype=np.int64)
+        self._m_max = np.zeros(capacity, dtype=np.int64)
+        self._m_cycles = np.zeros(capacity, dtype=np.int64)
+        self._m_recv = np.zeros(capacity, dtype=np.int64)
+        self._m_jitter = np.zeros(capacity)
+        self._m_transit = np.zeros(capacity, dtype=np.int64)
+        self._m_lo = np.zeros(capacity, dtype=np.uint64)
+        self._m_hi = np.zeros(capacity, dtype=np.uint64)
         self.batch_fast = 0  # packets that took the array path
         self.batch_slow = 0  # packets diverted to receive_rtp
 
@@ -122,11 +141,48 @@ class BatchReceiveMixin:
         self._latch_mode[slot] = ch.latch is not None
         self._relatch_s[slot] = ch.latch.relatch_after_s if ch.latch is not None else 0.0
         self._latch_acc[slot] = self._latch_drop[slot] = 0
+        self._m_valid[slot] = self._m_dirty[slot] = False
         self._refresh_batch_rx(ch)
 
     def _close_batch_rx(self, slot: int) -> None:
         self._fast_key[slot] = -1
         self._dst_key[slot] = -1
+        self._m_valid[slot] = self._m_dirty[slot] = False
+
+    def rtp_source(self, slot: int) -> RtpSource:
+        """The up-to-date ``RtpSource`` of ``slot`` (RTCP reports, statistics)."""
+        self._flush_rtp(slot)
+        return self._chans[slot].rtp  # type: ignore[no-any-return]
+
+    def _flush_rtp(self, slot: int) -> None:
+        """Write the mirrored A.1/A.8 numbers back into the channel's ``RtpSource``."""
+        if not self._m_dirty[slot]:
+            return
+        self._m_dirty[slot] = False
+        self._chans[slot].rtp.set_steady_state(
+            int(self._m_max[slot]), int(self._m_cycles[slot]), int(self._m_recv[slot]),
+            float(self._m_jitter[slot]), int(self._m_transit[slot]),
+            int(self._m_lo[slot]) | (int(self._m_hi[slot]) << 64))
+
+    def _flush_all_rtp(self) -> None:
+        for slot in np.flatnonzero(self._m_dirty).tolist():
+            self._flush_rtp(slot)
+
+    def _load_rtp(self, slot: int) -> None:
+        """Mirror the channel's ``RtpSource`` after the scalar path changed it."""
+        state = self._chans[slot].rtp.steady_state()
+        self._m_dirty[slot] = False
+        self._m_valid[slot] = state is not None
+        if state is not None:
+            ssrc, max_seq, cycles, received, jitter, transit, mask = state
+            self._m_ssrc[slot] = ssrc
+            self._m_max[slot] = max_seq
+            self._m_cycles[slot] = cycles
+            self._m_recv[slot] = received
+            self._m_jitter[slot] = jitter
+            self._m_transit[slot] = transit
+            self._m_lo[slot] = mask & 0xFFFFFFFFFFFFFFFF
+            self._m_hi[slot] = mask >> 64
 
     def _refresh_batch_rx(self, ch: Any) -> None:
         """Recompute the source the array path may accept and the numeric destination."""
@@ -262,9 +318,14 @@ class BatchReceiveMixin:
         shrink = ((self._depth[s] > self._min_depth)
                   & (ts_now - self._last_adjust[s] > _SHRINK_AFTER_S)
                   & (ts_now - self._last_late[s] > _SHRINK_AFTER_S))
+        seq = (data[sel, 2].astype(np.int64) << 8) | data[sel, 3]
+        ssrc = ((data[sel, 8].astype(np.int64) << 24) | (data[sel, 9].astype(np.int64) << 16)
+                | (data[sel, 10].astype(np.int64) << 8) | data[sel, 11])
+        udelta = (seq - self._m_max[s]) & 0xFFFF
         fast = (match & (pt[sel] == self._rx_pt[s]) & (n > 0) & (n <= self._ring_len // 4)
                 & ~self._resync[s] & (ahead > 0) & (ahead <= self._ring_len - 2 * _FRAME)
-                & ~shrink)
+                & ~shrink & self._m_valid[s] & (ssrc == self._m_ssrc[s]) & (udelta > 0)
+                & (udelta < MAX_DROPOUT))
         divert = ~fast & ~foreign
         if divert.any():
             diverted[s[divert]] = r
@@ -276,24 +337,45 @@ class BatchReceiveMixin:
             return
         sel, s, ts_now, n, rel, tsv = sel[fast], s[fast], ts_now[fast], n[fast], rel[fast], \
             tsv[fast]
+        seq, udelta = seq[fast], udelta[fast]
         self.batch_fast += int(sel.size)
         self._latch_acc[s[self._latch_mode[s]]] += 1
         self._last_rx[s] = ts_now
         self._octets_rx[s] += n
-        seq = (data[sel, 2].astype(np.int64) << 8) | data[sel, 3]
-        ssrc = ((data[sel, 8].astype(np.int64) << 24) | (data[sel, 9].astype(np.int64) << 16)
-                | (data[sel, 10].astype(np.int64) << 8) | data[sel, 11])
-        arrival = (ts_now * 8000).astype(np.int64)
-        chans = self._chans
-        for slot, q, stamp, src, a in zip(s.tolist(), seq.tolist(), tsv.tolist(), ssrc.tolist(),
-                                          arrival.tolist(), strict=True):
-            chans[slot].rtp.update(q, stamp, src, a)
+        self._sequence(s, seq, udelta, tsv, (ts_now * 8000).astype(np.int64))
         self._scatter(s, sel, data, off[sel], n, rel)
         if self._pending:  # keep the stamp order: earlier scalar packets first
             self._pending_np.append(np.frombuffer(self._pending, dtype=np.int64)
                                     .reshape(-1, 3).copy())
             self._pending = array("q")
         self._pending_np.append(np.stack([s, rel, n], axis=1))
+
+    def _sequence(self, s: NDArray[np.int64], seq: NDArray[np.int64],
+                  udelta: NDArray[np.int64], ts: NDArray[np.int64],
+                  arrival: NDArray[np.int64]) -> None:
+        """``RtpSource.update`` for in-sequence packets of validated sources (one per slot):
+        RFC 3550 A.1 ``update_seq`` (the ``udelta < MAX_DROPOUT`` branch) and A.8."""
+        prev = self._m_max[s]
+        self._m_cycles[s] += (seq < prev).astype(np.int64) << 16
+        self._m_max[s] = seq
+        # duplicate window: mask = ((mask << udelta) | 1) mod 2^128, as two uint64 words
+        d = udelta.astype(np.uint64)
+        lo, hi = self._m_lo[s], self._m_hi[s]
+        small, mid = udelta < 64, (udelta >= 64) & (udelta < 128)
+        s1 = np.minimum(d, np.uint64(63))
+        s2 = np.uint64(64) - np.clip(d, np.uint64(1), np.uint64(63))
+        s3 = np.clip(d, np.uint64(64), np.uint64(127)) - np.uint64(64)
+        zero = np.uint64(0)
+        self._m_hi[s] = np.where(small, (hi << s1) | (lo >> s2), np.where(mid, lo << s3, zero))
+        self._m_lo[s] = np.where(small, lo << s1, zero) | np.uint64(1)
+        self._m_recv[s] += 1
+        transit = (arrival - ts) & 0xFFFFFFFF
+        dt = (transit - self._m_transit[s]) & 0xFFFFFFFF
+        dt = np.where(dt >= 0x80000000, 0x100000000 - dt, dt)
+        jitter = self._m_jitter[s]
+        self._m_jitter[s] = jitter + (dt - jitter) / 16.0
+        self._m_transit[s] = transit
+        self._m_dirty[s] = True
 
     def _scatter(self, s: NDArray[np.int64], rows: NDArray[np.int64], data: NDArray[np.uint8],
                  off: NDArray[np.int64], n: NDArray[np.int64], rel: NDArray[np.int64]) -> None:

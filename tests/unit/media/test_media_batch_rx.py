@@ -20,7 +20,7 @@ import pytest
 
 from switch.media.engine import MediaEngine
 from switch.media.rfc4733 import DtmfSender
-from switch.media.rtp import build_packet
+from switch.media.rtp import RtpSource, build_packet
 
 STRIDE = 1024
 PHONE = [("127.0.0.1", 30000 + 2 * i) for i in range(8)]
@@ -208,7 +208,7 @@ def test_batch_receive_equals_per_packet(seed: int) -> None:
         if la is not None:
             assert (la.latched, la.accepted, la.dropped, la.last_at) == \
                 (lb.latched, lb.accepted, lb.dropped, lb.last_at)
-        ra, rb = a.channel(slot).rtp, b.channel(slot).rtp
+        ra, rb = a.rtp_source(slot), b.rtp_source(slot)
         assert [getattr(ra, n) for n in ra.__slots__] == [getattr(rb, n) for n in rb.__slots__]
     ta, tb = a.totals(), b.totals()
     assert tb["batch_fast"] > 0.6 * tb["received"]  # the array path does the bulk...
@@ -232,3 +232,43 @@ def test_truncated_and_closed_slots_are_counted() -> None:
     assert e.stats(s).bad == 1
     assert e.stats(s).packets_received == 0  # first packet of a source: probation (A.1)
     assert e.totals()["orphans"] == 1
+
+
+def test_mirrored_sequence_accounting_equals_rtp_source_update() -> None:
+    """The array form of A.1/A.8 (engine_rx._sequence) against RtpSource.update, for every
+    in-sequence step size the array path takes (1..MAX_DROPOUT-1, across 16-bit wraps and
+    the 64/128-packet words of the duplicate window)."""
+    rng = random.Random(11)
+    e = MediaEngine(4, seed=1)
+    slots = [e.open(remote=PHONE[i]) for i in range(4)]
+    refs = []
+    for slot in slots:
+        src = e.channel(slot).rtp
+        seq, ts = rng.randrange(65536), rng.randrange(1 << 32)
+        for k in range(3):  # probation (A.1), then a known transit time
+            src.update((seq + k) & 0xFFFF, (ts + 160 * k) & 0xFFFFFFFF, 99, 5000 + 160 * k)
+        e._load_rtp(slot)
+        assert e._m_valid[slot]
+        ref = RtpSource(8000)
+        for name in ref.__slots__:
+            setattr(ref, name, getattr(src, name))
+        refs.append((ref, seq + 2, ts + 320))
+    arr = 5000 + 480
+    for step in range(300):
+        s = np.asarray(slots, dtype=np.int64)
+        deltas = [rng.choice([1, 1, 2, 3, 63, 64, 65, 127, 128, 129, 2999]) for _ in slots]
+        seqs, tss = [], []
+        for i, (ref, seq, ts) in enumerate(refs):
+            seq, ts = seq + deltas[i], ts + 160 * deltas[i] + rng.randrange(-40, 40)
+            refs[i] = (ref, seq, ts)
+            ref.update(seq & 0xFFFF, ts & 0xFFFFFFFF, 99, arr)
+            seqs.append(seq & 0xFFFF)
+            tss.append(ts & 0xFFFFFFFF)
+        e._sequence(s, np.asarray(seqs), np.asarray(deltas), np.asarray(tss),
+                    np.full(len(slots), arr, dtype=np.int64))
+        arr += 160 + rng.randrange(-30, 30)
+        if step % 37 == 0:
+            for slot, (ref, _, _) in zip(slots, refs, strict=True):
+                src = e.rtp_source(slot)
+                assert [getattr(src, n) for n in src.__slots__] == \
+                    [getattr(ref, n) for n in ref.__slots__]

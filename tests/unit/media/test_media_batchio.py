@@ -200,3 +200,25 @@ async def test_host_sends_the_same_packets_with_either_implementation() -> None:
     p_a, p_b, _ = results["python"]
     assert [p for p in c_a if p[0] != 0xFF] == [p for p in p_a if p[0] != 0xFF]
     assert [p for p in c_b if p[0] != 0xFF] == [p for p in p_b if p[0] != 0xFF]
+
+
+def test_config_selects_and_validates_the_io_path(caplog: pytest.LogCaptureFixture) -> None:
+    from switch.media.config import ConfigError
+
+    with pytest.raises(ConfigError, match="rtp_io"):
+        MediaConfig(rtp_io="fast")
+    with pytest.raises(ConfigError, match="rx_drains_per_tick"):
+        MediaConfig(rx_drains_per_tick=0)
+    host = EngineHost(MediaConfig(rtp_io="python"), (40000, 40009), lambda *a: None)
+    assert host.io.impl == "python"
+
+    async def start_stop() -> None:
+        with caplog.at_level("WARNING", logger="switch.media.engine_host"):
+            host.start()
+            host.stop()
+
+    asyncio.run(start_stop())
+    assert "pure-Python fallback" in caplog.text
+    if not c_available():
+        with pytest.raises(ValueError, match="not built"):
+            BatchIO(2, "c")

@@ -54,6 +54,8 @@ _MAX_ROUNDS = 4  # packets of one channel beyond this in a batch take the scalar
 _FRAME = 160
 _BLOCK = 40
 _SHRINK_AFTER_S = 5.0
+# RFC 3550 5.1 fixed header, read as one record per packet
+_HDR = np.dtype([("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4")])
 
 
 _HOST_INT: dict[str, int] = {}  # IPv4 literal -> int, -1 for other hosts (memo)
@@ -311,16 +313,15 @@ class BatchReceiveMixin:
         foreign = known & ~match & (~latch | (ts_now - self._last_rx[s] < self._relatch_s[s]))
         n = end[sel] - off[sel]
         play = self._play_np[s]
-        tsv = ((data[sel, 4].astype(np.int64) << 24) | (data[sel, 5].astype(np.int64) << 16)
-               | (data[sel, 6].astype(np.int64) << 8) | data[sel, 7])
+        hdr = np.ascontiguousarray(data[sel, :12]).view(_HDR).reshape(-1)
+        tsv = hdr["ts"].astype(np.int64)
         rel = play + ((tsv - self._ts_base_np[s] - play + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         ahead = rel + n - play
         shrink = ((self._depth[s] > self._min_depth)
                   & (ts_now - self._last_adjust[s] > _SHRINK_AFTER_S)
                   & (ts_now - self._last_late[s] > _SHRINK_AFTER_S))
-        seq = (data[sel, 2].astype(np.int64) << 8) | data[sel, 3]
-        ssrc = ((data[sel, 8].astype(np.int64) << 24) | (data[sel, 9].astype(np.int64) << 16)
-                | (data[sel, 10].astype(np.int64) << 8) | data[sel, 11])
+        seq = hdr["seq"].astype(np.int64)
+        ssrc = hdr["ssrc"].astype(np.int64)
         udelta = (seq - self._m_max[s]) & 0xFFFF
         fast = (match & (pt[sel] == self._rx_pt[s]) & (n > 0) & (n <= self._ring_len // 4)
                 & ~self._resync[s] & (ahead > 0) & (ahead <= self._ring_len - 2 * _FRAME)

@@ -360,15 +360,12 @@ class BatchReceiveMixin:
         self._m_cycles[s] += (seq < prev).astype(np.int64) << 16
         self._m_max[s] = seq
         # duplicate window: mask = ((mask << udelta) | 1) mod 2^128, as two uint64 words
-        d = udelta.astype(np.uint64)
         lo, hi = self._m_lo[s], self._m_hi[s]
-        small, mid = udelta < 64, (udelta >= 64) & (udelta < 128)
-        s1 = np.minimum(d, np.uint64(63))
-        s2 = np.uint64(64) - np.clip(d, np.uint64(1), np.uint64(63))
-        s3 = np.clip(d, np.uint64(64), np.uint64(127)) - np.uint64(64)
-        zero = np.uint64(0)
-        self._m_hi[s] = np.where(small, (hi << s1) | (lo >> s2), np.where(mid, lo << s3, zero))
-        self._m_lo[s] = np.where(small, lo << s1, zero) | np.uint64(1)
+        if (udelta == 1).all():  # the usual case: every packet is the next one
+            self._m_hi[s] = (hi << np.uint64(1)) | (lo >> np.uint64(63))
+            self._m_lo[s] = (lo << np.uint64(1)) | np.uint64(1)
+        else:
+            self._shift_window(s, udelta, lo, hi)
         self._m_recv[s] += 1
         transit = (arrival - ts) & 0xFFFFFFFF
         dt = (transit - self._m_transit[s]) & 0xFFFFFFFF
@@ -377,6 +374,18 @@ class BatchReceiveMixin:
         self._m_jitter[s] = jitter + (dt - jitter) / 16.0
         self._m_transit[s] = transit
         self._m_dirty[s] = True
+
+    def _shift_window(self, s: NDArray[np.int64], udelta: NDArray[np.int64],
+                      lo: NDArray[np.uint64], hi: NDArray[np.uint64]) -> None:
+        """Duplicate window ``mask = ((mask << udelta) | 1) mod 2^128`` on (hi, lo) words."""
+        d = udelta.astype(np.uint64)
+        small, mid = udelta < 64, (udelta >= 64) & (udelta < 128)
+        s1 = np.minimum(d, np.uint64(63))
+        s2 = np.uint64(64) - np.clip(d, np.uint64(1), np.uint64(63))
+        s3 = np.clip(d, np.uint64(64), np.uint64(127)) - np.uint64(64)
+        zero = np.uint64(0)
+        self._m_hi[s] = np.where(small, (hi << s1) | (lo >> s2), np.where(mid, lo << s3, zero))
+        self._m_lo[s] = np.where(small, lo << s1, zero) | np.uint64(1)
 
     def _scatter(self, s: NDArray[np.int64], rows: NDArray[np.int64], data: NDArray[np.uint8],
                  off: NDArray[np.int64], n: NDArray[np.int64], rel: NDArray[np.int64]) -> None:

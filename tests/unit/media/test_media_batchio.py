@@ -23,6 +23,13 @@ from switch.media.engine_host import EngineHost
 from switch.media.rtp import build_packet, parse_header_fast
 
 SAFE, _ = safe_octets()  # PCMU octets that survive decode -> encode (not 0xFF, silence)
+
+
+def frame(k: int, base: int) -> bytes:
+    """Frame k of a phone: two safe octets naming k, repeated (unique for k < 49)."""
+    return bytes([SAFE[base + k % 7], SAFE[base + k // 7 % 7]]) * 80
+
+
 needs_c = pytest.mark.skipif(not c_available(), reason="switch.media._rtpio not built")
 
 
@@ -147,7 +154,8 @@ def test_unknown_implementation_is_refused() -> None:
         BatchIO(2, "rust")
 
 
-async def run_bridge(impl: str, frames: int) -> tuple[list[bytes], list[bytes], dict]:
+async def run_bridge(impl: str, frames: int) -> tuple[list[bytes], list[bytes],
+                                                     dict[int, dict]]:
     """Two channels bridged in an EngineHost; a phone on each side sends ``frames``."""
     base = random.Random().randrange(52000, 60000, 2)
     cfg = MediaConfig(rtp_port_min=base, rtp_port_max=base + 15, rtp_io=impl,
@@ -163,7 +171,7 @@ async def run_bridge(impl: str, frames: int) -> tuple[list[bytes], list[bytes], 
         t0 = time.monotonic()
         for k in range(frames):
             for i, (phone, dst) in enumerate(zip(phones, (a, b), strict=True)):
-                payload = bytes([SAFE[(k % 7) + 7 * i]]) * 160
+                payload = frame(k, 7 * i)
                 phone.sendto(build_packet(0, k, 160 * k, 0x55 + i, payload), dst)
             await asyncio.sleep(max(0.0, t0 + 0.02 * (k + 1) - time.monotonic()))
         await asyncio.sleep(0.2)
@@ -177,7 +185,7 @@ async def run_bridge(impl: str, frames: int) -> tuple[list[bytes], list[bytes], 
                 hdr = parse_header_fast(data)
                 assert hdr is not None
                 outs[i].append(data[hdr[5] : hdr[6]])
-        stats = host.stats(1)
+        stats = {1: host.stats(1), 2: host.stats(2)}
     finally:
         host.stop()
         for p in phones:
@@ -188,18 +196,26 @@ async def run_bridge(impl: str, frames: int) -> tuple[list[bytes], list[bytes], 
 @needs_c
 async def test_host_sends_the_same_packets_with_either_implementation() -> None:
     results = {impl: await run_bridge(impl, 40) for impl in ("c", "python")}
-    for impl, (to_a, to_b, stats) in results.items():
-        heard_a = [p[0] for p in to_a if p[0] != 0xFF]  # 0xFF: silence before the first frame
-        heard_b = [p[0] for p in to_b if p[0] != 0xFF]
-        assert stats["packets_received"] >= 38, impl
-        # each phone hears the other phone's 40 frames, in order, none lost or twice
-        # (then concealment of the missing 41st frame and silence)
-        assert heard_a[:40] == [SAFE[7 + k % 7] for k in range(40)], impl
-        assert heard_b[:40] == [SAFE[k % 7] for k in range(40)], impl
-    c_a, c_b, _ = results["c"]
-    p_a, p_b, _ = results["python"]
-    assert [p for p in c_a if p[0] != 0xFF] == [p for p in p_a if p[0] != 0xFF]
-    assert [p for p in c_b if p[0] != 0xFF] == [p for p in p_b if p[0] != 0xFF]
+    heard = {}
+    clean = {}
+    for impl, (to_a, to_b, both) in results.items():
+        # phone a (channel 1) hears what channel 2 received from phone b, and vice versa
+        for name, out, first, stats in (("a", to_a, 7, both[2]), ("b", to_b, 0, both[1])):
+            assert stats["packets_received"] >= 38, impl
+            frames = [p for p in out if p[0] != 0xFF]  # 0xFF: silence before the first frame
+            want = [frame(k, first) for k in range(40)]
+            clean[impl, name] = stats["late"] == 0 and stats["concealed_frames"] <= 1
+            if clean[impl, name]:
+                # a loss-free run: the other phone's 40 frames, in order, none twice (then
+                # the concealment of the missing 41st frame, which fades to silence)
+                assert frames[:40] == want, impl
+            else:  # a loaded machine stalled the sender: still in order, most frames there
+                idx = [want.index(f) for f in frames if f in want]
+                assert idx == sorted(set(idx)) and len(idx) >= 30, impl
+            heard[impl, name] = frames[:40]
+    for name in ("a", "b"):
+        if clean["c", name] and clean["python", name]:
+            assert heard["c", name] == heard["python", name]
 
 
 def test_config_selects_and_validates_the_io_path(caplog: pytest.LogCaptureFixture) -> None:

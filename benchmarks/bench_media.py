@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         return python_generator(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--channels", default="100,500,1000,2000")
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds per point")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
     parser.add_argument("--workers", default="1,2",
                         help="worker process counts to run every N with (comma-separated)")
     parser.add_argument("--rtp-io", default="auto", choices=["auto", "c", "python"],

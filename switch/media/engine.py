@@ -50,7 +50,7 @@ from dsp.tones import render_tone
 from switch.media.digits import DigitArbiter
 from switch.media.engine_dtmf import DigitsMixin
 from switch.media.engine_mix import MixPlan, ToneSource
-from switch.media.engine_rx import BatchReceiveMixin
+from switch.media.engine_rx import _SHRINK_AFTER_S, BatchReceiveMixin
 from switch.media.errors import MediaError
 from switch.media.latch import SymmetricLatch
 from switch.media.player import FRAME_SAMPLES, FinishReason, PlayerBank
@@ -66,8 +66,6 @@ CODECS = {"PCMU": 0, "PCMA": 8}
 CN_PT = 13  # RFC 3389 comfort noise: accepted, counted, played as silence
 _BLOCK = 40  # validity granularity in samples (5 ms): 10/20/30/40/60 ms ptimes align
 _NEVER = np.iinfo(np.int64).min
-_GROW_HOLDOFF_S = 0.1  # playout delay grows by at most one frame per 100 ms
-_SHRINK_AFTER_S = 5.0  # ... and shrinks by one frame after 5 s without late packets
 _PKT = np.dtype(
     [("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4"),
      ("payload", "u1", (FRAME_SAMPLES,))]
@@ -384,49 +382,6 @@ class MediaEngine(DigitsMixin, BatchReceiveMixin):
             mv[base + pos : base + self._ring_len] = data[off : off + first]
             mv[base : base + n - first] = data[off + first : end]
         self._pending.extend((slot, rel, n))
-
-    def _reanchor(self, ch: _Channel, ts: int, play: int) -> int:
-        """Schedule timestamp ``ts`` ``depth`` frames after the next tick (new source/jump)."""
-        slot = ch.slot
-        rel = play + FRAME_SAMPLES * int(self._depth[slot])
-        self._resync[slot] = False
-        self._gen[slot] = _NEVER
-        self._ts_base[slot] = (ts - rel) & 0xFFFFFFFF
-        self._anchor_at[slot] = rel
-        if not self._started[slot]:
-            self._started[slot] = True
-            self._dirty = True
-        return rel
-
-    def _late(self, ch: _Channel, play: int, now: float) -> None:
-        """A packet arrived after its samples were played: grow the playout delay.
-
-        One frame at a time, at most once per ``_GROW_HOLDOFF_S`` (a single stall of the
-        sender or the network makes a burst of packets late; one step absorbs the next
-        such stall without inflating the delay by the whole burst). At the maximum delay
-        the sender's clock is slower than ours: re-anchor instead.
-        """
-        slot = ch.slot
-        ch.rtp.note_late()
-        self.late_packets += 1
-        self._last_late[slot] = now
-        if now - self._last_adjust[slot] < _GROW_HOLDOFF_S:
-            return
-        self._last_adjust[slot] = now
-        if self._depth[slot] < self._max_depth:
-            self._depth[slot] += 1
-            self._play[slot] = play - FRAME_SAMPLES
-        else:
-            self._depth[slot] = self._min_depth
-            self._resync[slot] = True
-
-    def _maybe_shrink(self, ch: _Channel, play: int, now: float) -> None:
-        """Give back one frame of playout delay after ``_SHRINK_AFTER_S`` without a late
-        packet: the frame at the playout point is skipped (counted in ``jb_dropped``)."""
-        self._last_adjust[ch.slot] = now
-        self._depth[ch.slot] -= 1
-        self._play[ch.slot] = play + FRAME_SAMPLES
-        self.jb_dropped += 1
 
     def _latched(self, ch: _Channel, addr: tuple[str, int]) -> None:
         """Symmetric RTP (``latch.SymmetricLatch``, checked per packet in ``receive_rtp``):

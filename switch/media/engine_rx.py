@@ -53,7 +53,9 @@ _CN_PT = 13
 _MAX_ROUNDS = 4  # packets of one channel beyond this in a batch take the scalar path
 _FRAME = 160
 _BLOCK = 40
-_SHRINK_AFTER_S = 5.0
+_NEVER = np.iinfo(np.int64).min
+_GROW_HOLDOFF_S = 0.1  # playout delay grows by at most one frame per 100 ms
+_SHRINK_AFTER_S = 5.0  # ... and shrinks by one frame after 5 s without late packets
 # RFC 3550 5.1 fixed header, read as one record per packet
 _HDR = np.dtype([("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4")])
 
@@ -104,6 +106,13 @@ class BatchReceiveMixin:
     _last_late: NDArray[np.float64]
     _last_adjust: NDArray[np.float64]
     _resync: NDArray[np.bool_]
+    _gen: NDArray[np.int64]
+    _anchor_at: NDArray[np.int64]
+    _started: NDArray[np.bool_]
+    _dirty: bool
+    _max_depth: int
+    late_packets: int
+    jb_dropped: int
 
     def receive_rtp(self, slot: int, data: bytes, addr: tuple[str, int],
                     now: float) -> None: ...  # pragma: no cover - MediaEngine's
@@ -215,6 +224,52 @@ class BatchReceiveMixin:
         key = self._dst_key[slots]
         ok = key >= 0
         return ((key >> 16) & 0xFFFFFFFF).astype(np.uint32), (key & 0xFFFF).astype(np.uint16), ok
+
+    # ------------------------------------------------------------------ playout control
+    # (shared by receive_rtp and the batch path; the ring itself is MediaEngine's)
+
+    def _reanchor(self, ch: Any, ts: int, play: int) -> int:
+        """Schedule timestamp ``ts`` ``depth`` frames after the next tick (new source/jump)."""
+        slot = ch.slot
+        rel = play + _FRAME * int(self._depth[slot])
+        self._resync[slot] = False
+        self._gen[slot] = _NEVER
+        self._ts_base[slot] = (ts - rel) & 0xFFFFFFFF
+        self._anchor_at[slot] = rel
+        if not self._started[slot]:
+            self._started[slot] = True
+            self._dirty = True
+        return rel
+
+    def _late(self, ch: Any, play: int, now: float) -> None:
+        """A packet arrived after its samples were played: grow the playout delay.
+
+        One frame at a time, at most once per ``_GROW_HOLDOFF_S`` (a single stall of the
+        sender or the network makes a burst of packets late; one step absorbs the next
+        such stall without inflating the delay by the whole burst). At the maximum delay
+        the sender's clock is slower than ours: re-anchor instead.
+        """
+        slot = ch.slot
+        ch.rtp.note_late()
+        self.late_packets += 1
+        self._last_late[slot] = now
+        if now - self._last_adjust[slot] < _GROW_HOLDOFF_S:
+            return
+        self._last_adjust[slot] = now
+        if self._depth[slot] < self._max_depth:
+            self._depth[slot] += 1
+            self._play[slot] = play - _FRAME
+        else:
+            self._depth[slot] = self._min_depth
+            self._resync[slot] = True
+
+    def _maybe_shrink(self, ch: Any, play: int, now: float) -> None:
+        """Give back one frame of playout delay after ``_SHRINK_AFTER_S`` without a late
+        packet: the frame at the playout point is skipped (counted in ``jb_dropped``)."""
+        self._last_adjust[ch.slot] = now
+        self._depth[ch.slot] -= 1
+        self._play[ch.slot] = play + _FRAME
+        self.jb_dropped += 1
 
     # ------------------------------------------------------------------ the batch
 

@@ -1,12 +1,13 @@
 """Media engine benchmark: N channels of real RTP on loopback through the engine.
 
 What runs: the engine in ``workers`` processes (``switch.media.worker``; by default every N
-with 1 and with 2 workers), every channel receiving 50 packets/s of PCMU from a separate
-generator process, going through the jitter buffer, decode, in-band DTMF detection (on
-every channel), a two-party bridge (channels 2i <-> 2i+1), encode, and back out to the
-generator, which also receives. The generator is ``benchmarks/rtpgen.c`` compiled with
-``cc -O2`` into a temp dir (sendmmsg/recvmmsg, absolute-deadline pacing); without a
-compiler a Python generator (much less capable) is used and the output says so.
+with 1 and with 2 workers, and 2,000 channels with 4 as well), every channel receiving
+50 packets/s of PCMU from a separate generator process, going through the jitter buffer,
+decode, in-band DTMF detection (on every channel), a two-party bridge (channels 2i <->
+2i+1), encode, and back out to the generator, which also receives. The generator is
+``benchmarks/rtpgen.c`` compiled with ``cc -O2`` into a temp dir (sendmmsg/recvmmsg,
+absolute-deadline pacing); without a compiler a Python generator (much less capable) is
+used and the output says so.
 
 Figures (printed as a table and written as JSON):
 
@@ -464,8 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--channels", default="100,500,1000,2000")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
-    parser.add_argument("--workers", default="1,2",
-                        help="worker process counts to run every N with (comma-separated)")
+    parser.add_argument("--workers", default="auto",
+                        help="worker process counts to run every N with (comma-separated); "
+                             "auto: 1 and 2, plus 4 from 2,000 channels")
     parser.add_argument("--rtp-io", default="auto", choices=["auto", "c", "python"],
                         help="MediaConfig.rtp_io: the C extension or the Python fallback")
     parser.add_argument("--drains", type=int, default=2,
@@ -492,7 +494,13 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpdir)
         gen_cmd = None if args.python_generator else build_generator(tmp)
         for n in counts:
-            for workers in ([1] if args.smoke else [int(w) for w in args.workers.split(",")]):
+            if args.smoke:
+                worker_counts = [1]
+            elif args.workers == "auto":  # 1 and 2; 4 as well from 2,000 channels (~500 each)
+                worker_counts = [1, 2, 4] if n >= 2000 else [1, 2]
+            else:
+                worker_counts = [int(w) for w in args.workers.split(",")]
+            for workers in worker_counts:
                 try:
                     rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp,
                                                     args.jitter_ms, args.nice,

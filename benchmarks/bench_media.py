@@ -1,17 +1,24 @@
 """Media engine benchmark: N channels of real RTP on loopback through the engine.
 
-What runs: the engine in ``workers`` processes (``switch.media.worker``; one for N <= 1000,
-two above, by default), every channel receiving 50 packets/s of PCMU from a separate
-generator process, going through the jitter buffer, decode, in-band DTMF detection (on
-every channel), a two-party bridge (channels 2i <-> 2i+1), encode, and back out to the
-generator, which also receives. The generator is ``benchmarks/rtpgen.c`` compiled with
-``cc -O2`` into a temp dir (sendmmsg/recvmmsg, absolute-deadline pacing); without a
-compiler a Python generator (much less capable) is used and the output says so.
+What runs: the engine in ``workers`` processes (``switch.media.worker``; by default every N
+with 1 and with 2 workers, and 2,000 channels with 4 as well), every channel receiving
+50 packets/s of PCMU from a separate generator process, going through the jitter buffer,
+decode, in-band DTMF detection (on every channel), a two-party bridge (channels 2i <->
+2i+1), encode, and back out to the generator, which also receives. The generator is
+``benchmarks/rtpgen.c`` compiled with ``cc -O2`` into a temp dir (sendmmsg/recvmmsg,
+absolute-deadline pacing); without a compiler a Python generator (much less capable) is
+used and the output says so.
 
 Figures (printed as a table and written as JSON):
 
 * ``cpu_core_pct``: engine processes' CPU time (utime + stime from /proc) over the run,
-  in % of one core; ``cpu_us_per_ch_tick``: the same per channel per 20 ms tick.
+  in % of one core; ``cpu_us_per_ch_tick``: the same per channel per 20 ms tick;
+  ``cpu_ms_per_ch_s``: CPU milliseconds per channel-second of audio (both directions), the
+  figure that stays meaningful on a shared machine (wall-clock latencies do not).
+* ``rx`` / ``dsp`` / ``tx``: the workers' CPU per channel per tick split into receive
+  (socket drains + ``receive_batch``), the engine tick (jitter ring, decode, DTMF, mix,
+  encode) and send; the rest of ``us/ch/tick`` is RTCP, control and the event loop.
+* ``io``: the RTP socket I/O path (``c``: switch.media._rtpio, ``python``: the fallback).
 * ``late_ticks``: ticks that started more than 2 ms after their deadline (``Ticker``).
 * ``lost_in_engine``: frames the generator sent whose bridged copy never came back. On
   loopback nothing else loses packets, so this counts every drop inside the engine host
@@ -100,6 +107,7 @@ def free_port_block(count: int, start: int = 50000, stop: int = 65000) -> int:
     base = start
     while base + count < stop:
         socks: list[socket.socket] = []
+        p = base
         try:
             for p in range(base, base + count):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -107,7 +115,7 @@ def free_port_block(count: int, start: int = 50000, stop: int = 65000) -> int:
                 s.bind(("127.0.0.1", p))
             return base
         except OSError:
-            base += count + 2
+            base = p + 1 + ((p + 1) & 1)  # start again past the taken port, on an even one
         finally:
             for s in socks:
                 s.close()
@@ -169,7 +177,8 @@ def analyse(path: Path, t0_ns: int | np.ndarray) -> dict[str, Any]:
 
 async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | None,
                   tmp: Path, jitter_ms: int, nice: int = 0,
-                  max_catchup_ms: float = 100.0) -> dict[str, Any]:
+                  max_catchup_ms: float = 100.0, rtp_io: str = "auto",
+                  drains: int = 2) -> dict[str, Any]:
     """One benchmark point: N channels, bridged in pairs, for ``duration_s``."""
     n -= n % 2
     per_worker = -(-n // max(1, workers)) + 8
@@ -177,7 +186,8 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     cfg = MediaConfig(rtp_port_min=port_min,
                       rtp_port_max=port_min + 2 * per_worker * max(1, workers) - 1,
                       workers=workers, jitter_min_ms=jitter_ms, jitter_max_ms=200,
-                      inactivity_timeout_s=0, worker_nice=nice, max_catchup_ms=max_catchup_ms)
+                      inactivity_timeout_s=0, worker_nice=nice, max_catchup_ms=max_catchup_ms,
+                      rtp_io=rtp_io, rx_drains_per_tick=drains, channels_per_worker=per_worker)
     nsock = max(1, min(16, n // 125))
     gen_base = free_port_block(nsock, start=port_min + 2 * per_worker * max(1, workers) + 100)
     svc = MediaService(cfg, seed=7)
@@ -244,13 +254,20 @@ async def run_one(n: int, workers: int, duration_s: float, gen_cmd: list[str] | 
     totals = {key: sum(h[key] - h0[key] for h, h0 in zip(health, health0, strict=True))
               for key in ("late_ticks", "ticks", "skipped_ticks", "late_packets",
                           "concealed_frames", "foreign", "bad", "tick_cpu_s", "tick_wall_s",
-                          "jb_dropped")}
+                          "jb_dropped", "cpu_rx_s", "cpu_engine_s", "cpu_tx_s", "batch_fast",
+                          "batch_slow")}
     totals["tick_wall_max_ms"] = max(h["tick_wall_max_ms"] for h in health)
     result.update({
         "channels": n, "workers": workers, "duration_s": round(wall, 2),
         "generator": "c" if gen_cmd else "python",
         "cpu_core_pct": 100.0 * cpu / wall,
         "cpu_us_per_ch_tick": 1e6 * cpu / wall / 50 / n,
+        "cpu_ms_per_ch_s": 1e3 * cpu / wall / n,
+        # per channel per tick, from the hosts' own process_time() split of their work
+        "rx_us_ch_tick": 1e6 * totals["cpu_rx_s"] / wall / 50 / n,
+        "eng_us_ch_tick": 1e6 * totals["cpu_engine_s"] / wall / 50 / n,
+        "tx_us_ch_tick": 1e6 * totals["cpu_tx_s"] / wall / 50 / n,
+        "io": health[0].get("rtp_io", "?"), "drains_per_tick": drains,
         "gen_cpu_core_pct": 100.0 * ((ru1.ru_utime + ru1.ru_stime)
                                      - (ru0.ru_utime + ru0.ru_stime)) / wall,
         "engine_p50_ms": hist_percentile(hist, 50), "engine_p99_ms": hist_percentile(hist, 99),
@@ -267,45 +284,66 @@ def engine_only(n: int, ticks: int = 150) -> dict[str, Any]:
 
     Same pipeline as the loopback run (jitter ring, decode, PLC, DTMF detection on every
     channel, pair bridges, encode, RTP headers) with packets handed in by method call, so
-    the figures separate the engine's own cost from the kernel's per-datagram cost.
+    the figures separate the engine's own cost from the kernel's per-datagram cost. Two
+    engines get the same packets: one through ``receive_batch`` (what the host does with a
+    drained batch), one through per-packet ``receive_rtp`` (the scalar path, for contrast).
     """
     from switch.media.engine import MediaEngine  # only for this mode
     from switch.media.rtp import build_packet
 
-    engine = MediaEngine(n, seed=1)
+    engines = [MediaEngine(n, seed=1), MediaEngine(n, seed=1)]
     addrs = [("127.0.0.1", 20000 + 2 * i) for i in range(n)]
-    slots = [engine.open(remote=a) for a in addrs]
-    for i in range(0, n - 1, 2):
-        engine.mix.bridge(slots[i], slots[i + 1])
+    for engine in engines:
+        slots = [engine.open(remote=a) for a in addrs]
+        for i in range(0, n - 1, 2):
+            engine.mix.bridge(slots[i], slots[i + 1])
     rng = np.random.default_rng(0)
     payloads = [g711.ulaw_encode((rng.standard_normal(160) * 500).astype(np.int16)).tobytes()
                 for _ in range(16)]
-    rx_s = tick_s = 0.0
+    slot_arr = np.asarray(slots, dtype=np.int64)
+    ip = np.full(n, 0x7F000001, dtype=np.uint32)
+    port = np.asarray([a[1] for a in addrs], dtype=np.uint16)
+    fam = np.full(n, 4, dtype=np.uint8)
+    ip6 = np.zeros((n, 16), dtype=np.uint8)
+    lens = np.full(n, 172, dtype=np.int32)
+    data = np.zeros((n, 1024), dtype=np.uint8)
+    rx_s = rx_scalar_s = tick_s = 0.0
     now = 100.0
     for k in range(ticks):
         pkts = [build_packet(0, k, 160 * k, 0x100 + i, payloads[(i + k) % 16])
                 for i in range(n)]
+        data[:, :172] = np.frombuffer(b"".join(pkts), dtype=np.uint8).reshape(n, 172)
+        t = np.full(n, now)
         t0 = time.process_time()
-        for slot, pkt, addr in zip(slots, pkts, addrs, strict=True):
-            engine.receive_rtp(slot, pkt, addr, now)
+        engines[0].receive_batch(slot_arr, data, lens, ip, port, fam, ip6, t)
         t1 = time.process_time()
-        engine.tick(now)
+        engines[0].tick(now)
         t2 = time.process_time()
+        for slot, pkt, addr in zip(slots, pkts, addrs, strict=True):
+            engines[1].receive_rtp(slot, pkt, addr, now)
+        t3 = time.process_time()
+        engines[1].tick(now)
         if k >= 10:
             rx_s += t1 - t0
             tick_s += t2 - t1
+            rx_scalar_s += t3 - t2
         now += 0.020
     measured = ticks - 10
     return {"channels": n, "rx_us_per_packet": 1e6 * rx_s / measured / n,
+            "rx_scalar_us_per_packet": 1e6 * rx_scalar_s / measured / n,
             "tick_ms": 1e3 * tick_s / measured,
             "tick_us_per_channel": 1e6 * tick_s / measured / n,
             "engine_core_pct_at_50pps": 100.0 * (rx_s + tick_s) / measured / 0.020,
-            "played": engine.totals()["played_frames"]}
+            "played": engines[0].totals()["played_frames"],
+            "batch_fast": engines[0].totals()["batch_fast"]}
 
 
 _COLUMNS = [
     ("channels", "N", "{:>5}"), ("workers", "wrk", "{:>3}"),
+    ("io", "io", "{:>6}"),
     ("cpu_core_pct", "cpu%core", "{:>8.1f}"), ("cpu_us_per_ch_tick", "us/ch/tick", "{:>10.1f}"),
+    ("cpu_ms_per_ch_s", "ms/ch-s", "{:>7.3f}"), ("rx_us_ch_tick", "rx", "{:>7.1f}"),
+    ("eng_us_ch_tick", "dsp", "{:>7.1f}"), ("tx_us_ch_tick", "tx", "{:>7.1f}"),
     ("late_ticks", "late", "{:>5}"), ("ticks", "ticks", "{:>6}"),
     ("frames_sent", "sent", "{:>8}"), ("lost_in_engine", "lost", "{:>6}"),
     ("added_p50_ms", "add p50", "{:>7.2f}"), ("added_p99_ms", "add p99", "{:>7.2f}"),
@@ -426,8 +464,14 @@ def main(argv: list[str] | None = None) -> int:
         return python_generator(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--channels", default="100,500,1000,2000")
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds per point")
-    parser.add_argument("--workers", default="auto", help="'auto' (1 up to 1000, else 2) or N")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per point")
+    parser.add_argument("--workers", default="auto",
+                        help="worker process counts to run every N with (comma-separated); "
+                             "auto: 1 and 2, plus 4 from 2,000 channels")
+    parser.add_argument("--rtp-io", default="auto", choices=["auto", "c", "python"],
+                        help="MediaConfig.rtp_io: the C extension or the Python fallback")
+    parser.add_argument("--drains", type=int, default=2,
+                        help="MediaConfig.rx_drains_per_tick")
     parser.add_argument("--jitter-ms", type=int, default=20)
     parser.add_argument("--python-generator", action="store_true")
     parser.add_argument("--max-catchup-ms", type=float, default=100.0,
@@ -450,23 +494,31 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpdir)
         gen_cmd = None if args.python_generator else build_generator(tmp)
         for n in counts:
-            workers = (1 if n <= 1000 else 2) if args.workers == "auto" else int(args.workers)
-            try:
-                rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp,
-                                                args.jitter_ms, args.nice,
-                                                args.max_catchup_ms)))
-            except (MediaError, OSError, RuntimeError, TimeoutError) as exc:
-                logger.error("N=%d failed: %s", n, exc)
-                rows.append({"channels": n, "workers": workers, "error": repr(exc)})
+            if args.smoke:
+                worker_counts = [1]
+            elif args.workers == "auto":  # 1 and 2; 4 as well from 2,000 channels (~500 each)
+                worker_counts = [1, 2, 4] if n >= 2000 else [1, 2]
+            else:
+                worker_counts = [int(w) for w in args.workers.split(",")]
+            for workers in worker_counts:
+                try:
+                    rows.append(asyncio.run(run_one(n, workers, duration, gen_cmd, tmp,
+                                                    args.jitter_ms, args.nice,
+                                                    args.max_catchup_ms, args.rtp_io,
+                                                    args.drains)))
+                except (MediaError, OSError, RuntimeError, TimeoutError) as exc:
+                    logger.error("N=%d failed: %s", n, exc)
+                    rows.append({"channels": n, "workers": workers, "error": repr(exc)})
     print_table(rows)
     core = [] if args.no_engine_only else [engine_only(n, 30 if args.smoke else 150)
                                            for n in counts]
     if core:
         print("\nengine core alone (no sockets, CPU time):")
-        print(f"{'N':>5}  {'rx us/pkt':>9}  {'tick ms':>7}  {'tick us/ch':>10}  "
+        print(f"{'N':>5}  {'rx us/pkt':>9}  {'(scalar)':>8}  {'tick ms':>7}  {'tick us/ch':>10}  "
               f"{'%core@50pps':>11}")
         for c in core:
-            print(f"{c['channels']:>5}  {c['rx_us_per_packet']:>9.2f}  {c['tick_ms']:>7.2f}  "
+            print(f"{c['channels']:>5}  {c['rx_us_per_packet']:>9.2f}  "
+                  f"{c['rx_scalar_us_per_packet']:>8.2f}  {c['tick_ms']:>7.2f}  "
                   f"{c['tick_us_per_channel']:>10.2f}  {c['engine_core_pct_at_50pps']:>11.1f}")
     text = json.dumps({"benchmark": "media", "results": rows, "engine_only": core,
                        "load_avg": os.getloadavg()}, indent=2)

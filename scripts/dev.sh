@@ -9,7 +9,9 @@ cd "$ROOT"
 VENV=${SOFTSWITCH_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
-apt_packages_run=(espeak-ng libespeak-ng1 sox)
+# gcc + python3-dev build the optional C extension switch/media/_rtpio.c (batched RTP I/O);
+# without them pip still installs and the media engine uses its slower pure-Python I/O.
+apt_packages_run=(espeak-ng libespeak-ng1 sox gcc python3-dev)
 apt_packages_test=(sip-tester sipsak baresip tshark)
 
 install_system() {
@@ -35,7 +37,7 @@ install_python() {
         "$PY" -m venv "$VENV"
     fi
     local stamp="$VENV/.installed-$extras"
-    if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
+    if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ switch/media/_rtpio.c -nt "$stamp" ]; then
         "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
         "$VENV/bin/python" -m pip install -q -e ".[$extras]"
         touch "$stamp"

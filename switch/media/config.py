@@ -65,6 +65,13 @@ class MediaConfig:
         worker_nice: scheduling niceness of worker processes (0 = inherit; negative values
             need privileges): media has deadlines every 20 ms, signaling and reports do not.
         stagger_ticks: spread the workers' tick grids evenly over the 20 ms period.
+        rtp_io: how RTP sockets are read and written: "auto" (the C extension
+            ``switch.media._rtpio`` when it was built, else Python), "c" (fail at start if
+            it is not built) or "python" (the pure-Python fallback; tests use it to compare).
+            Either way the sockets are drained in batches (``batchio.py``).
+        rx_drains_per_tick: how often per 20 ms the RTP sockets are drained (the tick's own
+            drain included): more drains take receive work off the tick's latency path at
+            a small fixed cost each.
     """
 
     rtp_port_min: int = 10000
@@ -88,6 +95,8 @@ class MediaConfig:
     channels_per_worker: int = 0
     worker_nice: int = 0
     stagger_ticks: bool = True
+    rtp_io: str = "auto"
+    rx_drains_per_tick: int = 2
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ConfigError:
@@ -130,6 +139,10 @@ class MediaConfig:
             raise bad("channels_per_worker", "must not be negative")
         if not -20 <= self.worker_nice <= 19:
             raise bad("worker_nice", "must be within -20..19")
+        if self.rtp_io not in {"auto", "c", "python"}:
+            raise bad("rtp_io", "must be 'auto', 'c' or 'python'")
+        if not 1 <= self.rx_drains_per_tick <= 20:
+            raise bad("rx_drains_per_tick", "must be within 1..20")
         object.__setattr__(self, "recordings_dir", Path(self.recordings_dir))
         object.__setattr__(self, "prompt_cache_dir", Path(self.prompt_cache_dir))
 

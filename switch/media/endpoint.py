@@ -7,7 +7,9 @@ are created and bound here (no resolver round trip) and handed to
 
 Rule 1 -- the receive path does nothing but hand ``(slot, data, addr, now)`` to the engine
 (``MediaEngine.receive_rtp``): parsing, validation, latching and the jitter buffer are the
-engine's; the protocol object is a few attributes and one call.
+engine's; the protocol object is a few attributes and one call. The engine host opens its
+endpoints with ``batch=True``: then the RTP socket is left to ``batchio.BatchIO`` (drained
+once per slice of the tick, all channels together) and only RTCP goes through the loop.
 
 Rule 2 -- symmetric RTP (NAT): the sockets are never ``connect()``-ed, because the engine
 may latch to a different source address than the SDP said; the engine decides where to
@@ -72,7 +74,7 @@ class RtpEndpoint:
         port: local RTP port (RTCP is ``port + 1``).
     """
 
-    def __init__(self, slot: int, port: int, rtp: tuple[Any, _Protocol],
+    def __init__(self, slot: int, port: int, rtp: tuple[Any | None, _Protocol],
                  rtcp: tuple[Any, _Protocol], release: Callable[[int], None],
                  rtp_sock: socket.socket | None = None) -> None:
         self.slot = slot
@@ -87,7 +89,15 @@ class RtpEndpoint:
     @property
     def local_addr(self) -> tuple[str, int]:
         """(host, port) the RTP socket is bound to."""
+        if self._rtp_tr is None:
+            assert self._sock is not None
+            return self._sock.getsockname()[:2]
         return self._rtp_tr.get_extra_info("sockname")[:2]
+
+    @property
+    def rtp_socket(self) -> socket.socket | None:
+        """The RTP socket (batch mode: read by ``batchio.BatchIO``, not by the loop)."""
+        return self._sock
 
     @property
     def socket_errors(self) -> int:
@@ -131,7 +141,10 @@ class RtpEndpoint:
         if self.closed:
             return
         self.closed = True
-        self._rtp_tr.close()
+        if self._rtp_tr is not None:
+            self._rtp_tr.close()
+        elif self._sock is not None:
+            self._sock.close()
         self._rtcp_tr.close()
         self._release(self.port)
 
@@ -152,8 +165,12 @@ def _bind(host: str, port: int, rcvbuf: int) -> socket.socket:
 async def open_endpoint(loop: asyncio.AbstractEventLoop, allocator: Any, slot: int,
                         receive_rtp: Receiver, receive_rtcp: Receiver, *,
                         host: str = "127.0.0.1", rcvbuf: int = 0,
-                        attempts: int = 16) -> RtpEndpoint:
+                        attempts: int = 16, batch: bool = False) -> RtpEndpoint:
     """Allocate a port pair, bind both sockets and register them with the loop.
+
+    With ``batch=True`` the RTP socket is *not* registered with the loop (``receive_rtp`` is
+    not called): the engine host drains it with ``batchio.BatchIO`` instead; RTCP, a few
+    packets per minute, stays on the loop.
 
     A port held by another program is taken out of the pool (``allocator.discard``) and the
     next one tried, up to ``attempts`` times.
@@ -181,7 +198,10 @@ async def open_endpoint(loop: asyncio.AbstractEventLoop, allocator: Any, slot: i
         rtp_proto = _Protocol(slot, receive_rtp, clock)
         rtcp_proto = _Protocol(slot, receive_rtcp, clock)
         try:
-            rtp = await loop.create_datagram_endpoint(lambda p=rtp_proto: p, sock=rtp_sock)
+            if batch:
+                rtp: tuple[Any, _Protocol] = (None, rtp_proto)
+            else:
+                rtp = await loop.create_datagram_endpoint(lambda p=rtp_proto: p, sock=rtp_sock)
             rtcp = await loop.create_datagram_endpoint(lambda p=rtcp_proto: p, sock=rtcp_sock)
         except BaseException:
             rtp_sock.close()

@@ -50,6 +50,7 @@ from dsp.tones import render_tone
 from switch.media.digits import DigitArbiter
 from switch.media.engine_dtmf import DigitsMixin
 from switch.media.engine_mix import MixPlan, ToneSource
+from switch.media.engine_rx import _SHRINK_AFTER_S, BatchReceiveMixin
 from switch.media.errors import MediaError
 from switch.media.latch import SymmetricLatch
 from switch.media.player import FRAME_SAMPLES, FinishReason, PlayerBank
@@ -65,8 +66,6 @@ CODECS = {"PCMU": 0, "PCMA": 8}
 CN_PT = 13  # RFC 3389 comfort noise: accepted, counted, played as silence
 _BLOCK = 40  # validity granularity in samples (5 ms): 10/20/30/40/60 ms ptimes align
 _NEVER = np.iinfo(np.int64).min
-_GROW_HOLDOFF_S = 0.1  # playout delay grows by at most one frame per 100 ms
-_SHRINK_AFTER_S = 5.0  # ... and shrinks by one frame after 5 s without late packets
 _PKT = np.dtype(
     [("b0", "u1"), ("b1", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4"),
      ("payload", "u1", (FRAME_SAMPLES,))]
@@ -112,13 +111,12 @@ class _Channel:
     """Per-channel receive/transmit state touched by the per-packet path."""
 
     __slots__ = (
-        "arbiter", "bad", "codec", "depth", "dtmf_last", "dtmf_pt", "dtmf_rx", "dtmf_tx",
-        "foreign", "inband", "last_adjust", "last_late", "last_rx", "latch", "octets_rx", "pt",
-        "remote", "resync", "rtp", "send_enabled", "slot", "wrong_pt",
+        "arbiter", "codec", "dtmf_last", "dtmf_pt", "dtmf_rx", "dtmf_tx", "inband", "latch",
+        "pt", "remote", "rtp", "send_enabled", "slot",
     )
 
     def __init__(self, slot: int, codec: str, dtmf_pt: int, remote: tuple[str, int] | None,
-                 latch: bool, inband: bool, depth: int) -> None:
+                 latch: bool, inband: bool) -> None:
         self.slot = slot
         self.codec = codec
         self.pt = CODECS[codec]
@@ -128,19 +126,13 @@ class _Channel:
         self.send_enabled = True
         self.inband = inband
         self.rtp = RtpSource(8000)
-        self.resync = True
-        self.depth = depth
-        self.last_rx: float | None = None
-        self.bad = self.wrong_pt = self.foreign = 0
-        self.octets_rx = 0
         self.dtmf_rx = DtmfReceiver()
         self.arbiter = DigitArbiter()
         self.dtmf_tx: deque[tuple[bool, int, bytes, float]] | None = None
         self.dtmf_last = 0.0
-        self.last_late = self.last_adjust = -1e9
 
 
-class MediaEngine(DigitsMixin):
+class MediaEngine(DigitsMixin, BatchReceiveMixin):
     """All channels of one worker, processed once per 20 ms tick.
 
     Args:
@@ -202,6 +194,18 @@ class MediaEngine(DigitsMixin):
         self._concealed = np.zeros(capacity, dtype=np.int64)
         self._loss_run = np.zeros(capacity, dtype=np.int64)
         self._sent = np.zeros(capacity, dtype=np.int64)
+        # Per-channel receive state as arrays, so that engine_rx can check and update a
+        # whole batch of packets at once (the scalar path below uses the same arrays).
+        self._bad = np.zeros(capacity, dtype=np.int64)
+        self._wrong_pt = np.zeros(capacity, dtype=np.int64)
+        self._foreign = np.zeros(capacity, dtype=np.int64)
+        self._octets_rx = np.zeros(capacity, dtype=np.int64)
+        self._last_rx = np.full(capacity, np.nan)  # NaN: nothing received yet
+        self._depth = np.zeros(capacity, dtype=np.int64)  # playout delay, frames
+        self._last_late = np.full(capacity, -1e9)
+        self._last_adjust = np.full(capacity, -1e9)
+        self._resync = np.ones(capacity, dtype=bool)  # next packet re-anchors the playout
+        self._init_batch_rx(capacity)
         self._dirty = False
         self.ticks = 0
         self.late_packets = 0
@@ -233,8 +237,15 @@ class MediaEngine(DigitsMixin):
         if not self._free:
             raise MediaError(f"media engine full ({self.capacity} channels)")
         slot = self._free.pop()
-        ch = _Channel(slot, codec, dtmf_pt, remote, latch, inband, self._min_depth)
+        ch = _Channel(slot, codec, dtmf_pt, remote, latch, inband)
         self._chans[slot] = ch
+        self._bad[slot] = self._wrong_pt[slot] = self._foreign[slot] = 0
+        self._octets_rx[slot] = 0
+        self._last_rx[slot] = np.nan
+        self._depth[slot] = self._min_depth
+        self._last_late[slot] = self._last_adjust[slot] = -1e9
+        self._resync[slot] = True
+        self._open_batch_rx(ch)
         self._is_alaw[slot] = codec == "PCMA"
         self._tx_pt[slot] = CODECS[codec]
         self._tx_ssrc[slot] = int(self._rng.integers(1, 1 << 32)) if ssrc is None else ssrc
@@ -266,6 +277,7 @@ class MediaEngine(DigitsMixin):
         self._taps.pop(slot, None)
         self._dtmf_active.discard(ch)
         self._chans[slot] = None
+        self._close_batch_rx(slot)
         self._open[slot] = False
         self._sending[slot] = False
         self.pcm_rx[slot] = 0
@@ -289,6 +301,12 @@ class MediaEngine(DigitsMixin):
         if ch.latch is not None:
             ch.latch.reset(remote)
         self._sending[slot] = sending and remote is not None
+        self._refresh_batch_rx(ch)
+
+    def last_rx(self, slot: int) -> float | None:
+        """Arrival time of the last accepted RTP packet of ``slot`` (None: none yet)."""
+        value = float(self._last_rx[slot])
+        return None if value != value else value
 
     def tx_ssrc(self, slot: int) -> int:
         """Our SSRC on ``slot``."""
@@ -304,25 +322,31 @@ class MediaEngine(DigitsMixin):
             return
         hdr = parse_header_fast(data)
         if hdr is None:
-            ch.bad += 1
+            self._bad[slot] += 1
             return
         pt, seq, ts, ssrc, marker, off, end = hdr
         if pt != ch.pt and pt != ch.dtmf_pt and pt != CN_PT:
-            ch.wrong_pt += 1
+            self._wrong_pt[slot] += 1
             return
         latch = ch.latch
         if latch is not None:
-            if not latch.accept(addr, now):
-                ch.foreign += 1
-                return
-            if addr != ch.remote:
+            if self._latch_acc[slot] or self._latch_drop[slot]:
+                self._sync_latch(slot)  # fold in what the batch path accepted (engine_rx)
+            ok = latch.accept(addr, now)
+            if ok and addr != ch.remote:
                 self._latched(ch, addr)
+            self._refresh_batch_rx(ch)
+            if not ok:
+                self._foreign[slot] += 1
+                return
         elif addr != ch.remote:
-            ch.foreign += 1
+            self._foreign[slot] += 1
             return
-        ch.last_rx = now
+        self._last_rx[slot] = now
+        self._flush_rtp(slot)  # the batch path may hold newer A.1/A.8 numbers (engine_rx)
         ch.rtp.update(seq, ts, ssrc, int(now * 8000))
-        ch.octets_rx += end - off
+        self._load_rtp(slot)
+        self._octets_rx[slot] += end - off
         if pt != ch.pt:
             if pt == ch.dtmf_pt:
                 ch.dtmf_last = now
@@ -331,10 +355,10 @@ class MediaEngine(DigitsMixin):
             return
         n = end - off
         if n <= 0 or n > self._ring_len // 4:
-            ch.bad += 1
+            self._bad[slot] += 1
             return
         play = self._play[slot]
-        if ch.resync:
+        if self._resync[slot]:
             rel = self._reanchor(ch, ts, play)
         else:
             rel = play + ((ts - self._ts_base[slot] - play + 0x80000000) & 0xFFFFFFFF) - 0x80000000
@@ -342,8 +366,9 @@ class MediaEngine(DigitsMixin):
             if ahead <= 0:
                 self._late(ch, play, now)
                 return
-            if ch.depth > self._min_depth and now - ch.last_adjust > _SHRINK_AFTER_S \
-                    and now - ch.last_late > _SHRINK_AFTER_S:
+            if self._depth[slot] > self._min_depth \
+                    and now - self._last_adjust[slot] > _SHRINK_AFTER_S \
+                    and now - self._last_late[slot] > _SHRINK_AFTER_S:
                 self._maybe_shrink(ch, play, now)
             if ahead > self._ring_len - 2 * FRAME_SAMPLES:
                 rel = self._reanchor(ch, ts, play)
@@ -358,48 +383,6 @@ class MediaEngine(DigitsMixin):
             mv[base : base + n - first] = data[off + first : end]
         self._pending.extend((slot, rel, n))
 
-    def _reanchor(self, ch: _Channel, ts: int, play: int) -> int:
-        """Schedule timestamp ``ts`` ``depth`` frames after the next tick (new source/jump)."""
-        slot = ch.slot
-        rel = play + FRAME_SAMPLES * ch.depth
-        ch.resync = False
-        self._gen[slot] = _NEVER
-        self._ts_base[slot] = (ts - rel) & 0xFFFFFFFF
-        self._anchor_at[slot] = rel
-        if not self._started[slot]:
-            self._started[slot] = True
-            self._dirty = True
-        return rel
-
-    def _late(self, ch: _Channel, play: int, now: float) -> None:
-        """A packet arrived after its samples were played: grow the playout delay.
-
-        One frame at a time, at most once per ``_GROW_HOLDOFF_S`` (a single stall of the
-        sender or the network makes a burst of packets late; one step absorbs the next
-        such stall without inflating the delay by the whole burst). At the maximum delay
-        the sender's clock is slower than ours: re-anchor instead.
-        """
-        ch.rtp.note_late()
-        self.late_packets += 1
-        ch.last_late = now
-        if now - ch.last_adjust < _GROW_HOLDOFF_S:
-            return
-        ch.last_adjust = now
-        if ch.depth < self._max_depth:
-            ch.depth += 1
-            self._play[ch.slot] = play - FRAME_SAMPLES
-        else:
-            ch.depth = self._min_depth
-            ch.resync = True
-
-    def _maybe_shrink(self, ch: _Channel, play: int, now: float) -> None:
-        """Give back one frame of playout delay after ``_SHRINK_AFTER_S`` without a late
-        packet: the frame at the playout point is skipped (counted in ``jb_dropped``)."""
-        ch.last_adjust = now
-        ch.depth -= 1
-        self._play[ch.slot] = play + FRAME_SAMPLES
-        self.jb_dropped += 1
-
     def _latched(self, ch: _Channel, addr: tuple[str, int]) -> None:
         """Symmetric RTP (``latch.SymmetricLatch``, checked per packet in ``receive_rtp``):
         the latch accepted a new source (first valid packets, or a re-latch after the old
@@ -409,6 +392,7 @@ class MediaEngine(DigitsMixin):
         logger.info("slot %d latched to %s:%d", ch.slot, addr[0], addr[1])
         ch.remote = addr
         self._sending[ch.slot] = ch.send_enabled
+        self._refresh_batch_rx(ch)
 
     def receive_rtcp(self, slot: int, data: bytes, addr: tuple[str, int], now: float) -> None:
         """Queue an RTCP datagram for the service (ingested by its RtcpSession)."""
@@ -417,7 +401,7 @@ class MediaEngine(DigitsMixin):
             self.orphans += 1
             return
         if ch.remote is not None and addr[0] != ch.remote[0]:
-            ch.foreign += 1
+            self._foreign[slot] += 1
             return
         self._events.append(("rtcp", slot, (data, now)))
 
@@ -482,9 +466,12 @@ class MediaEngine(DigitsMixin):
 
     def _apply_pending(self) -> None:
         """Stamp the 5 ms blocks fully covered by the packets received since the last tick."""
-        if not self._pending:
+        if not self._pending and not self._pending_np:
             return
         rec = np.frombuffer(self._pending, dtype=np.int64).reshape(-1, 3)
+        if self._pending_np:  # batches first: engine_rx flushes _pending before each one
+            rec = np.concatenate([*self._pending_np, rec])
+            self._pending_np = []
         slot, first, count = rec[:, 0], rec[:, 1], rec[:, 2]
         b0 = -(-first // _BLOCK)
         nb = np.maximum((first + count) // _BLOCK - b0, 0)
@@ -518,9 +505,12 @@ class MediaEngine(DigitsMixin):
             self.pcm_rx[live[preroll]] = 0
             keep = ~preroll
             live, ok, pcm = live[keep], ok[keep], pcm[keep]
-        good, bad = live[ok], live[~ok]
+        if ok.all():  # steady state: no boolean-mask copies
+            good, bad = live, live[:0]
+        else:
+            good, bad, pcm = live[ok], live[~ok], pcm[ok]
         if good.size:
-            self.pcm_rx[good] = self.plc.good(good, pcm[ok])
+            self.pcm_rx[good] = self.plc.good(good, pcm)
             self._played[good] += 1
             self._loss_run[good] = 0
         if bad.size:
@@ -582,29 +572,31 @@ class MediaEngine(DigitsMixin):
     def stats(self, slot: int) -> ChannelStats:
         """Counters of ``slot`` (RFC 3550 A.3 loss and A.8 jitter from ``RtpSource``)."""
         ch = self.channel(slot)
-        rtp = ch.rtp.stats()
+        self._sync_latch(slot)
+        rtp = self.rtp_source(slot).stats()
         return ChannelStats(
             slot=slot,
             packets_received=rtp.received,
             packets_sent=int(self._sent[slot]),
-            octets_received=ch.octets_rx,
+            octets_received=int(self._octets_rx[slot]),
             octets_sent=int(self._sent[slot]) * FRAME_SAMPLES,
             lost=rtp.lost,
             jitter_ms=rtp.jitter_ms,
             late=rtp.late,
-            bad=ch.bad,
-            wrong_pt=ch.wrong_pt,
-            foreign=ch.foreign,
+            bad=int(self._bad[slot]),
+            wrong_pt=int(self._wrong_pt[slot]),
+            foreign=int(self._foreign[slot]),
             concealed_frames=int(self._concealed[slot]),
             played_frames=int(self._played[slot]),
-            playout_delay_ms=20.0 * ch.depth,
-            last_rx=ch.last_rx,
+            playout_delay_ms=20.0 * int(self._depth[slot]),
+            last_rx=self.last_rx(slot),
             remote=ch.remote,
         )
 
     def totals(self) -> dict[str, int]:
         """Engine-wide counters (benchmark and health endpoint)."""
         chans = [ch for ch in self._chans if ch is not None]
+        self._flush_all_rtp()
         return {
             "channels": len(chans),
             "ticks": self.ticks,
@@ -612,11 +604,13 @@ class MediaEngine(DigitsMixin):
             "orphans": self.orphans,
             "dsp_errors": self.dsp_errors,
             "jb_dropped": self.jb_dropped,
-            "bad": sum(ch.bad for ch in chans),
-            "wrong_pt": sum(ch.wrong_pt for ch in chans),
-            "foreign": sum(ch.foreign for ch in chans),
+            "bad": int(self._bad[self._open].sum()),
+            "wrong_pt": int(self._wrong_pt[self._open].sum()),
+            "foreign": int(self._foreign[self._open].sum()),
             "received": sum(ch.rtp.received for ch in chans),
             "played_frames": int(self._played.sum()),
             "concealed_frames": int(self._concealed.sum()),
             "sent": int(self._sent.sum()),
+            "batch_fast": self.batch_fast,
+            "batch_slow": self.batch_slow,
         }

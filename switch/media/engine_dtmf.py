@@ -107,7 +107,8 @@ class DigitsMixin:
                 self._dtmf_active.discard(ch)
                 continue
             self._arbitrate(ch, ch.dtmf_rx.expire(now))
-            idle = ch.last_rx is None or now - ch.last_rx > 2.0 or ch.dtmf_last < now - 2.0
+            last_rx = self.last_rx(ch.slot)  # type: ignore[attr-defined]
+            idle = last_rx is None or now - last_rx > 2.0 or ch.dtmf_last < now - 2.0
             if ch.dtmf_tx is None and idle:
                 self._dtmf_active.discard(ch)
 

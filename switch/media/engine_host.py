@@ -5,7 +5,11 @@ worker process (``switch.media.worker``). It owns
 
 * a :class:`~switch.media.engine.MediaEngine` sized for its port range,
 * one :class:`~switch.media.endpoint.RtpEndpoint` per channel (ports from
-  ``ports.RtpPortAllocator``),
+  ``ports.RtpPortAllocator``); the RTP sockets are not read by the event loop but drained
+  in batches by :class:`~switch.media.batchio.BatchIO` (one epoll set, ``recvmmsg`` in the
+  C extension ``_rtpio`` or a Python fallback) ``rx_drains_per_tick`` times per period,
+  the last one at the start of the tick, and handed to ``MediaEngine.receive_batch``; each
+  tick's packets leave through one ``BatchIO.send`` call,
 * a :class:`~switch.media.ticker.Ticker` that calls :meth:`EngineHost._on_tick` on absolute
   20 ms deadlines,
 * one ``rtcp.RtcpSession`` per channel; reports are checked for one fiftieth of the
@@ -18,7 +22,7 @@ and it reports upward through one callback, ``on_event(kind, channel_id, payload
 arrival time or None).
 
 "Added delay" (what the benchmark reports): for every packet of a tick, the time from the
-tick's deadline to the end of the send loop that transmitted it (an upper bound for each
+tick's deadline to the end of the send call that transmitted it (an upper bound for each
 packet of that tick), i.e. scheduling lateness plus processing, on top of the jitter-buffer
 playout delay. Kept as a 0.1 ms histogram.
 """
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from dsp.tones import PROFILES
+from switch.media.batchio import BatchIO
 from switch.media.config import MediaConfig
 from switch.media.endpoint import RtpEndpoint, open_endpoint
 from switch.media.engine import PACKET_BYTES, MediaEngine
@@ -86,7 +91,6 @@ class EngineHost:
         self._slot_of: dict[int, int] = {}
         self._cid_of: list[int | None] = [None] * self.capacity
         self._ep: list[RtpEndpoint | None] = [None] * self.capacity
-        self._sendto: list[Callable[..., Any] | None] = [None] * self.capacity
         self._rtcp: list[RtcpSession | None] = [None] * self.capacity
         self._recorders: dict[int, CallRecorder] = {}
         self._opened_at = [0.0] * self.capacity
@@ -96,12 +100,23 @@ class EngineHost:
         self.tick_wall_s = 0.0  # wall time spent inside ticks
         self.tick_wall_max_s = 0.0
         self._seed = seed
+        self.io = BatchIO(self.capacity, config.rtp_io)
+        # CPU seconds in: receive (drains), engine tick, send -- where a tick's time goes
+        self.cpu_split = [0.0, 0.0, 0.0]
+        self._mid_handle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, t0: float | None = None) -> float:
         """Start ticking on the running loop; returns the tick origin ``t0``."""
         self._loop = asyncio.get_running_loop()
+        if self.io.impl == "c":
+            logger.info("media RTP I/O: batched, C extension (recvmmsg/sendto without the GIL)")
+        else:
+            logger.warning("media RTP I/O: batched, pure-Python fallback (rtp_io=%r; the C "
+                           "extension %s)", self.config.rtp_io,
+                           "was not requested" if self.config.rtp_io == "python"
+                           else "is not built")
         self.ticker = Ticker(self._loop, self._on_tick, period_s=self.config.ptime_ms / 1000,
                              late_threshold_s=self.config.late_tick_ms / 1000,
                              max_catchup_s=self.config.max_catchup_ms / 1000,
@@ -113,8 +128,12 @@ class EngineHost:
         """Stop ticking, close every channel and recorder."""
         if self.ticker is not None:
             self.ticker.stop()
+        if self._mid_handle is not None:
+            self._mid_handle.cancel()
+            self._mid_handle = None
         for cid in list(self._slot_of):
             self.close(cid)
+        self.io.close()
 
     # ------------------------------------------------------------------ channels
 
@@ -131,14 +150,15 @@ class EngineHost:
             dtmf_pt=cfg.dtmf_payload_type if dtmf_pt is None else dtmf_pt, inband=inband)
         try:
             ep = await open_endpoint(loop, self.ports, slot, self.engine.receive_rtp,
-                                     self.engine.receive_rtcp, host=cfg.bind_host)
+                                     self.engine.receive_rtcp, host=cfg.bind_host, batch=True)
         except BaseException:
             self.engine.close(slot)
             raise
+        assert ep.rtp_socket is not None
+        self.io.register(slot, ep.rtp_socket)
         self._slot_of[cid] = slot
         self._cid_of[slot] = cid
         self._ep[slot] = ep
-        self._sendto[slot] = ep.sendto_fn()
         self._opened_at[slot] = time.monotonic()
         self._timed_out[slot] = False
         ssrc = self.engine.tx_ssrc(slot)
@@ -159,13 +179,14 @@ class EngineHost:
         remote = self.engine.channel(slot).remote
         if ep is not None and session is not None and remote is not None:
             now = time.monotonic()
-            ep.send_rtcp(session.build_report(now, time.time(), self.engine.channel(slot).rtp,
+            ep.send_rtcp(session.build_report(now, time.time(), self.engine.rtp_source(slot),
                                               bye=True), (remote[0], remote[1] + 1))
         self.record_stop(cid)
         self.engine.close(slot)
+        self.io.unregister(slot)
         if ep is not None:
             ep.close()
-        self._ep[slot] = self._rtcp[slot] = self._cid_of[slot] = self._sendto[slot] = None
+        self._ep[slot] = self._rtcp[slot] = self._cid_of[slot] = None
 
     def channels(self) -> list[int]:
         """Open channel ids."""
@@ -227,6 +248,9 @@ class EngineHost:
         out["tick_wall_s"] = self.tick_wall_s
         out["tick_wall_max_ms"] = self.tick_wall_max_s * 1000.0
         out["delay_hist"] = self.delay_hist.tolist()
+        out["rtp_io"] = self.io.impl
+        out["cpu_rx_s"], out["cpu_engine_s"], out["cpu_tx_s"] = self.cpu_split
+        out["rx_errors"] = self.io.rx_errors
         return out
 
     async def execute(self, op: str, args: tuple[Any, ...]) -> Any:
@@ -249,8 +273,15 @@ class EngineHost:
         cpu0 = time.process_time()
         wall0 = time.monotonic()
         engine = self.engine
+        self._drain()
+        cpu1 = time.process_time()
         out = engine.tick(now)
-        self._send_all(out.slots.tolist(), out.packets)
+        cpu2 = time.process_time()
+        self._send_all(out.slots, out.packets)
+        cpu3 = time.process_time()
+        self.cpu_split[0] += cpu1 - cpu0
+        self.cpu_split[1] += cpu2 - cpu1
+        self.cpu_split[2] += cpu3 - cpu2
         chans = engine._chans
         eps = self._ep
         for slot, data in out.extra:
@@ -268,27 +299,62 @@ class EngineHost:
         busy = time.monotonic() - wall0
         self.tick_wall_s += busy
         self.tick_wall_max_s = max(self.tick_wall_max_s, busy)
+        self._arm_drain(deadline, 1)
 
-    def _send_all(self, slots: list[int], data: bytes) -> None:
-        """The hot send loop: one ``sendto`` per packet on the channel's own socket.
+    def _arm_drain(self, deadline: float, k: int) -> None:
+        """Drain the sockets ``rx_drains_per_tick - 1`` more times between ticks, so the tick
+        itself only takes in the packets of its last slice of the period: the tick's
+        latency is what the peers hear, the drains between ticks are off that path."""
+        n = self.config.rx_drains_per_tick
+        if k < n and self._loop is not None and self.ticker is not None and \
+                self.ticker.running:
+            self._mid_handle = self._loop.call_at(
+                deadline + k * self.ticker.period_s / n, self._mid_drain, deadline, k)
 
-        Per-packet Python is kept to a slice and a bound-method call; a failing send (full
-        buffer, unreachable peer) is counted on that endpoint and the loop goes on.
+    def _mid_drain(self, deadline: float, k: int) -> None:
+        self._mid_handle = None
+        cpu0 = time.process_time()
+        self._drain()
+        used = time.process_time() - cpu0
+        self.tick_cpu_s += used
+        self.cpu_split[0] += used
+        self._arm_drain(deadline, k + 1)
+
+    def _drain(self) -> None:
+        """Receive everything queued on the RTP sockets into the engine (one batch call per
+        chunk of datagrams, see ``batchio.py`` and ``engine_rx.py``)."""
+        receive = self.engine.receive_batch
+        for b in self.io.drain():
+            receive(b.slots, b.data, b.lens, b.ip, b.port, b.fam, b.ip6, b.t)
+
+    def _send_all(self, slots: np.ndarray, data: bytes) -> None:
+        """Send one tick's packets: one batch call for every IPv4 destination.
+
+        A failing send (full buffer, unreachable peer) is counted on that endpoint, never
+        raised; destinations that are not IPv4 literals go one by one through
+        ``RtpEndpoint.send``.
         """
-        chans = self.engine._chans
-        sendto = self._sendto
-        off = 0
-        for slot in slots:
-            remote = chans[slot].remote  # type: ignore[union-attr]
-            fn = sendto[slot]
-            if fn is not None and remote is not None:
-                try:
-                    fn(data[off : off + PACKET_BYTES], remote)
-                except (OSError, ValueError):
-                    ep = self._ep[slot]
-                    if ep is not None:
-                        ep.send_errors += 1
-            off += PACKET_BYTES
+        if slots.size == 0:
+            return
+        ip, port, ok = self.engine.destinations(slots)
+        if ok.all():
+            err = self.io.send(slots, data, PACKET_BYTES, ip, port)
+            failed = slots[err.astype(bool)]
+        else:
+            rows = np.frombuffer(data, dtype=np.uint8).reshape(-1, PACKET_BYTES)
+            sub = slots[ok]
+            err = self.io.send(sub, rows[ok].tobytes(), PACKET_BYTES, ip[ok], port[ok])
+            failed = sub[err.astype(bool)]
+            chans = self.engine._chans
+            for j in np.flatnonzero(~ok).tolist():
+                slot = int(slots[j])
+                ep, ch = self._ep[slot], chans[slot]
+                if ep is not None and ch is not None and ch.remote is not None:
+                    ep.send(rows[j].tobytes(), ch.remote)
+        for slot in failed.tolist():
+            ep = self._ep[slot]
+            if ep is not None:
+                ep.send_errors += 1
 
     def _dispatch(self, kind: str, slot: int, payload: Any, now: float) -> None:
         if kind == "rtcp":
@@ -298,8 +364,7 @@ class EngineHost:
                 try:
                     session.ingest(data, at, time.time())
                 except RtcpError as exc:
-                    engine_ch = self.engine.channel(slot)
-                    engine_ch.bad += 1
+                    self.engine._bad[slot] += 1
                     logger.debug("slot %d bad RTCP: %s", slot, exc)
             return
         cid = self._cid_of[slot]
@@ -309,15 +374,15 @@ class EngineHost:
     def _check_inactive(self, slot: int, now: float, timeout: float) -> None:
         """Report once when no RTP arrived for ``timeout`` s (since open or the last packet);
         the call layer decides (hang up, or nothing while the call is on hold)."""
-        ch = self.engine.channel(slot)
-        since = ch.last_rx if ch.last_rx is not None else self._opened_at[slot]
+        last_rx = self.engine.last_rx(slot)
+        since = last_rx if last_rx is not None else self._opened_at[slot]
         if now - since <= timeout:
             self._timed_out[slot] = False
         elif not self._timed_out[slot]:
             self._timed_out[slot] = True
             cid = self._cid_of[slot]
             if cid is not None:
-                self._on_event("rtp_timeout", cid, ch.last_rx)
+                self._on_event("rtp_timeout", cid, last_rx)
 
     def _rtcp_tick(self, now: float) -> None:
         """Send the RTCP reports that are due among this tick's share of channels."""
@@ -336,14 +401,14 @@ class EngineHost:
             ch = engine.channel(slot)
             ep = self._ep[slot]
             if ch.remote is None or ep is None:
-                session.build_report(now, time.time(), ch.rtp)  # reschedule only
+                session.build_report(now, time.time(), engine.rtp_source(slot))  # reschedule
                 continue
             sent = int(engine._sent[slot])
             if sent:
                 session.on_rtp_sent(0, int(engine._tx_ts[slot]), now)
                 session.packet_count = sent & 0xFFFFFFFF
                 session.octet_count = (sent * 160) & 0xFFFFFFFF
-            ep.send_rtcp(session.build_report(now, time.time(), ch.rtp),
+            ep.send_rtcp(session.build_report(now, time.time(), engine.rtp_source(slot)),
                          (ch.remote[0], ch.remote[1] + 1))
 
 

@@ -99,6 +99,27 @@ class SymmetricLatch:
         self.accepted += 1
         return True
 
+    def fast_source(self) -> Addr | None:
+        """The latched source when its packets need no decision beyond an address compare
+        (latched, no re-latch candidate being counted), else None. A batch receiver may
+        accept packets from it without calling :meth:`accept` and report them later with
+        :meth:`absorb`."""
+        return self.latched if self._candidate is None else None
+
+    @property
+    def last_at(self) -> float:
+        """When the latched source was last accepted."""
+        return self._last_at
+
+    def absorb(self, accepted: int, dropped: int, last_at: float) -> None:
+        """Account packets a batch receiver accepted from :meth:`fast_source` (the last at
+        ``last_at``) or dropped as foreign within the re-latch hold time: the same effect
+        as the :meth:`accept` calls it saved."""
+        self.accepted += accepted
+        self.dropped += dropped
+        if accepted and last_at > self._last_at:
+            self._last_at = last_at
+
     def reset(self, expected_addr: Addr | None = None) -> None:
         """A new remote SDP (re-INVITE): forget the latch and trust the new address."""
         self.expected_addr = expected_addr

@@ -438,6 +438,31 @@ class RtpSource:
             int(self.jitter),
         )
 
+    # -- batch receivers ---------------------------------------------------------------
+    def steady_state(self) -> tuple[int, int, int, int, float, int, int] | None:
+        """``(ssrc, max_seq, cycles, received, jitter, transit, dup_mask)`` when the source
+        is validated (out of probation, a transit time known), else None.
+
+        A batch receiver may then apply the in-sequence case of :meth:`update` (same SSRC,
+        ``0 < seq - max_seq < MAX_DROPOUT``) to these numbers itself, for many sources at
+        once, and write them back with :meth:`set_steady_state` before anything else uses
+        this object; every other case must go through :meth:`update`.
+        """
+        if self.ssrc is None or self.probation or not self._has_transit:
+            return None
+        return (self.ssrc, self.max_seq, self.cycles, self.received, self.jitter,
+                self._transit, self._dup_mask)
+
+    def set_steady_state(self, max_seq: int, cycles: int, received: int, jitter: float,
+                         transit: int, dup_mask: int) -> None:
+        """Write back what a batch receiver computed from :meth:`steady_state`."""
+        self.max_seq = max_seq
+        self.cycles = cycles
+        self.received = received
+        self.jitter = jitter
+        self._transit = transit
+        self._dup_mask = dup_mask
+
     # -- counters kept for the caller --------------------------------------------------
     def note_late(self, count: int = 1) -> None:
         """Count packets that arrived after their playout time (from the jitter buffer)."""

@@ -26,6 +26,10 @@ def test_bench_media_smoke(tmp_path: Path) -> None:
     # nearly everything comes back through the bridge (a loaded CI machine may drop a few)
     assert row["frames_back"] >= 0.9 * row["frames_sent"]
     for key in ("cpu_core_pct", "added_p50_ms", "added_p99_ms", "engine_p99_ms",
-                "playout_ms", "late_ticks"):
+                "playout_ms", "late_ticks", "cpu_ms_per_ch_s", "rx_us_ch_tick",
+                "eng_us_ch_tick", "tx_us_ch_tick"):
         assert row[key] == row[key]  # present and not NaN
     assert 20.0 <= row["playout_ms"] <= 45.0
+    from switch.media.batchio import c_available  # the path the workers took
+    assert row["io"] == ("c" if c_available() else "python")
+    assert row["batch_fast"] > 0.5 * row["frames_sent"]  # the array receive path ran

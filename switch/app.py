@@ -54,18 +54,21 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
+from .messaging import MessageRelay
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
 from .trace import SipTrace
 from .trunks import TrunkService
+from .voicemail import VoicemailFeatures
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Node", "run_node"]
 
 #: Methods this node answers today; the core answers others with 405/501 + Allow.
-NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE", "INVITE", "INFO"})
+NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE", "INVITE", "INFO",
+                          "MESSAGE"})
 
 
 def advertised_host(bind: str) -> str:
@@ -133,6 +136,8 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
+        self.voicemail: VoicemailFeatures | None = None
+        self.messaging: MessageRelay | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -222,6 +227,13 @@ class Node:
         self.ivr.start_programs(cfg.routing or default_routing())
         await self.ivr.start()
         self.calls.ivr = self.ivr
+        reg = self.registration
+        self.voicemail = VoicemailFeatures(
+            self.db, self.media, cfg.voicemail, media_cfg.recordings_dir / "voicemail",
+            user_exists=lambda name: reg.lookup_user(name) is not None)
+        await self.voicemail.start(self.calls)
+        self.messaging = MessageRelay(core, driver.flush, driver.now, auth, reg.lookup_user,
+                                      self.channels.lookup, sip.domain, _wall)
         await self.calls.start()
 
         if self.sip_trace_path:
@@ -285,6 +297,8 @@ class Node:
                 return
             if channels is not None and channels.handle(event):
                 return
+            if self.messaging is not None and self.messaging.handle_request(event):
+                return
             if method in ("ACK",):
                 return
             assert self.driver is not None
@@ -297,6 +311,8 @@ class Node:
             )
         elif isinstance(event, (ResponseReceived, TransactionTimedOut, TransportError)):
             if self.trunks is not None and self.trunks.handle_event(event):
+                return
+            if self.messaging is not None and self.messaging.handle_event(event):
                 return
             if channels is not None and channels.handle(event):
                 return
@@ -311,6 +327,8 @@ class Node:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.ivr is not None:
             await self.ivr.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

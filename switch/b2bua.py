@@ -62,11 +62,20 @@ from switch.events import (
     CallRouted,
     DigitReceived,
     LegMediaStats,
+    RecordingStarted,
 )
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
+from switch.router import (
+    DialPlan,
+    Extension,
+    Ivr,
+    Reject,
+    RouteDecision,
+    Voicemail,
+    describe_target,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +106,8 @@ class Call:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ivr_task: asyncio.Task[Any] | None = None
     transfer: asyncio.Future[str] | None = None
+    features: dict[str, Any] = field(default_factory=dict)
+    """Per-call state of feature modules (``switch.forwarding``), by module."""
 
     def legs(self) -> list[Channel]:
         return [self.a, *self.forks]
@@ -148,6 +159,10 @@ class CallManager:
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
+        self.voicemail: Any = None
+        """``switch.voicemail.VoicemailService``; None: voicemail targets get 480."""
+        self.forwarding: Any = None
+        """``switch.forwarding.Forwarding``; None: no forwards, busy 486 / no answer 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -216,9 +231,12 @@ class CallManager:
                       source=ev.source, caller_name=ev.caller_name)
         now_local = dt.datetime.fromtimestamp(self.wall(), dt.UTC)
         decision = self.dialplan.route(ev.dialed, ev.caller, ev.source, now_local, self.lists)
-        self._publish(CallRouted, call, a, rule=decision.rule_name,
-                      target=describe_target(decision.target))
-        logger.info("call %s from %s: %s", call.id, ev.caller, decision.describe())
+        self.route_decision(call, decision)
+
+    def route_decision(self, call: Call, decision: RouteDecision, *, rule: str = "") -> None:
+        """Publish the route and send the call to its target (also after a forward)."""
+        self.publish_route(call, rule or decision.rule_name, describe_target(decision.target))
+        logger.info("call %s from %s: %s", call.id, call.caller, decision.describe())
         target = decision.target
         if isinstance(target, Reject):
             self._fail(call, target.status, _CAUSES.get(target.status, "call_rejected"),
@@ -227,15 +245,26 @@ class CallManager:
             self._dial_extension(call, target.number)
         elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
             self._start_ivr(call, target.program)
+        elif (isinstance(target, Voicemail) and self.voicemail is not None
+              and self.voicemail.has_box(target.box)):
+            self.start_voicemail(call, target.box)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
             self._fail(call, 480, "not_implemented", "system")
 
+    def publish_route(self, call: Call, rule: str, target: str) -> None:
+        self._publish(CallRouted, call, call.a, rule=rule, target=target)
+
     def _dial_extension(self, call: Call, number: str) -> None:
         """Rule 1: fork to every registered contact of ``number``."""
+        fwd = self.forwarding
+        if fwd is not None and fwd.before_dial(self, call, number):
+            return  # forwarded unconditionally
         contacts = self.driver.lookup(number)
         if not contacts:
+            if fwd is not None and fwd.on_failure(self, call, "no_answer"):
+                return
             self._fail(call, 480, "subscriber_absent", "system")
             return
         a = call.a
@@ -250,7 +279,9 @@ class CallManager:
                                               codec=a.codec or "PCMU", near=a.media_id),
                         f"originate-{b.name}")
         loop = asyncio.get_running_loop()
-        call.timers.append(loop.call_later(self.no_answer_timeout_s, self._no_answer, call))
+        ring_s = self.no_answer_timeout_s if fwd is None else fwd.ring_time(
+            number, self.no_answer_timeout_s)
+        call.timers.append(loop.call_later(ring_s, self._no_answer, call))
 
     # ====================================================================================
     # IVR (switch.ivr_service): the switch answers and an IVR program drives the caller leg
@@ -271,6 +302,27 @@ class CallManager:
         task = asyncio.get_running_loop().create_task(
             self.ivr.run(program, a.media_id, _IvrControl(self, call), caller=call.caller,
                          called=call.dialed, call_id=call.id), name=f"ivr-{call.id}")
+        call.ivr_task = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._ivr_done(call, t))
+
+    def start_voicemail(self, call: Call, box: str) -> None:
+        """Answer the caller and record a message for ``box`` (``switch.voicemail``);
+        like an IVR call, the caller's hang-up cancels it and its end hangs up."""
+        a = call.a
+        if a.media_id is None:
+            self._fail(call, 503, "network_failure", "system")
+            return
+        call.final_status = 200
+        call.ringback = False
+        self.driver.answer(a)
+        self.stats["answered"] += 1
+        self._publish(CallAnswered, call, a, codec=a.codec)
+        task = asyncio.get_running_loop().create_task(
+            self.voicemail.record(call.id, a.media_id, box=box, caller=call.caller,
+                                  on_recording=lambda ref: self._publish(
+                                      RecordingStarted, call, a, ref=ref)),
+            name=f"voicemail-{call.id}")
         call.ivr_task = task
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._ivr_done(call, t))
@@ -415,6 +467,9 @@ class CallManager:
                 call.transfer.set_result("busy" if busy else "fail")
             return
         status = self._caller_status(call.fork_statuses)
+        if self.forwarding is not None and status != 603 and self.forwarding.on_failure(
+                self, call, "busy" if status in (486, 600) else "no_answer"):
+            return
         self._fail(call, status, _CAUSES.get(status, "call_rejected"), "callee")
 
     @staticmethod
@@ -451,6 +506,9 @@ class CallManager:
     # ====================================================================================
     def _no_answer(self, call: Call) -> None:
         if not call.ending and call.b is None:
+            if self.forwarding is not None and self.forwarding.on_failure(self, call,
+                                                                          "no_answer"):
+                return
             self._fail(call, 480, "no_answer", "system")
 
     def _fail(self, call: Call, status: int, cause: str, side: str) -> None:

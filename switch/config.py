@@ -55,6 +55,7 @@ __all__ = [
     "DbConfig",
     "NodeConfig",
     "SipConfig",
+    "VoicemailConfig",
     "load_config",
 ]
 
@@ -220,6 +221,34 @@ class CallsConfig:
         _validate_fields(self, "calls")
 
 
+@dataclass(frozen=True, slots=True)
+class VoicemailConfig:
+    """``[voicemail]``: mailboxes and call forwarding (``switch.voicemail``,
+    ``switch.forwarding``)."""
+
+    enabled: bool = field(default=True, metadata=_m())
+    """An extension without a forward that is busy, does not answer or is not registered
+    sends the caller to its mailbox (when the box exists); false: 486/480 as before."""
+    max_s: float = field(default=120.0, metadata=_m(lo=1, hi=3600))
+    """Longest message; recording stops after this many seconds."""
+    min_s: float = field(default=1.0, metadata=_m(lo=0, hi=60))
+    """Shorter (or silent) messages are discarded."""
+    greeting: str = field(default="您好，对方暂时无法接听，请在提示音后留言，按井号键结束。",
+                          metadata=_m(nonempty=True))
+    """Spoken (TTS) before the beep."""
+    voice: str = field(default="zh", metadata=_m(nonempty=True))
+    """TTS voice of the greeting (espeak-ng voice name)."""
+    end_keys: str = field(default="#", metadata=_m(nonempty=True))
+    """Keys that end a message."""
+    boxes: tuple[str, ...] = field(default=("operator",), metadata=_m())
+    """Mailboxes besides the SIP users' own (every user has one)."""
+    forward_limit: int = field(default=5, metadata=_m(lo=1, hi=20))
+    """Most forwards one call may follow; one more ends it with 482 (a forwarding loop)."""
+
+    def __post_init__(self) -> None:
+        _validate_fields(self, "voicemail")
+
+
 def _empty() -> Mapping[str, Any]:
     return {}
 
@@ -245,10 +274,11 @@ class Config:
     """``[dialplan]`` and ``[calendars.<name>]``, validated by ``switch.routing_config``."""
     source: str | None = None
     """The operator's config file, if any."""
+    voicemail: VoicemailConfig = field(default_factory=VoicemailConfig)
 
 
 _SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
-                              "calls": CallsConfig}
+                              "calls": CallsConfig, "voicemail": VoicemailConfig}
 _CTI_KEYS: dict[str, Any] = {"port": int}
 
 
@@ -593,4 +623,6 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     routing = _build_routing(merged, origins)
     return Config(node=node, sip=sip, db=db, calls=calls, media=media, media_raw=media_raw,
                   cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
-                  routing=routing, source=path)
+                  routing=routing, source=path,
+                  voicemail=_build(VoicemailConfig, "voicemail", merged.get("voicemail", {}),
+                                   origins))

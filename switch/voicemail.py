@@ -1,0 +1,240 @@
+"""Voicemail: the switch answers, plays a greeting and a beep, and records a message.
+
+Issue 4 point 7. The call manager (``switch.b2bua``) answers the caller and runs
+:meth:`VoicemailService.record` on the caller's media channel, for a dial-plan voicemail
+target (the after-hours rule of the demo) or when an extension does not take a call
+(``switch.forwarding`` Rule 3).
+
+Rules:
+
+* Rule 1 -- a mailbox exists when it is a SIP user's name or one of ``[voicemail] boxes``.
+* Rule 2 -- the message: the greeting (TTS, Chinese by default) and a 1 kHz beep (the
+  record tone of ITU-T E.180 §7), then the caller is recorded (stereo WAV: the caller on
+  the left channel, what the switch played on the right) until an end key (``#``),
+  ``max_s`` seconds, or the hang-up. Keys pressed during the greeting are discarded so a
+  key cannot end a message before it starts.
+* Rule 3 -- a hang-up ends the recording like ``#`` does: the file is valid whenever the
+  process stops (``switch.media.recorder`` Rule 1) and the message is stored even though
+  the call's task is being cancelled (the store runs shielded).
+* Rule 4 -- a message shorter than ``min_s`` or with a silent caller side
+  (``ivr_lang.live.is_silent_wav``) is discarded: its file is deleted and no row is kept.
+* Rule 5 -- kept messages are rows of ``voicemail_messages`` (box, caller, time, duration,
+  file path, how they ended), and the call's CDR gets the file as its recording reference
+  (``RecordingStarted`` on the bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr_lang.live import beep_pcm, is_silent_wav
+from storage.db import StorageError
+from switch.config import VoicemailConfig
+from switch.media.errors import MediaError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Recorded", "VoicemailService", "wav_seconds"]
+
+_STOP_ERRORS = (MediaError, OSError)
+
+
+def wav_seconds(path: str | Path) -> float:
+    """Duration of a WAV file in seconds (0.0 when it cannot be read)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            rate = w.getframerate()
+            return w.getnframes() / rate if rate else 0.0
+    except (OSError, wave.Error, EOFError):
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one voicemail call produced (``message_id`` None: discarded, Rule 4)."""
+
+    path: str
+    duration_s: float
+    ended_by: str
+    message_id: int | None
+
+
+class VoicemailService:
+    """Records messages (see the module docstring for the rules).
+
+    Args:
+        media: the node's ``MediaService``.
+        repo: where messages are stored (``storage.voicemail_repository``); None keeps
+            the files only (tests of the media part).
+        directory: mailbox files go to ``directory/<box>/``.
+        config: the ``[voicemail]`` table.
+        user_exists: Rule 1, ``name -> bool`` (the registration service's user cache).
+        wall: wall clock for file names and message times.
+    """
+
+    def __init__(self, media: Any, repo: Any, *, directory: Path, config: VoicemailConfig,
+                 user_exists: Callable[[str], bool] = lambda _name: False,
+                 wall: Callable[[], float] | None = None) -> None:
+        self.media = media
+        self.repo = repo
+        self.directory = Path(directory)
+        self.config = config
+        self.user_exists = user_exists
+        self.wall = wall or (lambda: dt.datetime.now(dt.UTC).timestamp())
+        self.stats = {"calls": 0, "kept": 0, "discarded": 0, "store_failed": 0}
+        self.last: list[Recorded] = []
+        """The last few results (for logs and tests)."""
+        self._storing: set[asyncio.Task[Any]] = set()
+
+    def has_box(self, box: str) -> bool:
+        """Rule 1."""
+        return bool(box) and (box in self.config.boxes or self.user_exists(box))
+
+    def _path(self, box: str, call_id: str) -> Path:
+        stamp = dt.datetime.fromtimestamp(self.wall(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in box)
+        return self.directory / safe / f"{stamp}-{call_id}.wav"
+
+    def _drain(self, cid: int) -> None:
+        with contextlib.suppress(MediaError):
+            queue = self.media.digits(cid)
+            while not queue.empty():
+                queue.get_nowait()
+
+    async def _prompt(self, cid: int) -> None:
+        """Rule 2: stop what plays (ringback), greeting, beep."""
+        with contextlib.suppress(*_STOP_ERRORS):
+            await self.media.stop(cid)
+        try:
+            await (await self.media.say(cid, self.config.greeting, voice=self.config.voice))
+        except _STOP_ERRORS as exc:  # no TTS here: the beep alone still says "speak now"
+            logger.warning("voicemail greeting not played: %s", exc)
+        await (await self.media.play(cid, [beep_pcm()]))
+        self._drain(cid)
+
+    async def _wait_end(self, cid: int) -> str:
+        queue = self.media.digits(cid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.max_s
+        while (left := deadline - loop.time()) > 0:
+            try:
+                event = await asyncio.wait_for(queue.get(), left)
+            except TimeoutError:
+                break
+            if event.digit in self.config.end_keys:
+                return "key"
+        return "max_length"
+
+    async def record(self, call_id: str, cid: int, *, box: str, caller: str,
+                     on_recording: Callable[[str], None] | None = None) -> Recorded:
+        """Run one voicemail call on media channel ``cid`` (Rules 2-5).
+
+        Raises:
+            CancelledError: the caller hung up (the message is stored first, Rule 3).
+            MediaError: the channel went away before recording started.
+        """
+        self.stats["calls"] += 1
+        await self._prompt(cid)
+        path = self._path(box, call_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = await self.media.record_start(cid, path, mode="stereo")
+        started = self.wall()
+        if on_recording is not None:
+            on_recording(str(written))
+        logger.info("voicemail %s: recording %s for box %s from %s", call_id, written, box,
+                    caller)
+        try:
+            ended_by = await self._wait_end(cid)
+        except asyncio.CancelledError:
+            task = asyncio.get_running_loop().create_task(
+                self._finish(call_id, cid, box, caller, Path(written), "hangup", started,
+                             on_recording), name=f"voicemail-store-{call_id}")
+            self._storing.add(task)
+            task.add_done_callback(self._storing.discard)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+            raise
+        return await self._finish(call_id, cid, box, caller, Path(written), ended_by, started,
+                                  on_recording)
+
+    async def _finish(self, call_id: str, cid: int, box: str, caller: str, path: Path,
+                      ended_by: str, started: float,
+                      on_recording: Callable[[str], None] | None) -> Recorded:
+        try:
+            await self.media.record_stop(cid)
+        except MediaError:
+            # The hang-up closed the channel first, which closes the recorder; give a
+            # worker process the moment it needs to finish that close.
+            await asyncio.sleep(0.2)
+        seconds = await asyncio.to_thread(wav_seconds, path)
+        silent = await asyncio.to_thread(is_silent_wav, path)
+        if seconds < self.config.min_s or silent:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            if on_recording is not None:
+                on_recording("")
+            self.stats["discarded"] += 1
+            logger.info("voicemail %s: message for %s discarded (%.2f s%s)", call_id, box,
+                        seconds, ", silent" if silent else "")
+            return self._remember(Recorded(str(path), seconds, ended_by, None))
+        message_id = None
+        if self.repo is not None:
+            try:
+                info = await self.repo.add(box, caller, call_id, seconds, str(path), ended_by,
+                                           dt.datetime.fromtimestamp(started, dt.UTC))
+                message_id = info.id
+            except StorageError as exc:
+                self.stats["store_failed"] += 1
+                logger.error("voicemail %s: message %s not stored (the file is kept): %s",
+                             call_id, path, exc)
+        self.stats["kept"] += 1
+        logger.info("voicemail %s: message %s for box %s from %s, %.1f s, ended by %s",
+                    call_id, message_id, box, caller, seconds, ended_by)
+        return self._remember(Recorded(str(path), seconds, ended_by, message_id))
+
+    def _remember(self, result: Recorded) -> Recorded:
+        self.last = [*self.last[-99:], result]
+        return result
+
+
+class VoicemailFeatures:
+    """Voicemail and call forwarding wired into a node's call manager (``switch.app``).
+
+    Args:
+        db: the node's database (messages and forwarding settings).
+        media: the node's ``MediaService``.
+        config: ``[voicemail]``.
+        directory: where mailbox files go (``<recordings_dir>/voicemail``).
+        user_exists: Rule 1's user check (``RegistrationService.lookup_user``).
+        refresh_s: how often forwarding settings are reloaded (``switch.forwarding``
+            Rule 5).
+    """
+
+    def __init__(self, db: Any, media: Any, config: VoicemailConfig, directory: Path, *,
+                 user_exists: Callable[[str], bool], refresh_s: float = 2.0) -> None:
+        from storage.voicemail_repository import ForwardRepository, VoicemailRepository
+        from switch.forwarding import Forwarding, ForwardingTable
+
+        self.service = VoicemailService(media, VoicemailRepository(db), directory=directory,
+                                        config=config, user_exists=user_exists)
+        self.table = ForwardingTable(ForwardRepository(db).all, refresh_s)
+        self.forwarding = Forwarding(self.table, self.service, fallback=config.enabled,
+                                     limit=config.forward_limit)
+
+    async def start(self, calls: Any) -> None:
+        """Load the forwarding settings and hook both features into ``calls``."""
+        await self.service.repo.ensure_schema()
+        await self.table.start()
+        calls.voicemail = self.service
+        calls.forwarding = self.forwarding
+
+    async def stop(self) -> None:
+        await self.table.stop()

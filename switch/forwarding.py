@@ -149,9 +149,14 @@ class ForwardingTable:
         if self._load is None:
             return
         try:
-            self.settings = dict(await self._load())
+            settings = dict(await self._load())
         except StorageError as exc:  # a database outage: keep what we had
             logger.warning("call forwarding not reloaded: %s", exc)
+            return
+        if settings != self.settings:
+            logger.info("call forwarding loaded: %s", "; ".join(
+                f"{ext}: {s.describe()}" for ext, s in sorted(settings.items())) or "none")
+        self.settings = settings
 
     async def start(self) -> None:
         await self.refresh()

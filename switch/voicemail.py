@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Recorded", "VoicemailService", "wav_seconds"]
 
 _STOP_ERRORS = (MediaError, OSError)
+GREETING_RATE = 160
+"""TTS speed of the greeting (espeak-ng words per minute; the IVR's default)."""
 
 
 def wav_seconds(path: str | Path) -> float:
@@ -103,6 +105,16 @@ class VoicemailService:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in box)
         return self.directory / safe / f"{stamp}-{call_id}.wav"
 
+    async def warm_up(self) -> None:
+        """Render the greeting once (the TTS caches it) so no caller waits for it."""
+        tts = getattr(self.media, "tts", None)
+        if tts is None:
+            return
+        try:
+            await tts.render(self.config.greeting, self.config.voice, GREETING_RATE)
+        except MediaError as exc:
+            logger.warning("voicemail greeting cannot be rendered: %s", exc)
+
     def _drain(self, cid: int) -> None:
         with contextlib.suppress(MediaError):
             queue = self.media.digits(cid)
@@ -114,7 +126,8 @@ class VoicemailService:
         with contextlib.suppress(*_STOP_ERRORS):
             await self.media.stop(cid)
         try:
-            await (await self.media.say(cid, self.config.greeting, voice=self.config.voice))
+            await (await self.media.say(cid, self.config.greeting, voice=self.config.voice,
+                                        rate=GREETING_RATE))
         except _STOP_ERRORS as exc:  # no TTS here: the beep alone still says "speak now"
             logger.warning("voicemail greeting not played: %s", exc)
         await (await self.media.play(cid, [beep_pcm()]))
@@ -228,13 +241,20 @@ class VoicemailFeatures:
         self.table = ForwardingTable(ForwardRepository(db).all, refresh_s)
         self.forwarding = Forwarding(self.table, self.service, fallback=config.enabled,
                                      limit=config.forward_limit)
+        self._warm: asyncio.Task[None] | None = None
 
     async def start(self, calls: Any) -> None:
-        """Load the forwarding settings and hook both features into ``calls``."""
+        """Load the forwarding settings and hook both features into ``calls``; render the
+        greeting in the background so the first caller does not wait for the TTS."""
         await self.service.repo.ensure_schema()
         await self.table.start()
         calls.voicemail = self.service
         calls.forwarding = self.forwarding
+        self._warm = asyncio.get_running_loop().create_task(self.service.warm_up(),
+                                                            name="voicemail-greeting")
 
     async def stop(self) -> None:
         await self.table.stop()
+        if self._warm is not None:
+            self._warm.cancel()
+            await asyncio.gather(self._warm, return_exceptions=True)

@@ -175,6 +175,7 @@ class Node:
                 transport="udp" if "udp" in sip.active_transports else "tcp",
                 timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
                 user_agent=sip.user_agent or None,
+                relayed_body_methods=("MESSAGE",),  # switch.messaging relays any type
             )
         )
         core.allow = set(NODE_METHODS)

@@ -201,7 +201,7 @@ class MessageRelay:
         return self.core.create_request(
             "MESSAGE", target, from_=f"{name}<sip:{sender}@{self.domain}>",
             to=f"<sip:{recipient}@{self.domain}>", body=request.body,
-            content_type=request.content_type or "text/plain", extra=extra)
+            content_type=request.headers.get("Content-Type") or "text/plain", extra=extra)
 
     def _too_large(self, event: RequestReceived, what: str) -> None:
         self.stats["too_large"] += 1

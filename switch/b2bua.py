@@ -11,11 +11,13 @@ Rules:
 * Rule 1 -- routing: ``DialPlan.route`` picks the target. An extension rings every
   registered contact at once (forking, RFC 3261 §16.7 parallel search); the first 2xx wins
   and the other forks are cancelled. An unregistered extension gets 480, no route 404, a
-  dial-plan reject its own status; targets not served yet (queue, IVR, trunk, voicemail)
-  get 480.
+  dial-plan reject its own status; voicemail targets go to ``switch.voicemail``; targets
+  not served yet get 480.
 * Rule 2 -- failures: when every fork failed, the caller gets 486 if any fork was busy
-  (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480
-  (call forwarding comes later). The caller's CANCEL cancels every fork (the core already
+  (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480.
+  With ``forwarding`` set, busy / no answer / unregistered (and, before ringing,
+  unconditional forwarding) are first offered to ``switch.forwarding``, which may send
+  the call on or to voicemail. The caller's CANCEL cancels every fork (the core already
   answered 487).
 * Rule 3 -- media: one media channel per leg; when the callee alerts without SDP the caller
   gets 183 with our SDP and a local ringback tone; early media from the callee, and the

@@ -213,7 +213,7 @@ class CallsConfig:
     """``[calls]``: how the call manager (``switch.b2bua``) treats calls."""
 
     no_answer_timeout_s: float = field(default=30.0, metadata=_m(lo=1, hi=3600))
-    """Ring time before an unanswered call gets 480 (call forwarding comes later)."""
+    """Ring time before an unanswered call gets 480, its no-answer forward or voicemail."""
     max_call_duration_s: float = field(default=14400.0, metadata=_m(lo=0, hi=604800))
     """An answered call is ended after this many seconds (runaway calls); 0: never."""
 

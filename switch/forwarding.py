@@ -266,17 +266,12 @@ class Forwarding:
         for fork in call.forks:
             manager.driver.cancel(fork)
         call.fork_statuses.clear()
-        early = call.early_from
-        if early is not None and call.a.media_id is not None:
+        if call.early_from is not None and call.a.media_id is not None:
+            # The old callee's early media goes; the next callee's ringing brings our
+            # ringback (b2bua Rule 3), voicemail its greeting.
             call.early_from = None
-            call.ringback = True
-            manager._spawn(self._back_to_ringback(manager, call.a.media_id),
-                           f"forward-ringback-{call.id}")
-
-    @staticmethod
-    async def _back_to_ringback(manager: Any, cid: int) -> None:
-        await manager.media.unbridge(cid)
-        await manager.media.tone(cid, "ringback")
+            manager._spawn(manager.media.unbridge(call.a.media_id),
+                           f"forward-unbridge-{call.id}")
 
     def _to_voicemail(self, manager: Any, call: Any, box: str, rule: str) -> bool:
         if not self._box_exists(box):

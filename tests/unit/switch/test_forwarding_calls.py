@@ -56,7 +56,8 @@ async def switch(net: Net, tmp_path: Path) -> AsyncIterator[Switch]:
     sw.repo = MemoryRepo()  # type: ignore[attr-defined]
     sw.vm = VoicemailService(  # type: ignore[attr-defined]
         sw.media, sw.repo, directory=tmp_path / "vm",
-        config=VoicemailConfig(max_s=3.0, min_s=1.0), user_exists=sw.users.__contains__)
+        config=VoicemailConfig(max_s=3.0, min_s=1.0, boxes=("operator",)),
+        user_exists=sw.users.__contains__)
     sw.calls.voicemail = sw.vm  # type: ignore[attr-defined]
     sw.calls.forwarding = Forwarding(sw.table, sw.vm, limit=3)  # type: ignore[attr-defined]
     await sw.start()
@@ -146,6 +147,28 @@ async def test_decline_is_not_forwarded_and_fallback_off_gives_480(net: Net,
     await switch.settle(lambda: 480 in erin.responses(txn) and len(switch.cdrs) == 2)
     assert switch.cdrs[1].hangup_cause == "subscriber_absent"
     assert not switch.vm.last  # type: ignore[attr-defined]
+
+
+async def test_busy_without_forward_and_forward_to_a_box_reach_voicemail(
+        net: Net, switch: Switch) -> None:
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="busy")
+    switch.register(bob)
+    txn = alice.call("1002")
+    await switch.settle(lambda: 200 in alice.responses(txn))  # the mailbox answers
+    assert 486 not in alice.responses(txn)
+    assert _routes(switch)[-1] == ("voicemail-busy", "voicemail:1002")
+    alice.send_in_dialog("BYE")
+    await switch.settle(lambda: len(switch.cdrs) == 1)
+    _forward(switch, "1003", always="voicemail:operator")
+    carol = Phone(net, "1001", 5074)
+    txn = carol.call("1003")
+    await switch.settle(lambda: 200 in carol.responses(txn))
+    assert _routes(switch)[-1] == ("forward-always", "voicemail:operator")
+    _forward(switch, "1003", always="voicemail:nobody")  # no such box: 480, not silence
+    dave = Phone(net, "1001", 5075)
+    txn = dave.call("1003")
+    await switch.settle(lambda: 480 in dave.responses(txn))
 
 
 # ---- voicemail: RTP from a real socket ----------------------------------------------------

@@ -111,9 +111,11 @@ class VoicemailService:
         if tts is None:
             return
         try:
-            await tts.render(self.config.greeting, self.config.voice, GREETING_RATE)
+            pcm = await tts.render(self.config.greeting, self.config.voice, GREETING_RATE)
         except MediaError as exc:
             logger.warning("voicemail greeting cannot be rendered: %s", exc)
+            return
+        logger.info("voicemail greeting ready (%.1f s)", len(pcm) / 8000)
 
     def _drain(self, cid: int) -> None:
         with contextlib.suppress(MediaError):

@@ -115,6 +115,10 @@ def vm_node(tmp_path: Path) -> Iterator[Node]:
     cfg = tmp_path / "vm.toml"
     cfg.write_text(CONFIG)
     node = start_node(data, "--config", str(cfg))
+    deadline = time.monotonic() + 30  # the greeting is rendered once, at start
+    while "voicemail greeting ready" not in node.log():
+        assert time.monotonic() < deadline, node.log()[-3000:]
+        time.sleep(0.1)
     yield node
     stop_node(node)
 

@@ -5,26 +5,39 @@ UDP."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import SIPP_DIR, Node, free_port, require, run_cli, start_node, stop_node
+from storage.db import Database, default_sqlite_url
+from storage.repositories import UserRepository
+
+from .conftest import SIPP_DIR, Node, free_port, require, start_node, stop_node
 
 pytestmark = pytest.mark.interop
 
 PASSWORD = "secret"
 
 
+def add_users(data: Path, *names: str) -> None:
+    """Create SIP users in-process (three ``softswitch user add`` runs cost seconds)."""
+
+    async def add() -> None:
+        async with Database(default_sqlite_url(data)) as db:
+            await UserRepository(db).add_many([(n, PASSWORD, None) for n in names],
+                                              "softswitch")
+
+    asyncio.run(add())
+
+
 @pytest.fixture
 def msg_node(tmp_path: Path) -> Iterator[Node]:
     data = tmp_path / "data"
     data.mkdir()
-    for user in ("1001", "1002", "1003"):
-        res = run_cli(data, "user", "add", user, "--password", PASSWORD)
-        assert res.returncode == 0, res.stderr
+    add_users(data, "1001", "1002", "1003")
     node = start_node(data)
     yield node
     stop_node(node)

@@ -228,6 +228,9 @@ class Node:
         self.ivr.start_programs(cfg.routing or default_routing())
         await self.ivr.start()
         self.calls.ivr = self.ivr
+        await self.calls.start()
+
+        # Voicemail and forwarding hook into the call manager, MESSAGE into _dispatch.
         reg = self.registration
         self.voicemail = VoicemailFeatures(
             self.db, self.media, cfg.voicemail, media_cfg.recordings_dir / "voicemail",
@@ -235,7 +238,6 @@ class Node:
         await self.voicemail.start(self.calls)
         self.messaging = MessageRelay(core, driver.flush, driver.now, auth, reg.lookup_user,
                                       self.channels.lookup, sip.domain, _wall)
-        await self.calls.start()
 
         if self.sip_trace_path:
             self.trace = SipTrace(self.sip_trace_path)
@@ -326,10 +328,10 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
-        if self.ivr is not None:
-            await self.ivr.stop()
         if self.voicemail is not None:
             await self.voicemail.stop()
+        if self.ivr is not None:
+            await self.ivr.stop()
         if self.channels is not None:
             await self.channels.drain()
         if self.trunks is not None:

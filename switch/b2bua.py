@@ -11,13 +11,11 @@ Rules:
 * Rule 1 -- routing: ``DialPlan.route`` picks the target. An extension rings every
   registered contact at once (forking, RFC 3261 §16.7 parallel search); the first 2xx wins
   and the other forks are cancelled. An unregistered extension gets 480, no route 404, a
-  dial-plan reject its own status; voicemail targets go to ``switch.voicemail``; targets
-  not served yet get 480.
+  dial-plan reject its own status; targets not served yet (queue, IVR, trunk, voicemail)
+  get 480.
 * Rule 2 -- failures: when every fork failed, the caller gets 486 if any fork was busy
-  (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480.
-  With ``forwarding`` set, busy / no answer / unregistered (and, before ringing,
-  unconditional forwarding) are first offered to ``switch.forwarding``, which may send
-  the call on or to voicemail. The caller's CANCEL cancels every fork (the core already
+  (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480
+  (or what ``forwarding`` decides). The caller's CANCEL cancels every fork (the core already
   answered 487).
 * Rule 3 -- media: one media channel per leg; when the callee alerts without SDP the caller
   gets 183 with our SDP and a local ringback tone; early media from the callee, and the
@@ -69,15 +67,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import (
-    DialPlan,
-    Extension,
-    Ivr,
-    Reject,
-    RouteDecision,
-    Voicemail,
-    describe_target,
-)
+from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +95,11 @@ class Call:
     ending: bool = False
     final_status: int | None = None
     fork_statuses: list[int] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=dict)
+    """Per-call state of feature modules (``switch.forwarding``), by module."""
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ivr_task: asyncio.Task[Any] | None = None
     transfer: asyncio.Future[str] | None = None
-    features: dict[str, Any] = field(default_factory=dict)
-    """Per-call state of feature modules (``switch.forwarding``), by module."""
 
     def legs(self) -> list[Channel]:
         return [self.a, *self.forks]
@@ -149,6 +139,12 @@ class CallManager:
         self._load_lists = caller_lists
         self.lists_refresh_s = lists_refresh_s
         self.wall = wall
+        self.voicemail: Any = None
+        """``switch.voicemail.VoicemailService``; None: voicemail targets get 480."""
+        self.forwarding: Any = None
+        """``switch.forwarding.Forwarding``: asked before an extension rings (unconditional
+        forward), for its ring time, and when it is busy, does not answer or is not
+        registered (forward or voicemail); None: 486/480 as in Rule 2."""
         self.lists: CallerLists = {}
         self.calls: dict[str, Call] = {}
         self._call_of: dict[str, Call] = {}
@@ -161,10 +157,6 @@ class CallManager:
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
-        self.voicemail: Any = None
-        """``switch.voicemail.VoicemailService``; None: voicemail targets get 480."""
-        self.forwarding: Any = None
-        """``switch.forwarding.Forwarding``; None: no forwards, busy 486 / no answer 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -233,30 +225,23 @@ class CallManager:
                       source=ev.source, caller_name=ev.caller_name)
         now_local = dt.datetime.fromtimestamp(self.wall(), dt.UTC)
         decision = self.dialplan.route(ev.dialed, ev.caller, ev.source, now_local, self.lists)
-        self.route_decision(call, decision)
-
-    def route_decision(self, call: Call, decision: RouteDecision, *, rule: str = "") -> None:
-        """Publish the route and send the call to its target (also after a forward)."""
-        self.publish_route(call, rule or decision.rule_name, describe_target(decision.target))
-        logger.info("call %s from %s: %s", call.id, call.caller, decision.describe())
+        self._publish(CallRouted, call, a, rule=decision.rule_name,
+                      target=describe_target(decision.target))
+        logger.info("call %s from %s: %s", call.id, ev.caller, decision.describe())
         target = decision.target
         if isinstance(target, Reject):
             self._fail(call, target.status, _CAUSES.get(target.status, "call_rejected"),
                        "system")
+        elif self.voicemail is not None and self.voicemail.serves(target):
+            self.start_voicemail(call, target.box)
         elif isinstance(target, Extension):
             self._dial_extension(call, target.number)
         elif isinstance(target, Ivr) and self.ivr is not None and self.ivr.has(target.program):
             self._start_ivr(call, target.program)
-        elif (isinstance(target, Voicemail) and self.voicemail is not None
-              and self.voicemail.has_box(target.box)):
-            self.start_voicemail(call, target.box)
         else:
             logger.info("call %s: target %s is not served yet", call.id,
                         describe_target(target))
             self._fail(call, 480, "not_implemented", "system")
-
-    def publish_route(self, call: Call, rule: str, target: str) -> None:
-        self._publish(CallRouted, call, call.a, rule=rule, target=target)
 
     def _dial_extension(self, call: Call, number: str) -> None:
         """Rule 1: fork to every registered contact of ``number``."""

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import StorageError
+from switch.events import CallRouted
+from switch.router import Extension, Ivr, Reject, Trunk, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -273,21 +275,50 @@ class Forwarding:
             manager._spawn(manager.media.unbridge(call.a.media_id),
                            f"forward-unbridge-{call.id}")
 
+    @staticmethod
+    def _routed(manager: Any, call: Any, rule: str, target: str) -> None:
+        """The CDR's route and target follow the forward (``CallRouted`` again)."""
+        manager.bus.publish(CallRouted(at=manager.wall(), call_id=call.id,
+                                       channel=call.a.name, rule=rule, target=target))
+
     def _to_voicemail(self, manager: Any, call: Any, box: str, rule: str) -> bool:
         if not self._box_exists(box):
             return False
-        manager.publish_route(call, rule, f"{VOICEMAIL_PREFIX}{box}")
+        self._routed(manager, call, rule, f"{VOICEMAIL_PREFIX}{box}")
         manager.start_voicemail(call, box)
         return True
 
     def _route(self, manager: Any, call: Any, target: str, rule: str) -> bool:
+        """Rule 2: ``voicemail:BOX``, or a number through the dial plan, whose target is
+        served like the target of a dialed number."""
         if target.startswith(VOICEMAIL_PREFIX):
             box = target[len(VOICEMAIL_PREFIX):]
-            if self._to_voicemail(manager, call, box, rule):
-                return True
-            manager._fail(call, 480, "no_voicemail_box", "system")
+            if not self._to_voicemail(manager, call, box, rule):
+                manager._fail(call, 480, "no_voicemail_box", "system")
             return True
         now = dt.datetime.fromtimestamp(manager.wall(), dt.UTC)
         decision = manager.dialplan.route(target, call.caller, "user", now, manager.lists)
-        manager.route_decision(call, decision, rule=f"{rule}/{decision.rule_name}")
+        routed = decision.target
+        self._routed(manager, call, f"{rule}/{decision.rule_name}", describe_target(routed))
+        logger.info("call %s: forward %s", call.id, decision.describe())
+        trunks = getattr(manager, "trunks", None)  # switch.trunks.outbound.TrunkCalls
+        queues = getattr(manager, "queues", None)  # switch.queues.QueueService
+        ivr = getattr(manager, "ivr", None)
+        if isinstance(routed, Reject):
+            cause = "unallocated_number" if routed.status == 404 else "call_rejected"
+            manager._fail(call, routed.status, cause, "system")
+        elif isinstance(routed, Extension):
+            manager._dial_extension(call, routed.number)
+        elif self.voicemail is not None and self.voicemail.serves(routed):
+            manager.start_voicemail(call, routed.box)
+        elif isinstance(routed, Trunk) and trunks is not None:
+            trunks.dial(manager, call, routed)
+        elif queues is not None and queues.serves(routed):
+            manager._start_queue(call, routed)
+        elif isinstance(routed, Ivr) and ivr is not None and ivr.has(routed.program):
+            manager._start_ivr(call, routed.program)
+        else:
+            logger.info("call %s: forward target %s is not served", call.id,
+                        describe_target(routed))
+            manager._fail(call, 480, "not_implemented", "system")
         return True

@@ -39,6 +39,7 @@ from ivr_lang.live import beep_pcm, is_silent_wav
 from storage.db import StorageError
 from switch.config import VoicemailConfig
 from switch.media.errors import MediaError
+from switch.router import Voicemail
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,10 @@ class VoicemailService:
     def has_box(self, box: str) -> bool:
         """Rule 1."""
         return bool(box) and (box in self.config.boxes or self.user_exists(box))
+
+    def serves(self, target: object) -> bool:
+        """Whether a dial-plan target is one of our mailboxes (the call manager asks)."""
+        return isinstance(target, Voicemail) and self.has_box(target.box)
 
     def _path(self, box: str, call_id: str) -> Path:
         stamp = dt.datetime.fromtimestamp(self.wall(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -212,7 +212,7 @@ async def test_voicemail_records_the_caller_until_hash(net: Net, switch: Switch)
     (result,) = switch.vm.last  # type: ignore[attr-defined]
     (row,) = switch.repo.rows  # type: ignore[attr-defined]
     assert (row["box"], row["caller"], row["ended_by"]) == ("1002", "1001", "key")
-    assert 1.0 <= row["duration_s"] <= 2.5 and row["path"] == result.path
+    assert 1.0 <= row["duration_s"] < 3.0 and row["path"] == result.path  # "#" before max_s
     with wave.open(result.path) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)[::2].astype(float)
     spectrum = np.abs(np.fft.rfft(pcm))

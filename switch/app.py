@@ -42,6 +42,7 @@ from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
 
+from . import voicemail
 from .b2bua import CallManager
 from .bus import EventBus
 from .cdr import CdrCollector, CdrWriter
@@ -60,7 +61,6 @@ from .router import DialPlan
 from .routing_config import default_routing
 from .trace import SipTrace
 from .trunks import TrunkService
-from .voicemail import VoicemailFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Node:
         self.channels: SipChannelDriver | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
-        self.voicemail: VoicemailFeatures | None = None
+        self.voicemail: voicemail.VoicemailFeatures | None = None
         self.messaging: MessageRelay | None = None
         self.stopping = asyncio.Event()
 
@@ -232,7 +232,7 @@ class Node:
 
         # Voicemail and forwarding hook into the call manager, MESSAGE into _dispatch.
         reg = self.registration
-        self.voicemail = VoicemailFeatures(
+        self.voicemail = voicemail.VoicemailFeatures(
             self.db, self.media, cfg.voicemail, media_cfg.recordings_dir / "voicemail",
             user_exists=lambda name: reg.lookup_user(name) is not None)
         await self.voicemail.start(self.calls)

@@ -21,9 +21,10 @@ from dsp.g711 import ulaw_encode
 from signaling.events import CancelReceived
 from signaling.message import make_response
 from signaling.sdp import parse as parse_sdp
-from switch.config import VoicemailConfig
+from switch.config import VoicemailConfig, load_config
 from switch.events import CallRouted, RecordingStarted
 from switch.forwarding import Forwarding, ForwardingTable, ForwardSettings
+from switch.router import DialPlan, Trunk
 from switch.voicemail import VoicemailService
 
 
@@ -56,7 +57,7 @@ async def switch(net: Net, tmp_path: Path) -> AsyncIterator[Switch]:
     sw.repo = MemoryRepo()  # type: ignore[attr-defined]
     sw.vm = VoicemailService(  # type: ignore[attr-defined]
         sw.media, sw.repo, directory=tmp_path / "vm",
-        config=VoicemailConfig(max_s=3.0, min_s=1.0, boxes=("operator",)),
+        config=VoicemailConfig(max_s=8.0, min_s=1.0, boxes=("operator",)),
         user_exists=sw.users.__contains__)
     sw.calls.voicemail = sw.vm  # type: ignore[attr-defined]
     sw.calls.forwarding = Forwarding(sw.table, sw.vm, limit=3)  # type: ignore[attr-defined]
@@ -171,6 +172,37 @@ async def test_busy_without_forward_and_forward_to_a_box_reach_voicemail(
     await switch.settle(lambda: 480 in dave.responses(txn))
 
 
+class FakeTrunks:
+    """Stands in for ``switch.trunks.outbound.TrunkCalls`` (``CallManager.trunks``)."""
+
+    def __init__(self) -> None:
+        self.dialed: list[tuple[str, Trunk]] = []
+
+    def dial(self, manager: Any, call: Any, target: Trunk) -> None:
+        self.dialed.append((call.id, target))
+        manager._fail(call, 503, "network_failure", "system")
+
+
+async def test_no_answer_forward_to_an_external_number_goes_to_the_trunk(
+        net: Net, switch: Switch, tmp_path: Path) -> None:
+    config = tmp_path / "plan.toml"
+    config.write_text(
+        '[dialplan]\n[[dialplan.rules]]\nname = "extensions"\nmatch = "_10XX"\n'
+        'target = "extension"\n\n[[dialplan.rules]]\nname = "outbound"\nmatch = "_9."\n'
+        'target = "trunk"\ntrunk = "demo"\nstrip = 1\nsource = "user"\n')
+    switch.calls.dialplan = DialPlan.from_config(load_config(str(config)).routing)
+    switch.calls.trunks = trunks = FakeTrunks()  # type: ignore[attr-defined]
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="ring")
+    switch.register(bob)
+    _forward(switch, "1002", no_answer="913800000000", ring_s=0.2)  # the agent's mobile
+    txn = alice.call("1002")
+    await switch.settle(lambda: 503 in alice.responses(txn))
+    ((_, target),) = trunks.dialed
+    assert target == Trunk("demo", "13800000000")
+    assert _routes(switch)[-1] == ("forward-no_answer/outbound", "trunk:demo/13800000000")
+
+
 # ---- voicemail: RTP from a real socket ----------------------------------------------------
 
 
@@ -212,7 +244,7 @@ async def test_voicemail_records_the_caller_until_hash(net: Net, switch: Switch)
     (result,) = switch.vm.last  # type: ignore[attr-defined]
     (row,) = switch.repo.rows  # type: ignore[attr-defined]
     assert (row["box"], row["caller"], row["ended_by"]) == ("1002", "1001", "key")
-    assert 1.0 <= row["duration_s"] < 3.0 and row["path"] == result.path  # "#" before max_s
+    assert 1.0 <= row["duration_s"] < 8.0 and row["path"] == result.path  # "#" before max_s
     with wave.open(result.path) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)[::2].astype(float)
     spectrum = np.abs(np.fft.rfft(pcm))

@@ -252,13 +252,22 @@ class VoicemailFeatures:
 
     async def start(self, calls: Any) -> None:
         """Load the forwarding settings and hook both features into ``calls``; render the
-        greeting in the background so the first caller does not wait for the TTS."""
+        greeting in the background (when the node is idle) so that callers do not wait."""
         await self.service.repo.ensure_schema()
         await self.table.start()
         calls.voicemail = self.service
         calls.forwarding = self.forwarding
-        self._warm = asyncio.get_running_loop().create_task(self.service.warm_up(),
+        self._warm = asyncio.get_running_loop().create_task(self._warm_when_idle(calls),
                                                             name="voicemail-greeting")
+
+    async def _warm_when_idle(self, calls: Any, quiet_s: float = 2.0) -> None:
+        """Render the greeting once no call has been up for ``quiet_s``: a render competes
+        for the CPU and the TTS thread with the prompts of calls in progress."""
+        quiet = 0.0
+        while quiet < quiet_s:
+            await asyncio.sleep(0.5)
+            quiet = quiet + 0.5 if not calls.calls else 0.0
+        await self.service.warm_up()
 
     async def stop(self) -> None:
         await self.table.stop()

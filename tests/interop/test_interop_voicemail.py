@@ -221,8 +221,12 @@ def _caller_tone(path: Path) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_unanswered_call_leaves_a_message_hash_ends_it_cli_lists_plays_deletes(
+def test_messages_on_no_answer_and_after_hours_then_cli_lists_plays_deletes(
         tmp_path: Path, vm_node: Node) -> None:
+    """1002 rings and never answers: the caller leaves a message ended by "#". Then a call
+    to 8888 after hours (a calendar rule) reaches the "operator" box and the caller hangs up
+    mid-message: kept all the same. The CLI lists, copies and deletes; the CDRs name the
+    recordings."""
     pcap = tmp_path / "message.pcap"
     write_message_pcap(pcap, tone_s=TONE_S)
     uas_port = free_port()
@@ -234,30 +238,45 @@ def test_unanswered_call_leaves_a_message_hash_ends_it_cli_lists_plays_deletes(
         uas_rc = _stop(uas)
     assert rc == 0, out  # the switch sent BYE after "#"
     assert uas_rc == 0, "the ringing phone was not cancelled"
-    listing = vm_node.cli("voicemail", "list", "1002")
+    tone = tmp_path / "tone.pcap"
+    write_message_pcap(tone, tone_s=TONE_S, hash_key=False)
+    rc, out = _run_uac(tmp_path, vm_node, "uac_vm_hangup.xml", "8888", "-d", "1000",
+                       pcap=tone)
+    assert rc == 0, out
+
+    listing = vm_node.cli("voicemail", "list")
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
-    assert lines[0].split()[:3] == ["ID", "BOX", "FROM"] and lines[-1] == "1 message(s)"
-    fields = lines[1].split()
-    assert fields[:3] == ["1", "1002", "1001"] and fields[-1] == "key", lines
-    (row,) = _rows(vm_node, "SELECT * FROM voicemail_messages")
-    path = Path(row["path"])
+    assert lines[0].split()[:3] == ["ID", "BOX", "FROM"] and lines[-1] == "2 message(s)"
+    assert lines[1].split()[:3] == ["1", "1002", "1001"] and lines[1].split()[-1] == "key"
+    assert lines[2].split()[:3] == ["2", "operator", "1001"]
+    assert lines[2].split()[-1] == "hangup", lines
+    first, second = _rows(vm_node, "SELECT * FROM voicemail_messages ORDER BY id")
+    path = Path(first["path"])
     assert path.is_file() and path.parent.name == "1002"
-    hz, seconds = _caller_tone(path)
-    assert abs(hz - TONE_HZ) < 20, hz
-    assert 1.0 <= row["duration_s"] <= TONE_S + 1.5 and abs(seconds - row["duration_s"]) < 0.05
+    for row in (first, second):
+        hz, seconds = _caller_tone(Path(row["path"]))
+        assert abs(hz - TONE_HZ) < 20, hz
+        assert 1.0 <= row["duration_s"] <= TONE_S + 1.5
+        assert abs(seconds - row["duration_s"]) < 0.05
     copy = tmp_path / "copy.wav"
     played = vm_node.cli("voicemail", "play", "1", "--out", str(copy))
     assert played.returncode == 0, played.stderr
     assert copy.read_bytes() == path.read_bytes()
     deleted = vm_node.cli("voicemail", "delete", "1")
     assert deleted.returncode == 0 and "deleted message 1 of box 1002" in deleted.stdout
-    assert not path.exists() and _rows(vm_node, "SELECT * FROM voicemail_messages") == []
+    assert not path.exists()
+    assert [r["id"] for r in _rows(vm_node, "SELECT * FROM voicemail_messages")] == [2]
     stop_node(vm_node)
-    (cdr,) = _rows(vm_node, "SELECT * FROM cdrs")
-    assert (cdr["caller"], cdr["callee"], cdr["disposition"]) == ("1001", "1002", "answered")
-    assert (cdr["target"], cdr["route"]) == ("voicemail:1002", "voicemail-no_answer")
-    assert cdr["recording_ref"] == str(path) and cdr["hangup_side"] == "system"
+    no_answer, after_hours = _rows(vm_node, "SELECT * FROM cdrs ORDER BY id")
+    assert (no_answer["caller"], no_answer["callee"], no_answer["disposition"]) == (
+        "1001", "1002", "answered")
+    assert (no_answer["target"], no_answer["route"]) == ("voicemail:1002",
+                                                         "voicemail-no_answer")
+    assert no_answer["recording_ref"] == str(path) and no_answer["hangup_side"] == "system"
+    assert (after_hours["route"], after_hours["target"], after_hours["hangup_side"]) == (
+        "desk-closed", "voicemail:operator", "caller")
+    assert after_hours["recording_ref"] == second["path"]
 
 
 @pytest.mark.slow
@@ -292,22 +311,3 @@ def test_busy_forward_then_unconditional_forward_to_another_phone(tmp_path: Path
     assert [(c["callee"], c["disposition"], c["target"], c["route"]) for c in cdrs] == [
         ("1002", "answered", "extension:1003", "forward-busy/extensions"),
         ("1002", "answered", "extension:1003", "forward-always/extensions")]
-
-
-@pytest.mark.slow
-def test_after_hours_rule_reaches_the_mailbox_and_hang_up_keeps_the_message(
-        tmp_path: Path, vm_node: Node) -> None:
-    pcap = tmp_path / "tone.pcap"
-    write_message_pcap(pcap, tone_s=TONE_S, hash_key=False)
-    rc, out = _run_uac(tmp_path, vm_node, "uac_vm_hangup.xml", "8888", "-d", "1000",
-                       pcap=pcap)
-    assert rc == 0, out
-    stop_node(vm_node)
-    (row,) = _rows(vm_node, "SELECT * FROM voicemail_messages")
-    assert (row["box"], row["caller"], row["ended_by"]) == ("operator", "1001", "hangup")
-    hz, _ = _caller_tone(Path(row["path"]))
-    assert abs(hz - TONE_HZ) < 20 and row["duration_s"] >= 1.0
-    (cdr,) = _rows(vm_node, "SELECT * FROM cdrs")
-    assert (cdr["route"], cdr["target"], cdr["hangup_side"]) == (
-        "desk-closed", "voicemail:operator", "caller")
-    assert cdr["recording_ref"] == row["path"]

@@ -42,7 +42,7 @@ from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_repository import HotlineRepository
 from storage.repositories import LocationRepository, UserRepository
 
-from . import voicemail
+from . import messaging, voicemail
 from .b2bua import CallManager
 from .bus import EventBus
 from .cdr import CdrCollector, CdrWriter
@@ -55,7 +55,6 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
-from .messaging import MessageRelay
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -134,10 +133,10 @@ class Node:
         self.cdr_writer: CdrWriter | None = None
         self.cdr_collector: CdrCollector | None = None
         self.channels: SipChannelDriver | None = None
+        self.voicemail: voicemail.VoicemailFeatures | None = None
+        self.messaging: messaging.MessageRelay | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
-        self.voicemail: voicemail.VoicemailFeatures | None = None
-        self.messaging: MessageRelay | None = None
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -172,10 +171,10 @@ class Node:
             CoreConfig(
                 host=host,
                 port=sip.port,
+                relayed_body_methods=("MESSAGE",),  # switch.messaging relays any type
                 transport="udp" if "udp" in sip.active_transports else "tcp",
                 timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
                 user_agent=sip.user_agent or None,
-                relayed_body_methods=("MESSAGE",),  # switch.messaging relays any type
             )
         )
         core.allow = set(NODE_METHODS)
@@ -236,8 +235,9 @@ class Node:
             self.db, self.media, cfg.voicemail, media_cfg.recordings_dir / "voicemail",
             user_exists=lambda name: reg.lookup_user(name) is not None)
         await self.voicemail.start(self.calls)
-        self.messaging = MessageRelay(core, driver.flush, driver.now, auth, reg.lookup_user,
-                                      self.channels.lookup, sip.domain, _wall)
+        self.messaging = messaging.MessageRelay(
+            core, driver.flush, driver.now, auth, reg.lookup_user, self.channels.lookup,
+            sip.domain, _wall)
 
         if self.sip_trace_path:
             self.trace = SipTrace(self.sip_trace_path)
@@ -328,12 +328,12 @@ class Node:
         logger.info("shutting down")
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
-        if self.voicemail is not None:
-            await self.voicemail.stop()
         if self.ivr is not None:
             await self.ivr.stop()
         if self.channels is not None:
             await self.channels.drain()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         if self.trunks is not None:
             await self.trunks.stop()  # de-register while the sockets are still open
         if self.transports is not None:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.db import StorageError
+from switch import router
 from switch.bus import EventBus
 from switch.channel import Channel
 from switch.drivers.base import (
@@ -232,7 +233,8 @@ class CallManager:
         if isinstance(target, Reject):
             self._fail(call, target.status, _CAUSES.get(target.status, "call_rejected"),
                        "system")
-        elif self.voicemail is not None and self.voicemail.serves(target):
+        elif (isinstance(target, router.Voicemail) and self.voicemail is not None
+              and self.voicemail.has_box(target.box)):
             self.start_voicemail(call, target.box)
         elif isinstance(target, Extension):
             self._dial_extension(call, target.number)

@@ -111,8 +111,8 @@ class CoreConfig:
     accept_encoding: tuple[str, ...] = ("identity",)
     """Content codings we take (415 with Accept-Encoding otherwise, §8.2.3)."""
     relayed_body_methods: tuple[str, ...] = ()
-    """Methods whose bodies the application passes on unread (a MESSAGE relay, RFC 3428
-    §9: any MIME type): no 415 for them, the recipient judges the body."""
+    """Methods whose bodies the application passes on unread (a MESSAGE relay: RFC 3428
+    lets a MESSAGE carry any MIME type): no 415 for them, the recipient judges the body."""
     user_agent: str | None = "softswitch"
     """User-Agent/Server header value; None sends none."""
     answer_options: bool = True

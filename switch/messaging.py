@@ -14,18 +14,20 @@ Rules:
   valid ones the answer is 401 with a challenge (RFC 3261 §22.2), or 403 while the source is
   locked out. The digest ``uri`` must be the Request-URI (RFC 2617 §3.2.2.5).
 * Rule 2 -- the recipient is the Request-URI user: an unknown user gets 404, a known user
-  with no registered contact 480 (RFC 3428 §7: the switch does not store messages).
+  with no registered contact 480, as a proxy answers an empty target set (RFC 3261
+  §16.5); the switch does not store messages for later.
 * Rule 3 -- size: RFC 3428 §8 limits a MESSAGE outside a media session to 1300 bytes
   unless the transport is congestion controlled; a request that arrives over UDP above
   that, or whose relayed copy to a UDP contact would be above it, gets 513 Message Too
   Large.
 * Rule 4 -- the body and its Content-Type (and Content-Encoding, Content-Language) are
-  passed on untouched, text or not (RFC 3428 §9: any MIME type may be carried).
+  passed on untouched, text or not (RFC 3428 lets a MESSAGE carry any MIME type).
 * Rule 5 -- forking and the answer: every contact gets a copy (RFC 3261 §16.7 parallel
-  search); the first 2xx is sent back with its own status (200 or 202, RFC 3428 §7); when
-  every copy failed the sender gets the best failure (a 6xx first, else the lowest status
-  class, RFC 3261 §16.7 step 6), a timeout counting as 480; a recipient that has not
-  answered after ``timeout_s`` gives 480 too, well before the sender's own Timer F (32 s).
+  search); the first 2xx is sent back with its own status (200 or 202, both final answers
+  for RFC 3428); when every copy failed the sender gets the best failure (a 6xx first,
+  else the lowest status class, RFC 3261 §16.7 step 6), a timeout counting as 480; a
+  recipient that has not answered after ``timeout_s`` gives 480 too, well before the
+  sender's own Timer F (32 s).
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ Rules:
 
 * Rule 1 -- a mailbox exists when it is a SIP user's name or one of ``[voicemail] boxes``.
 * Rule 2 -- the message: the greeting (TTS, Chinese by default) and a 1 kHz beep (the
-  record tone of ITU-T E.180 §7), then the caller is recorded (stereo WAV: the caller on
-  the left channel, what the switch played on the right) until an end key (``#``),
-  ``max_s`` seconds, or the hang-up. Keys pressed during the greeting are discarded so a
-  key cannot end a message before it starts.
+  IVR's record beep, ``ivr_lang.live.beep_pcm``), then the caller is recorded (stereo WAV:
+  the caller on the left channel, what the switch played on the right) until an end key
+  (``#``), ``max_s`` seconds, or the hang-up. Keys pressed during the greeting are
+  discarded so a key cannot end a message before it starts.
 * Rule 3 -- a hang-up ends the recording like ``#`` does: the file is valid whenever the
   process stops (``switch.media.recorder`` Rule 1) and the message is stored even though
   the call's task is being cancelled (the store runs shielded).

@@ -235,6 +235,7 @@ class Node:
             self.db, self.media, cfg.voicemail, media_cfg.recordings_dir / "voicemail",
             user_exists=lambda name: reg.lookup_user(name) is not None)
         await self.voicemail.start(self.calls)
+        self.ivr.voicemail = self.voicemail.service
         self.messaging = messaging.MessageRelay(
             core, driver.flush, driver.now, auth, reg.lookup_user, self.channels.lookup,
             sip.domain, _wall)

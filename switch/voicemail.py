@@ -21,6 +21,9 @@ Rules:
 * Rule 5 -- kept messages are rows of ``voicemail_messages`` (box, caller, time, duration,
   file path, how they ended), and the call's CDR gets the file as its recording reference
   (``RecordingStarted`` on the bus).
+* Rule 6 -- the IVR's ``voicemail BOX`` statement (the hotline's after-hours message) files
+  its recording in mailbox BOX the same way (``ivr_handle``; Rules 4 and 5), so
+  ``softswitch voicemail list`` shows those messages too.
 """
 
 from __future__ import annotations
@@ -194,6 +197,13 @@ class VoicemailService:
             # The hang-up closed the channel first, which closes the recorder; give a
             # worker process the moment it needs to finish that close.
             await asyncio.sleep(0.2)
+        return await self.file_message(call_id, box, caller, path, ended_by, started,
+                                       on_recording)
+
+    async def file_message(self, call_id: str, box: str, caller: str, path: Path,
+                           ended_by: str, started: float,
+                           on_recording: Callable[[str], None] | None = None) -> Recorded:
+        """Rules 4 and 5 for a finished recording: discard it or store it in ``box``."""
         seconds = await asyncio.to_thread(wav_seconds, path)
         silent = await asyncio.to_thread(is_silent_wav, path)
         if seconds < self.config.min_s or silent:
@@ -223,6 +233,55 @@ class VoicemailService:
     def _remember(self, result: Recorded) -> Recorded:
         self.last = [*self.last[-99:], result]
         return result
+
+    def ivr_handle(self, live: Any, *, call_id: str, caller: str) -> Any:
+        """Wrap an IVR call handle (``ivr_lang.live.LiveCall``) so that messages its
+        ``voicemail BOX`` statement records are filed in mailbox BOX too (Rule 6)."""
+        return _MailboxCall(live, self, call_id, caller)
+
+
+class _MailboxCall:
+    """Rule 6: an IVR call handle whose ``voicemail`` recordings become messages."""
+
+    def __init__(self, live: Any, service: VoicemailService, call_id: str,
+                 caller: str) -> None:
+        self._live = live
+        self._service = service
+        self._call_id = call_id
+        self._caller = caller
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._live, name)
+
+    async def record(self, *, maxlen_s: float, beep: bool, end_keys: str,
+                     mailbox: str | None) -> str | None:
+        started = self._service.wall()
+        try:
+            path = await self._live.record(maxlen_s=maxlen_s, beep=beep, end_keys=end_keys,
+                                           mailbox=mailbox)
+        except asyncio.CancelledError:
+            if mailbox is not None:  # hung up while speaking: keep what was said
+                await self._file_after_hangup(mailbox, started)
+            raise
+        if path is not None and mailbox is not None:
+            await self._service.file_message(self._call_id, mailbox, self._caller, Path(path),
+                                             "ivr", started)
+        return path
+
+    async def _file_after_hangup(self, mailbox: str, started: float) -> None:
+        """The handle named its file ``<recordings_dir>/<box>/<call_id>-<n>.wav``: file the
+        newest one of this call (shielded: the call's task is being cancelled)."""
+        folder = Path(self._live.recordings_dir) / mailbox
+        found = sorted(folder.glob(f"{self._call_id}-*.wav"),
+                       key=lambda p: p.stat().st_mtime_ns)
+        if not found:
+            return
+        task = asyncio.get_running_loop().create_task(self._service.file_message(
+            self._call_id, mailbox, self._caller, found[-1], "hangup", started))
+        self._service._storing.add(task)
+        task.add_done_callback(self._service._storing.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
 
 
 class VoicemailFeatures:

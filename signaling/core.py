@@ -110,6 +110,9 @@ class CoreConfig:
     """Body types we take (415 otherwise, §8.2.3)."""
     accept_encoding: tuple[str, ...] = ("identity",)
     """Content codings we take (415 with Accept-Encoding otherwise, §8.2.3)."""
+    relayed_body_methods: tuple[str, ...] = ()
+    """Methods whose bodies the application passes on unread (a MESSAGE relay: RFC 3428
+    lets a MESSAGE carry any MIME type): no 415 for them, the recipient judges the body."""
     user_agent: str | None = "softswitch"
     """User-Agent/Server header value; None sends none."""
     answer_options: bool = True
@@ -292,7 +295,7 @@ class SipCore:
             self._merged[mkey] = txn.id
             txn.tu = mkey
         bad = check_require(request, self._supported)
-        if bad is not None or not request.body:
+        if bad is not None or not request.body or method in self.config.relayed_body_methods:
             return bad
         cfg = self.config
         return check_content(request, self._accept, self._accept_encoding,

@@ -47,6 +47,7 @@ from storage.repositories import LocationRepository, UserRepository
 from switch.queue_log import SPOOL_NAME, QueueLogWriter
 from switch.queues import QueueService
 
+from . import messaging, voicemail
 from .b2bua import CallManager
 from .bus import EventBus
 from .campaigns.node import start_dialer
@@ -73,7 +74,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Node", "run_node"]
 
 #: Methods this node answers today; the core answers others with 405/501 + Allow.
-NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE", "INVITE", "INFO"})
+NODE_METHODS = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE", "INVITE", "INFO",
+                          "MESSAGE"})
 
 
 def advertised_host(bind: str) -> str:
@@ -141,6 +143,8 @@ class Node:
         self.cdr_writer: CdrWriter | None = None
         self.cdr_collector: CdrCollector | None = None
         self.channels: SipChannelDriver | None = None
+        self.voicemail: voicemail.VoicemailFeatures | None = None
+        self.messaging: messaging.MessageRelay | None = None
         self.calls: CallManager | None = None
         self.ivr: IvrService | None = None
         self.cti: NodeCti | None = None
@@ -180,6 +184,7 @@ class Node:
             CoreConfig(
                 host=host,
                 port=sip.port,
+                relayed_body_methods=("MESSAGE",),  # switch.messaging relays any type
                 transport="udp" if "udp" in sip.active_transports else "tcp",
                 timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
                 user_agent=sip.user_agent or None,
@@ -249,6 +254,17 @@ class Node:
         await self.calls.start()
         self.cti = await start_cti(cfg.cti_raw, self.db, hotline, self.calls,
                                    media_cfg.recordings_dir / "cti")
+
+        # Voicemail and forwarding hook into the call manager, MESSAGE into _dispatch.
+        reg = self.registration
+        self.voicemail = voicemail.VoicemailFeatures(
+            self.db, self.media, cfg.voicemail, media_cfg.recordings_dir / "voicemail",
+            user_exists=lambda name: reg.lookup_user(name) is not None)
+        await self.voicemail.start(self.calls)
+        self.ivr.voicemail = self.voicemail.service
+        self.messaging = messaging.MessageRelay(
+            core, driver.flush, driver.now, auth, reg.lookup_user, self.channels.lookup,
+            sip.domain, _wall)
 
         if self.sip_trace_path:
             self.trace = SipTrace(self.sip_trace_path)
@@ -326,6 +342,8 @@ class Node:
                 return
             if channels is not None and channels.handle(event):
                 return
+            if self.messaging is not None and self.messaging.handle_request(event):
+                return
             if method in ("ACK",):
                 return
             assert self.driver is not None
@@ -338,6 +356,8 @@ class Node:
             )
         elif isinstance(event, (ResponseReceived, TransactionTimedOut, TransportError)):
             if self.trunks is not None and self.trunks.handle_event(event):
+                return
+            if self.messaging is not None and self.messaging.handle_event(event):
                 return
             if channels is not None and channels.handle(event):
                 return
@@ -364,6 +384,8 @@ class Node:
             await self.dialer.stop()  # campaign calls hung up and recorded, sockets open
         if self.channels is not None:
             await self.channels.drain()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         if self.trunks is not None:
             await self.trunks.stop()  # de-register while the sockets are still open
         if self.transports is not None:

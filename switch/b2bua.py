@@ -16,7 +16,7 @@ Rules:
   (``switch.trunks.outbound.TrunkCalls``: DID routing, toll-fraud policy, the INVITE out).
 * Rule 2 -- failures: when every fork failed, the caller gets 486 if any fork was busy
   (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480
-  (call forwarding comes later). The caller's CANCEL cancels every fork (the core already
+  (or what ``forwarding`` decides). The caller's CANCEL cancels every fork (the core already
   answered 487).
 * Rule 3 -- media: one media channel per leg; when the callee alerts without SDP the caller
   gets 183 with our SDP and a local ringback tone; early media from the callee, and the
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.db import StorageError
+from switch import router
 from switch.bus import EventBus
 from switch.channel import Channel
 from switch.drivers.base import (
@@ -65,6 +66,7 @@ from switch.events import (
     CallTransferred,
     DigitReceived,
     LegMediaStats,
+    RecordingStarted,
 )
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
@@ -99,6 +101,8 @@ class Call:
     ending: bool = False
     final_status: int | None = None
     fork_statuses: list[int] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=dict)
+    """Per-call state of feature modules (``switch.forwarding``), by module."""
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     ivr_task: asyncio.Task[Any] | None = None
     transfer: asyncio.Future[str] | None = None
@@ -146,6 +150,12 @@ class CallManager:
         self._load_lists = caller_lists
         self.lists_refresh_s = lists_refresh_s
         self.wall = wall
+        self.voicemail: Any = None
+        """``switch.voicemail.VoicemailService``; None: voicemail targets get 480."""
+        self.forwarding: Any = None
+        """``switch.forwarding.Forwarding``: asked before an extension rings (unconditional
+        forward), for its ring time, and when it is busy, does not answer or is not
+        registered (forward or voicemail); None: 486/480 as in Rule 2."""
         self.lists: CallerLists = {}
         self.calls: dict[str, Call] = {}
         self._call_of: dict[str, Call] = {}
@@ -255,6 +265,9 @@ class CallManager:
         if isinstance(target, Reject):
             self._fail(call, target.status, _CAUSES.get(target.status, "call_rejected"),
                        "system")
+        elif (isinstance(target, router.Voicemail) and self.voicemail is not None
+              and self.voicemail.has_box(target.box)):
+            self.start_voicemail(call, target.box)
         elif isinstance(target, Extension):
             self._dial_extension(call, target.number)
         elif self.queues is not None and self.queues.serves(target):
@@ -270,8 +283,13 @@ class CallManager:
 
     def _dial_extension(self, call: Call, number: str) -> None:
         """Rule 1: fork to every registered contact of ``number``."""
+        fwd = self.forwarding
+        if fwd is not None and fwd.before_dial(self, call, number):
+            return  # forwarded unconditionally
         contacts = self.driver.lookup(number)
         if not contacts:
+            if fwd is not None and fwd.on_failure(self, call, "no_answer"):
+                return
             self._fail(call, 480, "subscriber_absent", "system")
             return
         a = call.a
@@ -287,7 +305,9 @@ class CallManager:
                                               codec=a.codec or "PCMU", near=a.media_id),
                         f"originate-{b.name}")
         loop = asyncio.get_running_loop()
-        call.timers.append(loop.call_later(self.no_answer_timeout_s, self._no_answer, call))
+        ring_s = self.no_answer_timeout_s if fwd is None else fwd.ring_time(
+            number, self.no_answer_timeout_s)
+        call.timers.append(loop.call_later(ring_s, self._no_answer, call))
 
     # ====================================================================================
     # IVR (switch.ivr_service): the switch answers and an IVR program drives the caller leg
@@ -308,6 +328,27 @@ class CallManager:
         task = asyncio.get_running_loop().create_task(
             self.ivr.run(program, a.media_id, _IvrControl(self, call), caller=call.caller,
                          called=call.dialed, call_id=call.id), name=f"ivr-{call.id}")
+        call.ivr_task = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._ivr_done(call, t))
+
+    def start_voicemail(self, call: Call, box: str) -> None:
+        """Answer the caller and record a message for ``box`` (``switch.voicemail``);
+        like an IVR call, the caller's hang-up cancels it and its end hangs up."""
+        a = call.a
+        if a.media_id is None:
+            self._fail(call, 503, "network_failure", "system")
+            return
+        call.final_status = 200
+        call.ringback = False
+        self.driver.answer(a)
+        self.stats["answered"] += 1
+        self._publish(CallAnswered, call, a, codec=a.codec)
+        task = asyncio.get_running_loop().create_task(
+            self.voicemail.record(call.id, a.media_id, box=box, caller=call.caller,
+                                  on_recording=lambda ref: self._publish(
+                                      RecordingStarted, call, a, ref=ref)),
+            name=f"voicemail-{call.id}")
         call.ivr_task = task
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._ivr_done(call, t))
@@ -527,6 +568,9 @@ class CallManager:
                 call.transfer.set_result("busy" if busy else "fail")
             return
         status = self._caller_status(call.fork_statuses)
+        if self.forwarding is not None and status != 603 and self.forwarding.on_failure(
+                self, call, "busy" if status in (486, 600) else "no_answer"):
+            return
         self._fail(call, status, _CAUSES.get(status, "call_rejected"), "callee")
 
     @staticmethod
@@ -565,6 +609,9 @@ class CallManager:
     # ====================================================================================
     def _no_answer(self, call: Call) -> None:
         if not call.ending and call.b is None:
+            if self.forwarding is not None and self.forwarding.on_failure(self, call,
+                                                                          "no_answer"):
+                return
             self._fail(call, 480, "no_answer", "system")
 
     def _fail(self, call: Call, status: int, cause: str, side: str) -> None:

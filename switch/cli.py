@@ -270,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ivr_command(args_in[1:])
     if args_in[:1] in (["cti"], ["cti-user"], ["campaign"], ["queue"]):
         return _delegated_command(args_in[0], args_in[1:])
+    if args_in[:1] == ["voicemail"] or args_in[:2] == ["user", "forward"]:
+        from switch.voicemail_cli import forward_main, voicemail_main
+
+        if args_in[0] == "voicemail":
+            return voicemail_main(args_in[1:])
+        return forward_main(args_in[2:])
     parser = build_parser()
     try:
         args = parser.parse_args(args_in)

@@ -56,6 +56,7 @@ __all__ = [
     "DbConfig",
     "NodeConfig",
     "SipConfig",
+    "VoicemailConfig",
     "load_config",
 ]
 
@@ -213,7 +214,7 @@ class CallsConfig:
     """``[calls]``: how the call manager (``switch.b2bua``) treats calls."""
 
     no_answer_timeout_s: float = field(default=30.0, metadata=_m(lo=1, hi=3600))
-    """Ring time before an unanswered call gets 480 (call forwarding comes later)."""
+    """Ring time before an unanswered call gets 480, its no-answer forward or voicemail."""
     max_call_duration_s: float = field(default=14400.0, metadata=_m(lo=0, hi=604800))
     """An answered call is ended after this many seconds (runaway calls); 0: never."""
     moh_file: str = field(default="", metadata=_m())
@@ -222,6 +223,34 @@ class CallsConfig:
 
     def __post_init__(self) -> None:
         _validate_fields(self, "calls")
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailConfig:
+    """``[voicemail]``: mailboxes and call forwarding (``switch.voicemail``,
+    ``switch.forwarding``)."""
+
+    enabled: bool = field(default=True, metadata=_m())
+    """An extension without a forward that is busy, does not answer or is not registered
+    sends the caller to its mailbox (when the box exists); false: 486/480 as before."""
+    max_s: float = field(default=120.0, metadata=_m(lo=1, hi=3600))
+    """Longest message; recording stops after this many seconds."""
+    min_s: float = field(default=1.0, metadata=_m(lo=0, hi=60))
+    """Shorter (or silent) messages are discarded."""
+    greeting: str = field(default="您好，对方暂时无法接听，请在提示音后留言，按井号键结束。",
+                          metadata=_m(nonempty=True))
+    """Spoken (TTS) before the beep."""
+    voice: str = field(default="zh", metadata=_m(nonempty=True))
+    """TTS voice of the greeting (espeak-ng voice name)."""
+    end_keys: str = field(default="#", metadata=_m(nonempty=True))
+    """Keys that end a message."""
+    boxes: tuple[str, ...] = field(default=("operator",), metadata=_m())
+    """Mailboxes besides the SIP users' own (every user has one)."""
+    forward_limit: int = field(default=5, metadata=_m(lo=1, hi=20))
+    """Most forwards one call may follow; one more ends it with 482 (a forwarding loop)."""
+
+    def __post_init__(self) -> None:
+        _validate_fields(self, "voicemail")
 
 
 def _empty() -> Mapping[str, Any]:
@@ -251,10 +280,11 @@ class Config:
     """``[dialplan]`` and ``[calendars.<name>]``, validated by ``switch.routing_config``."""
     source: str | None = None
     """The operator's config file, if any."""
+    voicemail: VoicemailConfig = field(default_factory=VoicemailConfig)
 
 
 _SECTIONS: dict[str, type] = {"node": NodeConfig, "sip": SipConfig, "db": DbConfig,
-                              "calls": CallsConfig}
+                              "calls": CallsConfig, "voicemail": VoicemailConfig}
 _CTI_KEYS: dict[str, Any] = {"port": int}
 # The other [cti] keys are checked by cti.config.cti_config (ConfigError names the key).
 _CTI_KEYS.update(dict.fromkeys((
@@ -626,4 +656,6 @@ def load_config(path: str | None = None, overrides: Mapping[str, object] | None 
     return Config(node=node, sip=sip, db=db, calls=calls, queues=queues, media=media,
                   media_raw=media_raw,
                   cti_raw=_check_cti(merged.get("cti", {}), origins), trunks=trunks,
-                  routing=routing, source=path)
+                  routing=routing, source=path,
+                  voicemail=_build(VoicemailConfig, "voicemail", merged.get("voicemail", {}),
+                                   origins))

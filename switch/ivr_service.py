@@ -111,6 +111,9 @@ class IvrService:
                       "rejected_reloads": 0}
         self.last_calls: list[tuple[str, CallResult, list[str]]] = []
         """The last few finished calls (call id, result, prompts heard): for logs/tests."""
+        self.voicemail: Any = None
+        """``switch.voicemail.VoicemailService``: files ``voicemail BOX`` recordings as
+        messages of mailbox BOX (None: the files only)."""
 
     # ------------------------------------------------------------------ programs
     def find(self, name: str) -> Path | None:
@@ -251,6 +254,8 @@ class IvrService:
                         call_id=call_id, recordings_dir=self.recordings_dir,
                         voice=self.voice, rate=self.rate, clock=self.clock,
                         media_errors=self.media_errors)
+        if self.voicemail is not None:  # `voicemail BOX` messages go to the mailboxes
+            live = self.voicemail.ivr_handle(live, call_id=call_id, caller=caller)
 
         def trace(ev: TraceEvent) -> None:
             if ev.kind in ("enter", "lookup", "tag", "error", "end", "branch"):

@@ -36,7 +36,9 @@ def call_node(tmp_path: Path) -> Iterator[Node]:
         res = run_cli(data, "user", "add", user, "--password", PASSWORD)
         assert res.returncode == 0, res.stderr
     cfg = tmp_path / "calls.toml"
-    cfg.write_text("[calls]\nno_answer_timeout_s = 10\n")
+    # Voicemail off: these tests check the switch's own 486/480 (test_interop_voicemail
+    # covers busy/no-answer going to a mailbox).
+    cfg.write_text("[calls]\nno_answer_timeout_s = 10\n\n[voicemail]\nenabled = false\n")
     node = start_node(data, "--config", str(cfg))
     yield node
     stop_node(node)

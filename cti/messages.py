@@ -268,6 +268,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "monitor.started": ("monitor_id", "agent_id", "mode"),
     "monitor.stopped": ("monitor_id", "agent_id"),
     "session.resync_required": ("reason",),
+    "workorder.created": ("number", "kind", "status", "call_id", "agent_id"),
+    "workorder.updated": ("number", "status", "status_text", "agent_id"),
 }
 """Event names (CSTA events, §B.8) and the data fields each must carry."""
 

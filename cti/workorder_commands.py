@@ -1,0 +1,254 @@
+"""Work orders at the desk (issue 6 point 8): CTI commands over the hotline's storage.
+
+An agent on a call records a repair, complaint or inquiry as a work order, updates its
+status and progress note, looks one up and lists the caller's open ones. The orders are the
+rows the IVR reads (``storage/hotline_repository.py``; the script's ``工单(number)`` source
+reads the ``work_orders`` view), so a status set at the desk is what the next caller hears.
+
+Rules:
+
+* Rule 1 -- roles: agents, supervisors and admins (deny by default, IVR_CTI_ACD.md §B.8);
+  a wallboard sees statistics only and an integration has no business with orders. The
+  targets are scoped like a business command (:func:`cti.scope.authorize`): an agent's
+  ``agent_id`` is its own and the ``call_id`` must be its call (supervisors: a call of
+  their queues).
+* Rule 2 -- tied to the call: ``workorder.create`` with a ``call_id`` stores the call id
+  on the order, takes the caller number as the order's phone (the resident, and so the unit,
+  is found from it unless an account is given), and attaches ``work_order`` to the call's
+  data (``call.data_updated``), so a transfer carries it to the next agent.
+* Rule 3 -- one write path: closing goes through
+  :meth:`~storage.hotline_repository.HotlineRepository.update_work_order`, which stamps
+  ``closed_at``; the campaign dialer starts the 报修回访 survey of every order closed after
+  it started from that stamp (``switch/campaigns/dialer.py`` Rule 7), whoever closed it.
+* Rule 4 -- events: ``workorder.created`` and ``workorder.updated`` go to the acting agent
+  and to supervisors of the call's queue (``created``) or of every queue (``updated``
+  carries no queue: the order may outlive the call), through the server's normal fan-out.
+* Rule 5 -- errors are data: an unknown order is ``not_found``, a bad kind/status/number
+  ``invalid_args`` (schema), a database outage ``internal``.
+
+Like :mod:`cti.campaign_commands`, :func:`install` adds the commands to the protocol's
+tables and the handlers to one server (the node does it in :func:`cti.switch_node.start_cti`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+from cti.backend import BackendEvent
+from cti.messages import COMMANDS, Arg, CommandSpec, CtiRequestError, ErrorCode, Request
+from cti.roles import PERMISSIONS, Principal, Role
+from cti.scope import authorize
+from storage.db import StorageError
+from storage.hotline_models import WORK_ORDER_KINDS, WORK_ORDER_STATUSES
+from storage.hotline_repository import HotlineError, HotlineRepository, WorkOrderInfo
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["WORKORDER_COMMANDS", "WORKORDER_ROLES", "WorkOrderCommands", "install",
+           "order_dict"]
+
+_NUMBER = re.compile(r"^[0-9]{8,12}$")
+
+
+def _s(required: bool = False, **kw: Any) -> Arg:
+    return Arg("str", required, **kw)
+
+
+WORKORDER_COMMANDS: dict[str, CommandSpec] = {
+    "workorder.create": CommandSpec(
+        "workorder.create", "workorder", "(business data: work order)",
+        {"agent_id": _s(), "call_id": _s(), "kind": _s(True, choices=WORK_ORDER_KINDS),
+         "account": _s(max_len=16), "phone": _s(max_len=32),
+         "description": _s(max_len=1024, default=""), "department": _s(max_len=64)},
+        mutating=True),
+    "workorder.update": CommandSpec(
+        "workorder.update", "workorder", "(business data: work order)",
+        {"agent_id": _s(), "number": _s(True, max_len=12),
+         "status": _s(choices=WORK_ORDER_STATUSES), "progress": _s(max_len=512),
+         "department": _s(max_len=64)},
+        mutating=True),
+    "workorder.get": CommandSpec("workorder.get", "workorder", "(business data: work order)",
+                                 {"number": _s(True, max_len=12)}),
+    "workorder.list": CommandSpec(
+        "workorder.list", "workorder", "(business data: work orders)",
+        {"account": _s(max_len=16), "phone": _s(max_len=32), "call_id": _s()}),
+}
+"""The four commands (no CSTA service: business data attached to a call)."""
+
+WORKORDER_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN})
+"""Rule 1."""
+
+
+def order_dict(order: WorkOrderInfo, tz: Any) -> dict[str, Any]:
+    """A work order as a flat JSON object (times ISO 8601; ``updated``: the local date the
+    IVR reads out)."""
+    return {
+        "number": order.number, "kind": order.kind, "status": order.status,
+        "status_text": order.status_text, "department": order.department,
+        "account": order.account, "phone": order.phone, "unit": order.unit,
+        "description": order.description, "created_at": order.created_at.isoformat(),
+        "updated_at": order.updated_at.isoformat(),
+        "updated": order.updated_at.astimezone(tz).date().isoformat(),
+        "closed_at": order.closed_at.isoformat() if order.closed_at else None,
+        "rating": order.rating,
+    }
+
+
+def _number(args: dict[str, Any]) -> str:
+    number = str(args["number"])
+    if not _NUMBER.match(number):
+        raise CtiRequestError(ErrorCode.INVALID_ARGS, "number must be 8 to 12 digits", "number")
+    return number
+
+
+class WorkOrderCommands:
+    """The handlers (module rules).
+
+    Args:
+        repo: the hotline repository of the node's database.
+        backend: the CTI backend (call scope, caller numbers, call data).
+        publish: the server's event fan-out (``CtiServer.publish``).
+    """
+
+    def __init__(self, repo: HotlineRepository, backend: Any,
+                 publish: Any) -> None:
+        self.repo = repo
+        self.backend = backend
+        self.publish = publish
+
+    async def execute(self, principal: Principal, cmd: str,
+                      args: dict[str, Any]) -> dict[str, Any]:
+        """Run one command with validated ``args`` for ``principal``.
+
+        Raises:
+            CtiRequestError: ``forbidden``, ``not_found``, ``invalid_args``, ``internal``.
+        """
+        await authorize(self.backend, principal, cmd, args, {})
+        try:
+            if cmd == "workorder.create":
+                return await self._create(principal, args)
+            if cmd == "workorder.update":
+                return await self._update(principal, args)
+            if cmd == "workorder.get":
+                order = await self.repo.work_order_status(_number(args))
+                if order is None:
+                    raise CtiRequestError(ErrorCode.NOT_FOUND,
+                                          f"no work order {args['number']}", "number")
+                return order_dict(order, self.repo.tz)
+            return await self._list(args)
+        except HotlineError as exc:
+            code = ErrorCode.NOT_FOUND if "no work order" in str(exc) else \
+                ErrorCode.INVALID_ARGS
+            raise CtiRequestError(code, str(exc), "number") from None
+        except StorageError as exc:
+            logger.warning("CTI %s: storage error: %s", cmd, exc)
+            raise CtiRequestError(ErrorCode.INTERNAL, "work order storage unavailable"
+                                  ) from None
+
+    async def _caller_of(self, call_id: str) -> str:
+        snap = await self.backend.snapshot()
+        for call in snap.get("calls", []):
+            if call.get("call_id") == call_id:
+                return str(call.get("caller") or "")
+        raise CtiRequestError(ErrorCode.NOT_FOUND, f"no call {call_id}", "call_id")
+
+    async def _create(self, principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
+        call_id = args.get("call_id")
+        phone = args.get("phone") or ""
+        queues: frozenset[str] = frozenset()
+        if call_id:
+            phone = phone or await self._caller_of(call_id)
+            scope = await self.backend.call_scope(call_id)
+            queues = frozenset({scope.queue}) if scope.queue else frozenset()
+        if not (phone or args.get("account")):
+            raise CtiRequestError(ErrorCode.INVALID_ARGS,
+                                  "a work order needs a call_id, phone or account", "phone")
+        number = await self.repo.create_work_order(
+            args["kind"], account=args.get("account") or "", phone=phone,
+            description=args.get("description") or "",
+            department=args.get("department") or "", call_id=call_id or "")
+        order = await self.repo.work_order_status(number)
+        assert order is not None, "a work order just created"
+        result = order_dict(order, self.repo.tz)
+        agent_id = args.get("agent_id") or principal.agent_id
+        self.publish(BackendEvent("workorder.created", {
+            **result, "call_id": call_id, "agent_id": agent_id, "by": principal.user},
+            queues, agent_id))
+        if call_id:
+            await self._tag_call(call_id, number)
+        return {**result, "call_id": call_id}
+
+    async def _tag_call(self, call_id: str, number: str) -> None:
+        """Rule 2: the order's number in the call's attached data."""
+        try:
+            await self.backend.set_call_data(call_id=call_id, data={"work_order": number})
+        except CtiRequestError as exc:  # the call ended meanwhile: the order stays
+            logger.info("work order %s: call %s not tagged (%s)", number, call_id, exc.message)
+
+    async def _update(self, principal: Principal, args: dict[str, Any]) -> dict[str, Any]:
+        number = _number(args)
+        if args.get("status") is None and args.get("progress") is None and \
+                args.get("department") is None:
+            raise CtiRequestError(ErrorCode.INVALID_ARGS,
+                                  "nothing to update (status, progress or department)",
+                                  "status")
+        if await self.repo.work_order_status(number) is None:
+            raise CtiRequestError(ErrorCode.NOT_FOUND, f"no work order {number}", "number")
+        order = await self.repo.update_work_order(
+            number, status=args.get("status"), progress=args.get("progress"),
+            department=args.get("department"))
+        result = order_dict(order, self.repo.tz)
+        agent_id = args.get("agent_id") or principal.agent_id
+        self.publish(BackendEvent("workorder.updated", {
+            **result, "agent_id": agent_id, "by": principal.user}, frozenset(), agent_id))
+        logger.info("work order %s updated by %s: status %s", number, principal.user,
+                    order.status)
+        return result
+
+    async def _list(self, args: dict[str, Any]) -> dict[str, Any]:
+        account = args.get("account") or ""
+        if not account:
+            phone = args.get("phone") or ""
+            if not phone and args.get("call_id"):
+                phone = await self._caller_of(args["call_id"])
+            if not phone:
+                raise CtiRequestError(ErrorCode.INVALID_ARGS,
+                                      "workorder.list needs an account, phone or call_id",
+                                      "account")
+            resident = await self.repo.resident_by_phone(phone)
+            if resident is None:
+                return {"account": None, "orders": []}
+            account = resident.account
+        orders = await self.repo.open_work_orders(account)
+        return {"account": account, "orders": [order_dict(o, self.repo.tz) for o in orders]}
+
+
+def install(server: Any, repo: HotlineRepository, *,
+            commands: MutableMapping[str, CommandSpec] | None = None,
+            permissions: MutableMapping[str, frozenset[Role]] | None = None
+            ) -> WorkOrderCommands:
+    """Add the work-order commands to ``server`` (a ``CtiServer``), Rule 1.
+
+    ``commands`` and ``permissions`` default to the protocol's tables
+    (:data:`cti.messages.COMMANDS`, :data:`cti.roles.PERMISSIONS`); installing twice adds
+    the same entries.
+    """
+    table = COMMANDS if commands is None else commands
+    allowed = PERMISSIONS if permissions is None else permissions
+    for name, spec in WORKORDER_COMMANDS.items():
+        table[name] = spec
+        allowed[name] = WORKORDER_ROLES
+    handlers = WorkOrderCommands(repo, server.backend, server.publish)
+
+    async def handle(_server: Any, conn: Any, request: Request) -> dict[str, Any]:
+        principal = conn.session.principal
+        assert principal is not None, "business commands come after login"
+        return await handlers.execute(principal, request.cmd, dict(request.args))
+
+    for name in WORKORDER_COMMANDS:
+        server.extra_handlers[name] = handle
+    logger.info("CTI: work-order commands installed")
+    return handlers

@@ -263,6 +263,12 @@ class QueueCommands:
         rows: list[dict[str, Any]] = self._queue(queue).waiting_callers(queue)
         return rows
 
+    def _queue_transfer(self, call_id: str, target: str) -> None:
+        """A transfer of a queue call is TRANSFER in the queue log (issue 6 point 3)."""
+        acd = self.calls.queues
+        if acd is not None and acd.call_transferred(call_id, target):
+            logger.info("queue call %s transferred to %s", call_id, target)
+
     @staticmethod
     def _desk(call: Callable[[], dict[str, Any]], field_: str) -> dict[str, Any]:
         try:

@@ -28,6 +28,7 @@ from switch.acd import (
     AgentState,
     CallbackQueued,
     CallPickedUp,
+    CallTransferred,
     Device,
     LogSink,
     PriorityChanged,
@@ -174,6 +175,17 @@ class AgentDesk:
         return {"call_id": call_id, "queue": queue, "number": number,
                 "at": at if at is not None and at > self.wall() else None,
                 "position": self.engine.position(call_id)}
+
+    def call_transferred(self, call_id: str, target: str) -> bool:
+        """The agent handed its connected queue call to ``target`` (a CTI single-step or
+        consulted transfer): the queue log gets TRANSFER, not COMPLETEAGENT, and the agent
+        goes to wrap-up. Call it before the agent's leg leaves the call (the hang-up that
+        follows then finds nothing connected). False when no agent of this ACD has the call.
+        """
+        if self.engine.connected_agent(call_id) is None:
+            return False
+        self._apply(CallTransferred(call_id, target))
+        return True
 
     # ====================================================================================
     # Views

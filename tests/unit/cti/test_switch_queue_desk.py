@@ -152,3 +152,59 @@ async def test_scheduled_callback_rings_the_agent_then_the_number(rig: Rig) -> N
     kinds = [e.event for e in rig.log.entries
              if e.call_id == result["call_id"] and e.queue == "support"]
     assert kinds[:3] == [QueueEvent.ENTERQUEUE, QueueEvent.CALLBACK, QueueEvent.CONNECT]
+
+
+# ---- a CTI transfer of a queue call is TRANSFER in the queue log (issue 6 point 3) ------
+
+
+async def _queue_call_at_a1(rig: Rig) -> tuple[Phone, Phone, str]:
+    caller, desk = Phone(rig.net, "1001", 5071), rig.phone("1002", 5072)
+    await rig.backend.agent_login(agent_id="a1", device="1002", queues=["support"])
+    await rig.backend.agent_set_state(agent_id="a1", state="ready", reason="")
+    caller.call("7000")
+    call_id = (await rig.until("call.established")).data["call_id"]
+    assert rig.acd.engine.connected_agent(call_id) == "a1"
+    return caller, desk, call_id
+
+
+def _ends(rig: Rig, call_id: str) -> list[tuple[QueueEvent, tuple[str, ...]]]:
+    closing = (QueueEvent.TRANSFER, QueueEvent.COMPLETEAGENT, QueueEvent.COMPLETECALLER)
+    return [(e.event, e.data) for e in rig.log.entries
+            if e.call_id == call_id and e.event in closing]
+
+
+async def test_blind_transfer_of_a_queue_call_logs_transfer(rig: Rig) -> None:
+    caller, desk, call_id = await _queue_call_at_a1(rig)
+    rig.phone("1003", 5073)
+    await rig.backend.single_step_transfer(agent_id="a1", call_id=call_id, destination="1003")
+    await rig.until("call.established", 2)
+    await rig.switch.settle(lambda: bool(desk.requests("BYE")))
+    ends = _ends(rig, call_id)
+    assert [e for e, _ in ends] == [QueueEvent.TRANSFER]
+    assert ends[0][1][0] == "1003"
+    assert rig.acd.agent_snapshot("a1")["state"] == "wrap_up"
+    caller.send_in_dialog("BYE")                  # the call's end adds nothing more
+    await rig.until("call.cleared")
+    assert [e for e, _ in _ends(rig, call_id)] == [QueueEvent.TRANSFER]
+
+
+async def test_consulted_transfer_of_a_queue_call_logs_transfer(rig: Rig) -> None:
+    _caller, desk, call_id = await _queue_call_at_a1(rig)
+    rig.phone("1003", 5073)
+    result = await rig.backend.consultation_call(agent_id="a1", call_id=call_id,
+                                                 destination="1003")
+    await rig.until("call.established", 2)
+    assert _ends(rig, call_id) == []                # consulting is not the end
+    await rig.backend.transfer_call(agent_id="a1", call_id=call_id,
+                                    consult_call_id=result["consult_call_id"])
+    await rig.until("call.transferred")
+    await rig.switch.settle(lambda: bool(desk.requests("BYE")))
+    assert [(e, d[0]) for e, d in _ends(rig, call_id)] == [(QueueEvent.TRANSFER, "1003")]
+
+
+async def test_hanging_up_a_queue_call_still_logs_completeagent(rig: Rig) -> None:
+    _caller, _desk, call_id = await _queue_call_at_a1(rig)
+    await rig.backend.clear_connection(agent_id="a1", call_id=call_id)
+    await rig.until("call.cleared")
+    assert [e for e, _ in _ends(rig, call_id)] == [QueueEvent.COMPLETEAGENT]
+    assert rig.acd.call_transferred(call_id, "1003") is False

@@ -90,8 +90,9 @@ class AgentDesk:
     def login(self, agent_id: str, device: str, queues: Iterable[str] | None = None, *,
               skills: Mapping[str, int] | None = None, ready: bool = True) -> dict[str, Any]:
         """Log an agent in on ``device``: an extension ("1001", "extension:1001") or an
-        outside number ("external:13800000000": not rung yet, so its offers fail and the
-        agent goes not ready after the queue's ``max_no_answer``).
+        outside number ("external:13800000000": rung through a trunk with
+        ``agent_devices = true``, ``switch.queue_external``; without one its offers fail and
+        the agent goes not ready after the queue's ``max_no_answer``).
 
         Skills: ``skills`` ({skill: level}, 1 = best) if given, else level 1 in the skill of
         each of ``queues`` (every queue when None).

@@ -26,10 +26,12 @@ from cti.roles import PERMISSIONS
 from cti.server import CtiConfig, CtiServer
 from cti.workorder_commands import install
 from ivr_lang.parser import parse
+from storage.campaign_repository import CampaignRepository
 from storage.db import Database
 from storage.hotline_demo import ensure_hotline_demo
 from storage.hotline_models import WorkOrder
 from storage.hotline_repository import HotlineRepository
+from switch.campaigns.sources import start_repair_survey
 from switch.hotline_sources import hotline_data_sources
 
 DEMO_IVR = Path(__file__).resolve().parents[3] / "ivr_lang" / "demo" / "hotline.ivr"
@@ -151,6 +153,9 @@ async def test_closing_at_the_desk_stamps_what_the_survey_scan_selects(
                 select(WorkOrder.number).where(WorkOrder.status == "closed",
                                                WorkOrder.closed_at.is_not(None)))).all()
         assert number in {r[0] for r in rows}
+        # ... and the survey it starts for such an order calls the resident back
+        survey = await start_repair_survey(CampaignRepository(db), number)
+        assert survey.name == f"报修回访-{number}" and survey.state.value == "running"
         assert (await _ivr_reads(db, number) or {})["status"] == "已完成"
         reopened = await sup.request("workorder.update", number=number, status="open")
         assert reopened["closed_at"] is None

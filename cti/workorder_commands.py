@@ -26,60 +26,29 @@ Rules:
 * Rule 5 -- errors are data: an unknown order is ``not_found``, a bad kind/status/number
   ``invalid_args`` (schema), a database outage ``internal``.
 
-Like :mod:`cti.campaign_commands`, :func:`install` adds the commands to the protocol's
-tables and the handlers to one server (the node does it in :func:`cti.switch_node.start_cti`).
+The commands are in the protocol's static tables (:mod:`cti.messages`, :mod:`cti.roles`,
+:mod:`cti.dispatch`); :func:`install` gives one server's backend the handlers (the node does it
+in :func:`cti.switch_node.start_cti`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 from cti.backend import BackendEvent
-from cti.messages import COMMANDS, Arg, CommandSpec, CtiRequestError, ErrorCode, Request
-from cti.roles import PERMISSIONS, Principal, Role
-from cti.scope import authorize
+from cti.messages import CtiRequestError, ErrorCode
+from cti.roles import Principal
 from storage.db import StorageError
-from storage.hotline_models import WORK_ORDER_KINDS, WORK_ORDER_STATUSES
 from storage.hotline_repository import HotlineError, HotlineRepository, WorkOrderInfo
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WORKORDER_COMMANDS", "WORKORDER_ROLES", "WorkOrderCommands", "install",
-           "order_dict"]
+__all__ = ["WorkOrderCommands", "install", "order_dict"]
 
 _NUMBER = re.compile(r"^[0-9]{8,12}$")
-
-
-def _s(required: bool = False, **kw: Any) -> Arg:
-    return Arg("str", required, **kw)
-
-
-WORKORDER_COMMANDS: dict[str, CommandSpec] = {
-    "workorder.create": CommandSpec(
-        "workorder.create", "workorder", "(business data: work order)",
-        {"agent_id": _s(), "call_id": _s(), "kind": _s(True, choices=WORK_ORDER_KINDS),
-         "account": _s(max_len=16), "phone": _s(max_len=32),
-         "description": _s(max_len=1024, default=""), "department": _s(max_len=64)},
-        mutating=True),
-    "workorder.update": CommandSpec(
-        "workorder.update", "workorder", "(business data: work order)",
-        {"agent_id": _s(), "number": _s(True, max_len=12),
-         "status": _s(choices=WORK_ORDER_STATUSES), "progress": _s(max_len=512),
-         "department": _s(max_len=64)},
-        mutating=True),
-    "workorder.get": CommandSpec("workorder.get", "workorder", "(business data: work order)",
-                                 {"number": _s(True, max_len=12)}),
-    "workorder.list": CommandSpec(
-        "workorder.list", "workorder", "(business data: work orders)",
-        {"account": _s(max_len=16), "phone": _s(max_len=32), "call_id": _s()}),
-}
-"""The four commands (no CSTA service: business data attached to a call)."""
-
-WORKORDER_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN})
-"""Rule 1."""
 
 
 def order_dict(order: WorkOrderInfo, tz: Any) -> dict[str, Any]:
@@ -114,19 +83,19 @@ class WorkOrderCommands:
     """
 
     def __init__(self, repo: HotlineRepository, backend: Any,
-                 publish: Any) -> None:
+                 publish: Callable[[BackendEvent], None]) -> None:
         self.repo = repo
         self.backend = backend
         self.publish = publish
 
     async def execute(self, principal: Principal, cmd: str,
                       args: dict[str, Any]) -> dict[str, Any]:
-        """Run one command with validated ``args`` for ``principal``.
+        """Run one command for ``principal`` with ``args`` validated and scoped by the
+        server (:func:`cti.scope.authorize`, Rule 1).
 
         Raises:
-            CtiRequestError: ``forbidden``, ``not_found``, ``invalid_args``, ``internal``.
+            CtiRequestError: ``not_found``, ``invalid_args``, ``internal``.
         """
-        await authorize(self.backend, principal, cmd, args, {})
         try:
             if cmd == "workorder.create":
                 return await self._create(principal, args)
@@ -226,29 +195,11 @@ class WorkOrderCommands:
         return {"account": account, "orders": [order_dict(o, self.repo.tz) for o in orders]}
 
 
-def install(server: Any, repo: HotlineRepository, *,
-            commands: MutableMapping[str, CommandSpec] | None = None,
-            permissions: MutableMapping[str, frozenset[Role]] | None = None
-            ) -> WorkOrderCommands:
-    """Add the work-order commands to ``server`` (a ``CtiServer``), Rule 1.
-
-    ``commands`` and ``permissions`` default to the protocol's tables
-    (:data:`cti.messages.COMMANDS`, :data:`cti.roles.PERMISSIONS`); installing twice adds
-    the same entries.
-    """
-    table = COMMANDS if commands is None else commands
-    allowed = PERMISSIONS if permissions is None else permissions
-    for name, spec in WORKORDER_COMMANDS.items():
-        table[name] = spec
-        allowed[name] = WORKORDER_ROLES
+def install(server: Any, repo: HotlineRepository) -> WorkOrderCommands:
+    """Serve the work-order commands of ``server`` (a ``CtiServer``) from ``repo``: the
+    command table (:data:`cti.dispatch.BUSINESS`) finds them as ``backend.workorders``;
+    a server without them answers ``not_supported``."""
     handlers = WorkOrderCommands(repo, server.backend, server.publish)
-
-    async def handle(_server: Any, conn: Any, request: Request) -> dict[str, Any]:
-        principal = conn.session.principal
-        assert principal is not None, "business commands come after login"
-        return await handlers.execute(principal, request.cmd, dict(request.args))
-
-    for name in WORKORDER_COMMANDS:
-        server.extra_handlers[name] = handle
-    logger.info("CTI: work-order commands installed")
+    server.backend.workorders = handlers
+    logger.info("CTI: work-order commands served from the hotline storage")
     return handlers

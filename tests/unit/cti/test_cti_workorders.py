@@ -10,7 +10,7 @@ survey scan selects; roles and scopes are enforced.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +21,15 @@ from cti.audit import MemoryAuditSink
 from cti.auth import Authenticator, LoginThrottle
 from cti.client import CtiClient, CtiCommandError
 from cti.fake import FakeBackend
-from cti.messages import COMMANDS
-from cti.roles import PERMISSIONS
+from cti.messages import WORK_ORDER_KINDS, WORK_ORDER_STATUSES
 from cti.server import CtiConfig, CtiServer
 from cti.workorder_commands import install
 from ivr_lang.parser import parse
 from storage.campaign_repository import CampaignRepository
 from storage.db import Database
 from storage.hotline_demo import ensure_hotline_demo
+from storage.hotline_models import WORK_ORDER_KINDS as STORED_KINDS
+from storage.hotline_models import WORK_ORDER_STATUSES as STORED_STATUSES
 from storage.hotline_models import WorkOrder
 from storage.hotline_repository import HotlineRepository
 from switch.campaigns.sources import start_repair_survey
@@ -39,17 +40,6 @@ CALLER = "13800000000"  # 张伟, 3栋2单元501, account 100001 (storage/hotlin
 
 
 @pytest.fixture
-def tables() -> Iterator[None]:
-    """install() adds to the protocol's tables: put them back for the other CTI tests."""
-    commands, permissions = dict(COMMANDS), dict(PERMISSIONS)
-    yield
-    COMMANDS.clear()
-    COMMANDS.update(commands)
-    PERMISSIONS.clear()
-    PERMISSIONS.update(permissions)
-
-
-@pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     async with Database(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}") as database:
         assert await ensure_hotline_demo(database)
@@ -57,7 +47,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def setup(tables: None, db: Database) -> AsyncIterator[
+async def setup(db: Database) -> AsyncIterator[
         tuple[CtiServer, FakeBackend, HotlineRepository]]:
     backend = FakeBackend(["billing", "repair"])
     repo = HotlineRepository(db)
@@ -200,3 +190,21 @@ async def test_roles_scopes_and_errors(
     finally:
         for client in (wall, crm, bob, alice):
             await client.close()
+
+
+def test_the_protocol_schema_matches_the_storage() -> None:
+    assert (WORK_ORDER_KINDS, WORK_ORDER_STATUSES) == (STORED_KINDS, STORED_STATUSES)
+
+
+async def test_a_server_without_work_order_storage_answers_not_supported() -> None:
+    server = CtiServer(FakeBackend(["billing"]), Authenticator(make_users(), LoginThrottle()),
+                       CtiConfig(stats_interval_s=0.0), MemoryAuditSink())
+    await server.start()
+    try:
+        alice = await _client(server, "alice")
+        with pytest.raises(CtiCommandError) as err:
+            await alice.request("workorder.get", number="202611280007")
+        assert err.value.code == "not_supported"
+        await alice.close()
+    finally:
+        await server.close()

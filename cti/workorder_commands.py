@@ -9,9 +9,9 @@ Rules:
 
 * Rule 1 -- roles: agents, supervisors and admins (deny by default, IVR_CTI_ACD.md §B.8);
   a wallboard sees statistics only and an integration has no business with orders. The
-  targets are scoped like a business command (:func:`cti.scope.authorize`): an agent's
-  ``agent_id`` is its own and the ``call_id`` must be its call (supervisors: a call of
-  their queues).
+  ``call_id`` is scoped like a business command's (:func:`cti.scope.authorize`): an
+  agent's own call, a supervisor's queues. The acting agent is the user's own agent id; no
+  ACD login is needed (back-office work between calls).
 * Rule 2 -- tied to the call: ``workorder.create`` with a ``call_id`` stores the call id
   on the order, takes the caller number as the order's phone (the resident, and so the unit,
   is found from it unless an account is given), and attaches ``work_order`` to the call's
@@ -142,7 +142,7 @@ class WorkOrderCommands:
         order = await self.repo.work_order_status(number)
         assert order is not None, "a work order just created"
         result = order_dict(order, self.repo.tz)
-        agent_id = args.get("agent_id") or principal.agent_id
+        agent_id = principal.agent_id
         self.publish(BackendEvent("workorder.created", {
             **result, "call_id": call_id, "agent_id": agent_id, "by": principal.user},
             queues, agent_id))
@@ -170,7 +170,7 @@ class WorkOrderCommands:
             number, status=args.get("status"), progress=args.get("progress"),
             department=args.get("department"))
         result = order_dict(order, self.repo.tz)
-        agent_id = args.get("agent_id") or principal.agent_id
+        agent_id = principal.agent_id
         self.publish(BackendEvent("workorder.updated", {
             **result, "agent_id": agent_id, "by": principal.user}, frozenset(), agent_id))
         logger.info("work order %s updated by %s: status %s", number, principal.user,

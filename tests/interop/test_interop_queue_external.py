@@ -60,6 +60,13 @@ name = "support"
 match = "7000"
 target = "queue"
 queue = "support"
+
+[[dialplan.rules]]
+name = "outbound"
+match = "_9."
+target = "trunk"
+trunk = "carrier"
+strip = 1
 """
 
 
@@ -82,13 +89,14 @@ def ext_node(tmp_path: Path) -> Iterator[tuple[Node, int, int]]:
     stop_node(node)
 
 
-def _carrier(workdir: Path, port: int) -> subprocess.Popen[str]:
-    """The carrier: a UAS that answers like an agent's phone and hangs up after 2 s."""
+def _carrier(workdir: Path, port: int, scenario: str = "uas_agent.xml",
+             calls: int = 1) -> subprocess.Popen[str]:
+    """The carrier: a UAS that answers like an agent's phone (and hangs up after 2 s)."""
     workdir.mkdir()
     return subprocess.Popen(
-        [require("sipp"), "-sf", str(SIPP_DIR / "uas_agent.xml"), "-i", CARRIER_IP,
-         "-p", str(port), "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", "40",
-         "-trace_msg", "-trace_err"],
+        [require("sipp"), "-sf", str(SIPP_DIR / scenario), "-i", CARRIER_IP,
+         "-p", str(port), "-mp", str(free_port()), "-m", str(calls), "-nostdin",
+         "-timeout", "40", "-trace_msg", "-trace_err"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -152,3 +160,36 @@ async def test_agent_on_an_outside_number_is_rung_through_the_trunk_and_bridged(
     q = stats["queues"]["support"]
     assert (q["offered"], q["answered"], q["abandoned"]) == (1, 1, 0), q
     assert stats["agents"]["a1"]["answered"] == 1
+
+
+async def test_scheduled_callback_to_a_mobile_from_an_agent_on_a_mobile(
+        tmp_path: Path, ext_node: tuple[Node, int, int]) -> None:
+    """``callback.schedule`` for 9 13900002222: the agent's mobile rings first through the
+    carrier (agent device), then the customer's number goes out through the dial plan's
+    trunk route; both answer and are bridged; the node's shutdown hangs both up."""
+    node, carrier_port, cti_port = ext_node
+    carrier = _carrier(tmp_path / "carrier", carrier_port, "uas_answer_wait_bye.xml", 2)
+    agent = await CtiClient.connect("127.0.0.1", cti_port, reconnect=False)
+    try:
+        await agent.login("alice", PASSWORD)
+        await agent.agent_login(f"external:{MOBILE}")
+        await agent.set_state("ready")
+        result = await agent.request("callback.schedule", queue="support",
+                                     number="913900002222")
+        assert result["call_id"].startswith("cb-")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while "connected to 913900002222" not in node.log():
+            assert loop.time() < deadline, node.log()[-3000:]
+            await asyncio.sleep(0.2)
+    finally:
+        await agent.close()
+    assert stop_node(node) == 0
+    carrier_out = _stop(carrier)
+    assert carrier.returncode == 0, carrier_out + node.log()[-3000:]
+    trace = "".join(p.read_text(errors="replace")
+                    for p in (tmp_path / "carrier").glob("*_messages.log"))
+    invites = re.findall(r"^INVITE sip:(\d+)@", trace, re.M)
+    assert invites == [MOBILE, "13900002222"], invites
+    log = node.log()
+    assert "calls 13900002222 back via trunk carrier" in log, log[-3000:]

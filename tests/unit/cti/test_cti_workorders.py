@@ -78,6 +78,7 @@ async def test_desk_order_is_stored_tied_to_the_call_and_read_by_the_ivr(
         setup: tuple[CtiServer, FakeBackend, HotlineRepository], db: Database) -> None:
     server, backend, repo = setup
     alice = await _client(server, "alice")
+    sup, rsup = await _client(server, "sup"), await _client(server, "rsup")
     try:
         await alice.request("agent.login", device="1001", queues=["billing"])
         await alice.request("agent.set_state", state="ready")
@@ -93,6 +94,10 @@ async def test_desk_order_is_stored_tied_to_the_call_and_read_by_the_ivr(
         event = events[-1].data
         assert event["number"] == number and event["agent_id"] == "a1"
         assert event["call_id"] == call_id
+        # the supervisor of the call's queue sees it; one of another queue does not
+        assert (await drain_until(sup, "workorder.created"))[-1].data["number"] == number
+        with pytest.raises(TimeoutError):
+            await drain_until(rsup, "workorder.created", 0.3)
         assert (await alice.request("call.get_data", call_id=call_id))["data"][
             "work_order"] == number
 
@@ -117,7 +122,8 @@ async def test_desk_order_is_stored_tied_to_the_call_and_read_by_the_ivr(
         got = await alice.request("workorder.get", number=number)
         assert got["status_text"] == "维修师傅已出发" and got["kind"] == "repair"
     finally:
-        await alice.close()
+        for client in (alice, sup, rsup):
+            await client.close()
 
 
 async def _stored_call_id(db: Database, number: str) -> str | None:

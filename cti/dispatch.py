@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cti.backend import CtiBackend
+from cti.messages import CtiRequestError, ErrorCode
 from cti.roles import Principal
 
 __all__ = ["BUSINESS"]
@@ -79,6 +80,23 @@ async def _agent_logout(backend: CtiBackend, principal: Principal,
     return await backend.agent_logout(agent_id=args["agent_id"], reason=args["reason"] or "")
 
 
+def _workorder(cmd: str) -> Entry:
+    """Work orders live in the hotline storage, not in the switch: the node installs
+    :class:`cti.workorder_commands.WorkOrderCommands` as ``backend.workorders``."""
+
+    async def entry(backend: CtiBackend, principal: Principal,
+                    args: dict[str, Any]) -> dict[str, Any]:
+        desk = getattr(backend, "workorders", None)
+        if desk is None:
+            raise CtiRequestError(ErrorCode.NOT_SUPPORTED,
+                                  "this server has no work-order storage", "cmd")
+        result: dict[str, Any] = await desk.execute(principal, cmd, args)
+        return result
+
+    entry.__name__ = f"workorder_{cmd.partition('.')[2]}"
+    return entry
+
+
 _CALL = ("agent_id", "call_id")
 _CONSULT = (*_CALL, "consult_call_id")
 
@@ -116,4 +134,6 @@ BUSINESS: dict[str, Entry] = {
     "agent.force_logout": _force_logout,
     "call.force_hangup": _call("clear_call", "call_id"),
     "call.take_over": _call("take_over", "call_id", "agent_id"),
+    **{name: _workorder(name) for name in ("workorder.create", "workorder.update",
+                                           "workorder.get", "workorder.list")},
 }

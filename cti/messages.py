@@ -155,6 +155,10 @@ _CONSULT = {**_CALL, "consult_call_id": _s()}
 _STATES = ("ready", "not_ready")
 _MODES = ("listen", "whisper", "barge")
 _MONITOR = {"agent_id": _s(), "device": _s(False, max_len=64)}
+WORK_ORDER_KINDS = ("repair", "complaint", "inquiry")
+WORK_ORDER_STATUSES = ("open", "assigned", "in_progress", "closed")
+"""As ``storage.hotline_models`` (a test keeps them equal; this module stays pure)."""
+_ORDER = {"number": _s(max_len=12)}
 """``device``: the supervisor's phone to call (default: the device of the supervisor's own
 agent login)."""
 
@@ -237,6 +241,20 @@ _COMMAND_LIST = [
     _cmd("call.force_hangup", "supervisor", "ClearCall", {"call_id": _s()}, audited=True),
     _cmd("call.take_over", "supervisor", "(intrude + transfer to supervisor)",
          {"call_id": _s(), "agent_id": _s(False)}, audited=True),
+    # work orders at the desk (business data tied to a call; cti/workorder_commands.py)
+    _cmd("workorder.create", "workorder", "(business data: work order)",
+         {"call_id": _s(False), "kind": _s(choices=WORK_ORDER_KINDS),
+          "account": _s(False, max_len=16), "phone": _s(False, max_len=32),
+          "description": _s(False, max_len=1024, default=""),
+          "department": _s(False, max_len=64)}),
+    _cmd("workorder.update", "workorder", "(business data: work order)",
+         {**_ORDER, "status": _s(False, choices=WORK_ORDER_STATUSES),
+          "progress": _s(False, max_len=512), "department": _s(False, max_len=64)}),
+    _cmd("workorder.get", "workorder", "(business data: work order)", _ORDER,
+         mutating=False),
+    _cmd("workorder.list", "workorder", "(business data: work orders)",
+         {"account": _s(False, max_len=16), "phone": _s(False, max_len=32),
+          "call_id": _s(False)}, mutating=False),
 ]
 
 COMMANDS: dict[str, CommandSpec] = {c.name: c for c in _COMMAND_LIST}
@@ -268,6 +286,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "monitor.started": ("monitor_id", "agent_id", "mode"),
     "monitor.stopped": ("monitor_id", "agent_id"),
     "session.resync_required": ("reason",),
+    "workorder.created": ("number", "kind", "status", "call_id", "agent_id"),
+    "workorder.updated": ("number", "status", "status_text", "agent_id"),
 }
 """Event names (CSTA events, §B.8) and the data fields each must carry."""
 

@@ -76,6 +76,7 @@ A, S, W = Role.AGENT, Role.SUPERVISOR, Role.WALLBOARD
 AD, I = Role.ADMIN, Role.INTEGRATION  # noqa: E741 - table shorthand
 _ALL = frozenset(Role)
 _DESK = frozenset({A, S})                       # the agent desktop verbs
+_ORDERS = frozenset({A, S, AD})                 # work orders (cti/workorder_commands.py)
 
 PERMISSIONS: dict[str, frozenset[Role]] = {
     # session commands: every authenticated role
@@ -101,6 +102,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "monitor.stop": frozenset({S}), "call.take_over": frozenset({S}),
     "agent.force_state": frozenset({S, AD}), "agent.force_logout": frozenset({S, AD}),
     "call.force_hangup": frozenset({S, AD}),
+    # work orders at the desk (not wallboards, not integrations)
+    "workorder.create": _ORDERS, "workorder.update": _ORDERS, "workorder.get": _ORDERS,
+    "workorder.list": _ORDERS,
 }
 """Command -> roles allowed. ``hello`` and ``auth.login`` come before a role exists and are
 handled by the session machine; any other command absent here is denied (Rule 1)."""

@@ -225,9 +225,9 @@ class AgentDesk:
 
 
 class QueueCommands:
-    """The queue commands of the live backend: views of the live ACD (``not_found`` for
-    every queue when the node runs none; ``not_supported`` for what the live ACD cannot
-    do yet: pickup, priority change, callback scheduling)."""
+    """The queue commands of the live backend over the live ACD (``not_found`` for every
+    queue when the node runs none): views, and the desk operations on waiting callers
+    (``switch.acd.engine_ops``): pickup, priority change, callback scheduling."""
 
     calls: Any
     wall: Callable[[], float]
@@ -263,19 +263,43 @@ class QueueCommands:
         rows: list[dict[str, Any]] = self._queue(queue).waiting_callers(queue)
         return rows
 
-    async def _not_supported(self, what: str) -> dict[str, Any]:
-        raise _err(ErrorCode.NOT_SUPPORTED, f"{what} is not supported on live calls yet")
+    def _queue_transfer(self, call_id: str, target: str) -> None:
+        """A transfer of a queue call is TRANSFER in the queue log (issue 6 point 3)."""
+        acd = self.calls.queues
+        if acd is not None and acd.call_transferred(call_id, target):
+            logger.info("queue call %s transferred to %s", call_id, target)
+
+    @staticmethod
+    def _desk(call: Callable[[], dict[str, Any]], field_: str) -> dict[str, Any]:
+        try:
+            return call()
+        except AgentStateError as exc:
+            raise _err(ErrorCode.INVALID_STATE, str(exc), "agent_id") from None
+        except AcdError as exc:
+            raise _err(ErrorCode.NOT_FOUND, str(exc), field_) from None
 
     async def pickup_call(self, *, agent_id: str, queue: str, call_id: str) -> dict[str, Any]:
-        self._queue(queue)
-        return await self._not_supported("queue pickup")
+        """CSTA GroupPickupCall: the agent (ready) is rung with this waiting caller."""
+        acd = self._queue(queue)
+        if agent_id not in acd.engine.agents:
+            raise _err(ErrorCode.NOT_FOUND, f"agent {agent_id} is not logged in on the ACD",
+                       "agent_id")
+        return self._desk(lambda: acd.pickup(queue, call_id, agent_id), "call_id")
 
     async def set_priority(self, *, queue: str, call_id: str, priority: int) -> dict[str, Any]:
-        self._queue(queue)
-        return await self._not_supported("changing a waiting caller's priority")
+        acd = self._queue(queue)
+        return self._desk(lambda: acd.set_priority(queue, call_id, priority), "call_id")
 
     async def schedule_callback(self, *, queue: str, number: str, at: float | None,
                                 data: dict[str, Any] | None) -> dict[str, Any]:
-        self._queue(queue)
-        return await self._not_supported("callback scheduling")
+        """A callback entry for ``number`` (``at``: Unix time, default now); ``data`` is
+        logged with it (the entry has no live call to attach it to)."""
+        acd = self._queue(queue)
+        if not number.strip():
+            raise _err(ErrorCode.INVALID_ARGS, "number is empty", "number")
+        result = self._desk(lambda: acd.schedule_callback(queue, number.strip(), at), "queue")
+        if data:
+            logger.info("callback %s for %s in %s: data %s", result["call_id"], number, queue,
+                        data)
+        return result
 

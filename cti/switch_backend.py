@@ -414,6 +414,7 @@ class SwitchBackend(QueueCommands, ConsultCommands):
             raise _err(ErrorCode.NOT_FOUND, f"{destination} is not reachable", "destination")
         if live.state == "hold" and other.media_id is not None:
             await self.media.stop(other.media_id)
+        self._queue_transfer(call.id, destination)
         self._spawn(self.calls.blind_transfer(call, destination, self.transfer_timeout_s),
                     f"cti-transfer-{call.id}")
         return {}

@@ -77,6 +77,7 @@ class ConsultCommands:
     desk: Any
     def _spawn(self, coro: Any, name: str) -> None: ...
     async def _placed_ended(self, placed: Any, cause: str) -> None: ...
+    def _queue_transfer(self, call_id: str, target: str) -> None: ...  # QueueCommands
 
     def consult_of(self, call_id: str) -> Consultation | None:
         return next((c for c in self.consults.values() if c.call_id == call_id), None)
@@ -156,6 +157,7 @@ class ConsultCommands:
         self._legs.pop(consult.channel.name, None)
         consult_live = self.state.calls.pop(consult_call_id, None)
         await self.media.stop(other.media_id)
+        self._queue_transfer(call.id, consult.destination)
         await self.calls.release_callee(call, consult.destination, "attended")
         leg = consult.channel
         self.bus.publish(CallOffered(at=self.wall(), call_id=call.id, channel=leg.name,

@@ -26,6 +26,7 @@ from cti.config import CTI_KEYS, cti_config
 from cti.screen_pop import StorageResidentDirectory
 from cti.server import CtiServer
 from cti.switch_backend import SwitchBackend
+from cti.workorder_commands import install as install_workorders
 from storage.cti_models import CtiUserRepository
 from storage.db import Database
 from storage.hotline_repository import HotlineRepository
@@ -70,6 +71,7 @@ async def start_cti(raw: Mapping[str, Any], db: Database, hotline: HotlineReposi
     users = CtiUserRepository(db)
     auth = Authenticator(users, LoginThrottle(max_failures=config.max_login_failures))
     server = CtiServer(backend, auth, config, audit or LoggingAuditSink())
+    install_workorders(server, hotline)
     backend.attach()
     try:
         await server.start()

@@ -14,9 +14,12 @@ out the two ends of a callback:
 For a ``PlaceCallback`` (the agent already answered its offer leg):
 
 * Rule 1 -- the customer's number is dialled like an extension (every registered contact
-  at once, first answer wins); the agent hears ringback meanwhile. Numbers outside (through
-  a trunk) are not dialled yet: such a callback ends at once (logged), like an unanswered
-  one.
+  at once, first answer wins); the agent hears ringback meanwhile. A number that is not a
+  registered extension goes through the dial plan as a local user's call would
+  (``switch.originate.DestinationResolver``, user ``acd-callback``): a ``trunk`` target
+  is sent out by ``originate_via_trunk`` after the trunk policy's checks (its caller-ID
+  policy presents the site's number) and counts against ``max_calls``; anything else
+  (no route, refused) ends the callback at once (logged), like an unanswered one.
 * Rule 2 -- the first customer leg that answers is bridged to the agent's leg (media
   service bridge); the other contacts are cancelled.
 * Rule 3 -- the call ends when either side hangs up, or when no customer contact answers
@@ -135,9 +138,11 @@ class Callbacks:
         self._by_leg[agent_leg.name] = cb
         self.placed += 1
         contacts = driver.lookup(action.number)
+        if agent_leg.media_id is not None and not contacts and self._via_trunk(cb):
+            return
         if not contacts or agent_leg.media_id is None:
-            logger.warning("callback %s: cannot dial %s (not a registered extension)",
-                           action.call_id, action.number)
+            logger.warning("callback %s: cannot dial %s (not a registered extension, "
+                           "no trunk route)", action.call_id, action.number)
             self._end(cb, by_agent=False)
             return
         for contact in contacts:
@@ -149,11 +154,50 @@ class Callbacks:
                                                  codec=agent_leg.codec or "PCMU",
                                                  near=agent_leg.media_id),
                                 f"callback-{leg.name}")
-        self.service._spawn(self._ringback(agent_leg.media_id), f"callback-rb-{cb.call_id}")
-        cb.timer = asyncio.get_running_loop().call_later(self.answer_timeout_s, self._timeout,
-                                                         cb)
+        self._start_ringing(cb)
         logger.info("callback %s: agent %s calls %s back", cb.call_id, cb.agent_id,
                     cb.number)
+
+    def _via_trunk(self, cb: CallbackCall) -> bool:
+        """Rule 1 for outside numbers: True when a trunk leg was placed."""
+        from switch.originate import DestinationResolver
+        from switch.trunks.outbound import originate_via_trunk
+
+        manager = self.service.calls
+        trunk_calls = getattr(manager, "trunks", None)
+        if trunk_calls is None:
+            return False
+        resolver = DestinationResolver(manager.driver, trunk_calls.policy.trunks,
+                                       getattr(manager, "dialplan", None),
+                                       trunk_calls=trunk_calls, user="acd-callback",
+                                       wall=self.service.wall)
+        destination = resolver.resolve(cb.number)
+        if isinstance(destination, str) or not destination.trunk:
+            logger.info("callback %s: %s has no trunk route: %s", cb.call_id, cb.number,
+                        destination if isinstance(destination, str) else "an extension")
+            return False
+        trunk = trunk_calls.policy.trunks[destination.trunk]
+        leg = manager.driver.new_outbound(destination.number)
+        leg.call_id = cb.call_id
+        cb.customer_legs.append(leg)
+        self._by_leg[leg.name] = cb
+        trunk_calls.track(trunk.name, leg)
+        agent = cb.agent
+        self.service._spawn(originate_via_trunk(
+            manager.driver, leg, trunk, destination.number, caller="",
+            codec=agent.codec or "PCMU", near=agent.media_id, digest=trunk_calls.digest),
+            f"callback-{leg.name}")
+        self._start_ringing(cb)
+        logger.info("callback %s: agent %s calls %s back via trunk %s", cb.call_id,
+                    cb.agent_id, destination.number, trunk.name)
+        return True
+
+    def _start_ringing(self, cb: CallbackCall) -> None:
+        """Ringback to the agent and the answer timeout (both ways of dialling)."""
+        assert cb.agent.media_id is not None
+        self.service._spawn(self._ringback(cb.agent.media_id), f"callback-rb-{cb.call_id}")
+        cb.timer = asyncio.get_running_loop().call_later(self.answer_timeout_s, self._timeout,
+                                                         cb)
 
     async def _ringback(self, cid: int) -> None:
         with contextlib.suppress(*self.service.media_errors):

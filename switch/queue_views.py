@@ -13,6 +13,7 @@ the agent state table refuses).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -25,8 +26,12 @@ from switch.acd import (
     AgentNotReady,
     AgentReady,
     AgentState,
+    CallbackQueued,
+    CallPickedUp,
+    CallTransferred,
     Device,
     LogSink,
+    PriorityChanged,
     QueueKpi,
     WrapUpEnded,
 )
@@ -64,8 +69,9 @@ def waiting_rows(engine: AcdEngine, queue: str, now: float,
                  caller_of: Callable[[str], str]) -> list[dict[str, Any]]:
     """The callers of ``queue`` in service order, with the agents their call rings at."""
     return [{"call_id": c.call_id, "position": position, "priority": c.priority,
-             "waited_s": round(now - c.enter_time, 3), "caller": caller_of(c.call_id),
-             "ringing": sorted(c.offered_to)}
+             "waited_s": round(now - c.enter_time, 3),
+             "caller": caller_of(c.call_id) or c.callback_number or "",
+             "callback": c.callback_number is not None, "ringing": sorted(c.offered_to)}
             for position, c in enumerate(engine.waiting(queue), 1)]
 
 
@@ -84,8 +90,9 @@ class AgentDesk:
     def login(self, agent_id: str, device: str, queues: Iterable[str] | None = None, *,
               skills: Mapping[str, int] | None = None, ready: bool = True) -> dict[str, Any]:
         """Log an agent in on ``device``: an extension ("1001", "extension:1001") or an
-        outside number ("external:13800000000": not rung yet, so its offers fail and the
-        agent goes not ready after the queue's ``max_no_answer``).
+        outside number ("external:13800000000": rung through a trunk with
+        ``agent_devices = true``, ``switch.queue_external``; without one its offers fail and
+        the agent goes not ready after the queue's ``max_no_answer``).
 
         Skills: ``skills`` ({skill: level}, 1 = best) if given, else level 1 in the skill of
         each of ``queues`` (every queue when None).
@@ -129,6 +136,57 @@ class AgentDesk:
         """End the agent's after-call work now."""
         self._apply(WrapUpEnded(agent_id))
         return self.agent_snapshot(agent_id)
+
+    # ====================================================================================
+    # Desk operations on waiting callers (switch.acd.engine_ops)
+    # ====================================================================================
+    def pickup(self, queue: str, call_id: str, agent_id: str) -> dict[str, Any]:
+        """Agent ``agent_id`` (ready) takes the waiting caller ``call_id`` out of turn: its
+        device rings with that call alone (engine_ops Rule 1).
+
+        Raises:
+            AcdError: unknown queue, agent, or the call is not waiting there.
+            AgentStateError: the agent is not ready.
+        """
+        self._apply(CallPickedUp(queue, call_id, agent_id))
+        return {"queue": queue, "call_id": call_id, "agent_id": agent_id,
+                "state": self.engine.agent(agent_id).state.value}
+
+    def set_priority(self, queue: str, call_id: str, priority: int) -> dict[str, Any]:
+        """Set a waiting caller's base priority (engine_ops Rule 2); returns its new place.
+
+        Raises:
+            AcdError: unknown queue, or the call is not waiting there.
+        """
+        self._apply(PriorityChanged(queue, call_id, priority))
+        return {"queue": queue, "call_id": call_id, "priority": priority,
+                "position": self.engine.position(call_id)}
+
+    def schedule_callback(self, queue: str, number: str, at: float | None = None, *,
+                          priority: int = 0) -> dict[str, Any]:
+        """Queue a callback to ``number`` at ``at`` (Unix time; None or past: now), without a
+        live caller (engine_ops Rule 3). When an agent takes it, the agent is rung first,
+        then ``number`` (``switch.queue_callback``).
+
+        Raises:
+            AcdError: unknown queue or empty number.
+        """
+        call_id = f"cb-{uuid.uuid4().hex[:16]}"
+        self._apply(CallbackQueued(queue, call_id, number, at, priority))
+        return {"call_id": call_id, "queue": queue, "number": number,
+                "at": at if at is not None and at > self.wall() else None,
+                "position": self.engine.position(call_id)}
+
+    def call_transferred(self, call_id: str, target: str) -> bool:
+        """The agent handed its connected queue call to ``target`` (a CTI single-step or
+        consulted transfer): the queue log gets TRANSFER, not COMPLETEAGENT, and the agent
+        goes to wrap-up. Call it before the agent's leg leaves the call (the hang-up that
+        follows then finds nothing connected). False when no agent of this ACD has the call.
+        """
+        if self.engine.connected_agent(call_id) is None:
+            return False
+        self._apply(CallTransferred(call_id, target))
+        return True
 
     # ====================================================================================
     # Views

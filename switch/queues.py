@@ -18,6 +18,8 @@ Rules:
   ``BridgeCall`` the leg is handed to :meth:`CallManager.bridge_agent`, on ``WithdrawOffer``
   every leg of that offer is cancelled (or hung up, if it answered) and released. A
   rejected or vanished leg is ``OfferRejected`` once all the agent's contacts failed.
+  An agent on an outside number (device ``external:<number>``) is rung through a trunk
+  that allows it (``switch.queue_external``); its one leg is handled the same way.
 * Rule 3 -- leaving: the caller's hang-up while queued or ringing is ``CallerAbandoned``
   (``CallManager._end`` calls :meth:`call_ended`); a connected call's end is ``CallEnded``
   (``by_agent`` when the agent's side hung up), after which the engine runs wrap-up.
@@ -98,6 +100,7 @@ from switch.events import AgentStateChanged as AgentStateEvent
 from switch.events import CallDequeued, CallOffered, CallQueued, RecordingStarted
 from switch.queue_callback import Callbacks
 from switch.queue_config import QueueSettings
+from switch.queue_external import ring_external
 from switch.queue_media import HeldCaller, HoldMedia, announcement_text
 from switch.queue_views import AgentDesk
 from switch.router import Queue
@@ -450,6 +453,11 @@ class QueueService(AgentDesk):
 
     def _do_offer(self, action: OfferCall) -> None:
         waiter = self._waiters.get(action.call_id)
+        if action.device.kind == "external" and self.calls is not None:
+            if ring_external(self, action, waiter):
+                return
+            self._inputs.append(OfferRejected(action.call_id, action.agent_id))
+            return
         contacts = []
         if self.calls is not None and action.device.kind == "extension":
             contacts = self.calls.driver.lookup(action.device.address)
@@ -468,16 +476,26 @@ class QueueService(AgentDesk):
                     near: int | None) -> None:
         """Rule 2: fork the offer to every contact of the agent's extension."""
         driver = self.calls.driver
+        offer = self.new_offer(action)
+        for contact in contacts:
+            leg = self.offer_leg(offer, action.device.address)
+            self._spawn(driver.originate(leg, contact, caller=caller, codec=codec, near=near),
+                        f"offer-{leg.name}")
+
+    def new_offer(self, action: OfferCall) -> _Offer:
+        """Track an offer whose legs ring the agent (Rule 2 handles their events)."""
         offer = _Offer(action.call_id, action.agent_id, action.queue)
         self._offers[(action.call_id, action.agent_id)] = offer
         self.stats["offers"] += 1
-        for contact in contacts:
-            leg = driver.new_outbound(action.device.address)
-            leg.call_id = action.call_id
-            offer.legs.append(leg)
-            self._leg_offer[leg.name] = offer
-            self._spawn(driver.originate(leg, contact, caller=caller, codec=codec, near=near),
-                        f"offer-{leg.name}")
+        return offer
+
+    def offer_leg(self, offer: _Offer, number: str) -> Channel:
+        """A new outbound leg of ``offer`` toward ``number`` (not yet originated)."""
+        leg = self.calls.driver.new_outbound(number)
+        leg.call_id = offer.call_id
+        offer.legs.append(leg)
+        self._leg_offer[leg.name] = offer
+        return leg
 
     def _do_withdraw(self, action: WithdrawOffer) -> None:
         offer = self._offers.pop((action.call_id, action.agent_id), None)

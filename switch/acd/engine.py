@@ -50,6 +50,7 @@ from switch.acd.agent import (
     AgentStateError,
     transition,
 )
+from switch.acd.engine_ops import QueueOps
 from switch.acd.events import (
     AcdAction,
     AcdInput,
@@ -60,11 +61,13 @@ from switch.acd.events import (
     AgentStateChanged,
     Announce,
     BridgeCall,
+    CallbackQueued,
     CallbackRequested,
     CallbackScheduled,
     CallEnded,
     CallerAbandoned,
     CallerArrived,
+    CallPickedUp,
     CallTransferred,
     LogEntry,
     OfferAnswered,
@@ -73,6 +76,7 @@ from switch.acd.events import (
     Overflow,
     PlaceCallback,
     PlayMusic,
+    PriorityChanged,
     StopMusic,
     WithdrawOffer,
     WrapUpEnded,
@@ -116,7 +120,7 @@ class _Work:
 _MAX_OVERFLOW_HOPS = 8
 
 
-class AcdEngine:
+class AcdEngine(QueueOps):
     """The ACD state machine: queues, agents, offers and timers.
 
     Args:
@@ -143,6 +147,7 @@ class AcdEngine:
         self._seq = 0
         self._next_position = 0
         self._handled: dict[str, tuple[float, int]] = {}
+        self._scheduled: dict[str, CallbackQueued] = {}
         self._handlers: dict[type, Callable[[float, Any, _Work], None]] = {
             CallerArrived: self._on_arrived,
             CallerAbandoned: self._on_abandoned,
@@ -156,6 +161,9 @@ class AcdEngine:
             CallEnded: self._on_call_ended,
             CallTransferred: self._on_call_ended,
             WrapUpEnded: self._on_wrapup_ended,
+            CallPickedUp: self._on_pickup,
+            PriorityChanged: self._on_priority,
+            CallbackQueued: self._on_callback_queued,
         }
 
     # ------------------------------------------------------------------ public API
@@ -642,9 +650,14 @@ class AcdEngine:
         selection = select_agents(queue.config.strategy, queue.name, candidates, now,
                                   self._rng, queue.rr_last_position)
         queue.rr_last_position = selection.memory
+        self._offer(now, queue, caller, selection.agents, work)
+
+    def _offer(self, now: float, queue: Queue, caller: Caller, agents: Iterable[Agent],
+               work: _Work) -> None:
+        """Ring ``agents`` (ready) with ``caller`` for the queue's ring timeout."""
         ring_s = queue.config.ring_timeout_s
         caller.offer_started = now
-        for agent in selection.agents:
+        for agent in agents:
             agent.call_id, agent.call_queue = caller.call_id, queue.name
             self._set_state(now, agent, AgentInput.OFFER, work)
             caller.offered_to.add(agent.agent_id)
@@ -664,6 +677,8 @@ class AcdEngine:
             agent = self.agents.get(key[0])
             return agent is not None and agent.state is AgentState.WRAP_UP and \
                 agent.wrapup_until == key[1]
+        if kind == "scheduled":
+            return self._scheduled_valid(key)
         caller = self._callers.get(key[0])
         return caller is not None and caller.seq == key[1] and caller.callback_number is None
 
@@ -674,6 +689,8 @@ class AcdEngine:
             self._missed_offer(now, key[0], agent, AgentInput.RING_TIMEOUT, "ring-timeout", work)
         elif kind == "wrapup":
             self._end_wrapup(now, self.agents[key[0]], work)
+        elif kind == "scheduled":
+            self._fire_scheduled(now, key, work)
         elif kind == "maxwait":
             caller = self._callers[key[0]]
             if caller.offered_to:

@@ -26,7 +26,9 @@ __all__ = [
     "Announce",
     "BridgeCall",
     "CallEnded",
+    "CallPickedUp",
     "CallTransferred",
+    "CallbackQueued",
     "CallbackRequested",
     "CallbackScheduled",
     "CallerAbandoned",
@@ -38,6 +40,7 @@ __all__ = [
     "Overflow",
     "PlaceCallback",
     "PlayMusic",
+    "PriorityChanged",
     "StopMusic",
     "WithdrawOffer",
     "WrapUpEnded",
@@ -147,9 +150,40 @@ class WrapUpEnded:
     agent_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class CallPickedUp:
+    """Agent ``agent_id`` takes the waiting caller ``call_id`` of ``queue`` out of turn
+    (CSTA GroupPickupCall from the desk): the call is offered to that agent alone."""
+
+    queue: str
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityChanged:
+    """A supervisor sets the base priority of the waiting caller ``call_id``."""
+
+    queue: str
+    call_id: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackQueued:
+    """A callback entry for ``number`` joins ``queue`` at time ``at`` (now when None)
+    without a live caller (scheduled from the desk or a CRM, IVR_CTI_ACD.md §C.4)."""
+
+    queue: str
+    call_id: str
+    number: str
+    at: float | None = None
+    priority: int = 0
+
+
 AcdInput = (CallerArrived | CallerAbandoned | CallbackRequested | AgentLoggedIn | AgentLoggedOut
             | AgentReady | AgentNotReady | OfferAnswered | OfferRejected | CallEnded
-            | CallTransferred | WrapUpEnded)
+            | CallTransferred | WrapUpEnded | CallPickedUp | PriorityChanged | CallbackQueued)
 
 # --------------------------------------------------------------------------- actions
 

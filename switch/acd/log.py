@@ -28,6 +28,9 @@ EXITEMPTY          position, origposition, waittime_s, target  (leave-when-empty
 FULL               target                                      (join refused: max length)
 JOINEMPTY          target                                      (join refused: no agents)
 CALLBACK           position, waittime_s, number                (caller left, keeps the place)
+PICKUP             position, waittime_s                        (an agent took this caller out
+                                                               of turn; its offer follows)
+PRIORITY           old_priority, new_priority, position        (a supervisor re-prioritised it)
 AGENTLOGIN         device
 AGENTLOGOFF        device, logintime_s
 PAUSE              reason                                      (agent not ready)
@@ -38,8 +41,9 @@ AGENTSTATE         old_state, new_state, reason                (every agent stat
                                                                source of occupancy)
 =================  ==========================================================================
 
-FULL, JOINEMPTY, CALLBACK, WRAPUP and AGENTSTATE are ours; the rest keep Asterisk's names and
-meaning. Agent-only records use queue ``"NONE"`` and call id ``"NONE"`` as Asterisk does.
+FULL, JOINEMPTY, CALLBACK, PICKUP, PRIORITY, WRAPUP and AGENTSTATE are ours; the rest keep
+Asterisk's names and meaning. Agent-only records use queue ``"NONE"`` and call id ``"NONE"``
+as Asterisk does.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class QueueEvent(StrEnum):
     FULL = "FULL"
     JOINEMPTY = "JOINEMPTY"
     CALLBACK = "CALLBACK"
+    PICKUP = "PICKUP"
+    PRIORITY = "PRIORITY"
     AGENTLOGIN = "AGENTLOGIN"
     AGENTLOGOFF = "AGENTLOGOFF"
     PAUSE = "PAUSE"

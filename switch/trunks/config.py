@@ -125,6 +125,11 @@ class TrunkConfig:
     P-Asserted-Identity on calls out, and take the caller's number from its
     P-Asserted-Identity / Remote-Party-ID on calls in. An untrusted trunk's identity
     headers are ignored (the From user is the caller) and never passed on."""
+    agent_devices: bool = False
+    """Whether the ACD may ring agents logged in on an outside number through this trunk
+    (``switch/queue_external.py``). The switch places those calls itself, so this switch is
+    their authorisation; the number checks (``deny_prefixes``, international,
+    ``max_calls``) still apply."""
 
     def __post_init__(self) -> None:
         if _NAME_RE.fullmatch(self.name or "") is None:
@@ -249,6 +254,7 @@ _FIELDS = [f.name for f in dataclasses.fields(TrunkConfig) if f.name not in ("na
 _KNOWN = sorted([*_FIELDS, *_TOML_ONLY])
 _TYPES: dict[str, type] = {
     "enabled": bool, "register": bool, "allow_international": bool, "trusted": bool,
+    "agent_devices": bool,
     "port": int, "register_expires_s": int, "max_calls": int,
     "outbound_rules": list, "did_map": dict, "caller_id_map": dict,
     "allowed_sources": list, "allowed_users": list, "deny_prefixes": list,

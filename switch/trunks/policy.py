@@ -183,6 +183,22 @@ class TrunkPolicy:
             authenticated_user or (from_trunk.name if from_trunk else "?"), decision.reason)
         return decision
 
+    def may_ring_agent(self, trunk: TrunkConfig, number: str, *,
+                       active_calls: int = 0) -> Decision:
+        """Whether the ACD may offer a call to an agent's outside number through ``trunk``
+        (``switch/queue_external.py``): the switch itself places it, so the caller check is
+        the trunk's ``agent_devices`` switch; the number is checked as for a user's call."""
+        if not trunk.enabled or self.trunks.get(trunk.name) is not trunk:
+            decision = _refuse("trunk disabled or not configured")
+        elif not trunk.agent_devices:
+            decision = _refuse("agent devices not allowed on this trunk")
+        else:
+            # not a user's call: no emergency exemption from deny_prefixes
+            decision = self._check_number(Source.UNKNOWN, trunk, number, active_calls)
+        log = logger.info if decision.allowed else logger.warning
+        log("trunk %s: agent device call to %r: %s", trunk.name, number, decision.reason)
+        return decision
+
     def _check_caller(
         self, src: Source, user: str | None, trunk: TrunkConfig, from_trunk: TrunkConfig | None
     ) -> Decision | None:

@@ -317,7 +317,7 @@ async def test_queue_call_through_the_live_acd_pops_and_follows_agent_states(
     assert acd.agent_snapshot("a1")["state"] == "ready"
     with pytest.raises(CtiRequestError) as exc:
         await backend.pickup_call(agent_id="a1", queue="support", call_id="x")
-    assert exc.value.code is ErrorCode.NOT_SUPPORTED
+    assert exc.value.code is ErrorCode.NOT_FOUND   # no such waiting caller
 
 
 # ---- consultation (media-level) ----------------------------------------------------------

@@ -115,9 +115,10 @@ class FakeDriver:
         loop = asyncio.get_running_loop()
         if what == "hangup":
             loop.call_later(0.05, self._end, ch, LegHungUp(ch))
-        elif what.startswith("key:"):
+        elif what.startswith("key:"):  # key:D presses D 10 ms after answer, key:D@S after S s
             queue = self.media.digits(ch.media_id or 0)
-            loop.call_later(0.01, queue.put_nowait, Key(what[4:]))
+            digit, _, delay = what[4:].partition("@")
+            loop.call_later(float(delay or 0.01), queue.put_nowait, Key(digit))
 
     def cancel(self, ch: Channel) -> None:
         if not ch.ended:
@@ -316,14 +317,16 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
     from switch.ivr_service import IvrService
 
     program = Path(__file__).resolve().parents[3] / "switch/campaigns/programs/repair_survey.ivr"
-    script = {"13800000001": "key:4", "13800000002": "key:9"}
+    # The keys come after the greeting (keys pressed during a prompt without barge-in are
+    # dropped, ivr_lang/live.py Rule 1).
+    script = {"13800000001": "key:4@0.15", "13800000002": "key:9@0.15"}
     dialer, _, media = make_dialer(repo, script)
     dialer.ivr = IvrService(media, DataSources(), site_dir=tmp_path / "ivr",
                             recordings_dir=tmp_path / "rec", reload_interval_s=0)
     campaign = Campaign("ivr-survey", CampaignKind.REPAIR_SURVEY,
                         window=CallingWindow(("daily 00:00-24:00",)), ivr_program=str(program))
-    await repo.create(campaign, [NewContact("住户", p, {"work_order": "20261120"})
-                                 for p in script])
+    await repo.create(campaign, [NewContact(name, p, {"work_order": "20261120"})
+                                 for name, p in zip(("王芳", "李娜"), script, strict=True)])
     await repo.command("ivr-survey", CampaignCommand.START)
     await dialer.start()
     try:
@@ -335,7 +338,10 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
               await repo.report(await repo.get("ivr-survey"))}
     assert report == {"13800000001": ("acknowledged", 4), "13800000002": ("opted_out", None)}
     assert any("维修服务打分" in text for text in media.said)
-    assert any("感谢您的评价" in text for text in media.said)
+    # The contact's fields reach the program as its flow inputs (name, work_order).
+    assert "王芳您好，这里是物业服务中心。您报修的二零二六一一二零号工单已经完成。" in media.said
+    assert "李娜您好，这里是物业服务中心。您报修的二零二六一一二零号工单已经完成。" in media.said
+    assert "您给二零二六一一二零号工单打了四分，感谢您的评价，再见。" in media.said
     order = await HotlineRepository(repo.db).work_order_status("20261120")
     assert order is not None and order.rating == 4
     assert await repo.opted_out(CampaignKind.REPAIR_SURVEY) == {"+8613800000002"}

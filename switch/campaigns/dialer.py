@@ -40,6 +40,9 @@ Rules:
   survey campaign (:mod:`switch.campaigns.surveys`: from a stored high-water mark, so the
   orders closed while the node was down are surveyed at the next start, never twice); its
   rating lands on the work order when the outcome is written (repository Rule 2).
+* Rule 8 -- progress: every move of a campaign (calls placed, an outcome, a state change)
+  is told to ``on_progress`` (the node's CTI sends throttled ``campaign.progress`` events
+  to admins, ``cti/campaign_events.py``).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from switch.campaigns.model import (
     CampaignState,
     CampaignStateError,
     Outcome,
+    Progress,
 )
 from switch.campaigns.scheduler import CampaignScheduler, DialContact, OutcomeDecision
 from switch.campaigns.surveys import SurveyStarter
@@ -186,6 +190,9 @@ class Dialer:
         self.survey_poll_s = survey_poll_s
         self.bus = bus
         self.tagger = tagger
+        self.on_progress: Callable[[Campaign, CampaignState, Callable[[], Progress]],
+                                   None] | None = None
+        """Told whenever a campaign moves (CTI ``campaign.progress``, Rule 8)."""
         self.stats = DialerStats()
         self._runs: dict[int, _Run] = {}
         self._broken: set[int] = set()
@@ -273,6 +280,11 @@ class Dialer:
                 await asyncio.wait_for(self._written.wait(), 0.1)
         return False
 
+    def _changed(self, run: _Run) -> None:
+        """Rule 8: tell the progress listener; the counts are computed only if it sends."""
+        if self.on_progress is not None:
+            self.on_progress(run.campaign, run.sched.state, run.sched.progress)
+
     # ------------------------------------------------------------------ the loop (Rule 1)
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -317,6 +329,7 @@ class Dialer:
             if campaign.state is not run.sched.state:
                 try:
                     run.sched.adopt(campaign.state)
+                    self._changed(run)
                     logger.info("campaign %s: %s", campaign.name, campaign.state.value)
                 except CampaignStateError as exc:
                     logger.debug("campaign %s: stored state not followed: %s",
@@ -342,7 +355,8 @@ class Dialer:
             logger.warning("campaign %s not loaded: %s", campaign.name, exc)
             return
         assert campaign.id is not None
-        self._runs[campaign.id] = _Run(state.campaign, sched, campaign.state)
+        self._runs[campaign.id] = run = _Run(state.campaign, sched, campaign.state)
+        self._changed(run)
         self._warm_tts()
         progress = sched.progress()
         logger.info("campaign %s loaded: %d contact(s), %d pending, %d done, %d call(s) "
@@ -420,6 +434,8 @@ class Dialer:
                     continue
                 for dial, dest in routed:
                     self._spawn(run, dial, dest)
+                if routed or sched.state is not CampaignState.RUNNING:
+                    self._changed(run)
                 if sched.state is CampaignState.COMPLETED:
                     await self._store_completed(run)
             deadline = sched.next_deadline()
@@ -489,6 +505,7 @@ class Dialer:
         logger.info("campaign %s: %s attempt %d: %s (%s)", run.campaign.name,
                     live.dial.contact.phone, live.dial.attempt_no, outcome.value, detail)
         self._pending.append((run.campaign, decision))
+        self._changed(run)
         self._unwritten[run.campaign.id or 0] += 1
         self._flush.set()
         self._wake.set()

@@ -53,6 +53,8 @@ class FakeMedia:
     def __init__(self) -> None:
         self.queues: dict[int, asyncio.Queue[Key]] = {}
         self.said: list[str] = []
+        self.answer_prompts: dict[int, str] = {}
+        """cid -> the key pressed right after the first prompt that asks for keys (按)."""
 
     def digits(self, cid: int) -> asyncio.Queue[Key]:
         return self.queues.setdefault(cid, asyncio.Queue())
@@ -62,6 +64,9 @@ class FakeMedia:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[str] = loop.create_future()
         loop.call_later(0.02, lambda: fut.done() or fut.set_result("completed"))
+        if "按" in text and cid in self.answer_prompts:
+            key = Key(self.answer_prompts.pop(cid))
+            loop.call_later(0.03, self.digits(cid).put_nowait, key)
         return fut
 
     async def stop(self, cid: int) -> None:
@@ -71,7 +76,8 @@ class FakeMedia:
 class FakeDriver:
     """A channel driver whose callees follow a script keyed by number: ``busy``,
     ``silent`` (rings for ever), ``hangup`` (answers, hangs up without a key), ``key:D``
-    (answers, presses D), ``mute`` (answers and stays on the line in silence)."""
+    (answers, presses D), ``ask:D`` (answers, presses D once a prompt asks for a key),
+    ``mute`` (answers and stays on the line in silence)."""
 
     def __init__(self, media: FakeMedia, script: dict[str, str]) -> None:
         self.media = media
@@ -115,10 +121,11 @@ class FakeDriver:
         loop = asyncio.get_running_loop()
         if what == "hangup":
             loop.call_later(0.05, self._end, ch, LegHungUp(ch))
-        elif what.startswith("key:"):  # key:D presses D 10 ms after answer, key:D@S after S s
+        elif what.startswith("key:"):
             queue = self.media.digits(ch.media_id or 0)
-            digit, _, delay = what[4:].partition("@")
-            loop.call_later(float(delay or 0.01), queue.put_nowait, Key(digit))
+            loop.call_later(0.01, queue.put_nowait, Key(what[4:]))
+        elif what.startswith("ask:"):  # presses D once a prompt has asked for a key
+            self.media.answer_prompts[ch.media_id or 0] = what[4:]
 
     def cancel(self, ch: Channel) -> None:
         if not ch.ended:
@@ -317,9 +324,9 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
     from switch.ivr_service import IvrService
 
     program = Path(__file__).resolve().parents[3] / "switch/campaigns/programs/repair_survey.ivr"
-    # The keys come after the greeting (keys pressed during a prompt without barge-in are
-    # dropped, ivr_lang/live.py Rule 1).
-    script = {"13800000001": "key:4@0.15", "13800000002": "key:9@0.15"}
+    # The keys come when asked for, after the greeting (keys pressed during a prompt
+    # without barge-in are dropped, ivr_lang/live.py Rule 1).
+    script = {"13800000001": "ask:4", "13800000002": "ask:9"}
     dialer, _, media = make_dialer(repo, script)
     dialer.ivr = IvrService(media, DataSources(), site_dir=tmp_path / "ivr",
                             recordings_dir=tmp_path / "rec", reload_interval_s=0)

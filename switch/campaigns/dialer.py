@@ -35,7 +35,8 @@ Rules:
 * Rule 6 -- every campaign call is also a call of the switch: its events go on the node's
   event bus (``CallOffered`` with source ``campaign``, ``CallRouted`` naming the campaign,
   ``CallAnswered``, ``CallHungUp`` with a cause and SIP status), so it gets a CDR like any
-  other call and CTI clients see it; the outcome is tagged on the CDR (``campaign_outcome``).
+  other call and CTI clients see it; the outcome is tagged on the CDR (``campaign_outcome``)
+  (:mod:`switch.campaigns.call_events`).
 * Rule 7 -- 报修回访: when ``auto_survey`` is on, every closed work order gets a one-contact
   survey campaign (:mod:`switch.campaigns.surveys`: from a stored high-water mark, so the
   orders closed while the node was down are surveyed at the next start, never twice); its
@@ -63,12 +64,12 @@ from storage.campaign_repository import (
 from storage.db import StorageError
 from switch.calendar import CalendarSet
 from switch.campaigns.answer import (
-    CALLEE_HUNG_UP,
     GOODBYE,
     play_message,
     retrieve_result,
     run_program,
 )
+from switch.campaigns.call_events import CallEvents, call_ids
 from switch.campaigns.messages import PlayMessage, RunIvr, on_answer
 from switch.campaigns.model import (
     Campaign,
@@ -80,7 +81,6 @@ from switch.campaigns.model import (
 )
 from switch.campaigns.scheduler import CampaignScheduler, DialContact, OutcomeDecision
 from switch.campaigns.surveys import SurveyStarter
-from switch.events import CallAnswered, CallHungUp, CallOffered, CallRouted
 from switch.media.errors import MediaError
 from switch.originate import (
     Destination,
@@ -190,6 +190,7 @@ class Dialer:
         self.survey_poll_s = survey_poll_s
         self.bus = bus
         self.tagger = tagger
+        self.events = CallEvents(bus, tagger, wall, caller)
         self.on_progress: Callable[[Campaign, CampaignState, Callable[[], Progress]],
                                    None] | None = None
         """Told whenever a campaign moves (CTI ``campaign.progress``, Rule 8)."""
@@ -487,7 +488,9 @@ class Dialer:
         finally:
             if live.call is not None:
                 await self.originator.release(live.call)
-        self._publish_end(run, live, outcome, detail)
+        if live.offered:  # Rule 6 (a dial never placed has no call and no CDR)
+            self.events.end(run.campaign, live.dial, outcome, detail, answered=live.answered,
+                            sip_status=live.sip_status)
         self._conclude(run, live, outcome, rating, detail)
 
     def _conclude(self, run: _Run, live: _Live, outcome: Outcome, rating: int | None,
@@ -523,7 +526,8 @@ class Dialer:
                 self.media.tts.render(action.text, self.voice, self.rate))
             speech.add_done_callback(retrieve_result)
         live.call = self.originator.new_call(dest)
-        self._publish_start(run, live, dest.via)
+        live.offered = True
+        self.events.start(campaign, live.dial, dest.via)
         result = await self.originator.ring(
             live.call, caller=self.caller,
             ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
@@ -532,53 +536,17 @@ class Dialer:
         if result.outcome is not RingOutcome.ANSWERED:
             return _RING_TO_OUTCOME[result.outcome], None, f"{dest.via}: {result.detail}"
         live.answered = True
-        self._publish(CallAnswered, run, live, codec=result.call.answered_leg.codec
-                      if result.call.answered_leg is not None else "")
+        leg = result.call.answered_leg
+        self.events.answered(campaign, live.dial, leg.codec if leg is not None else "")
         if isinstance(action, RunIvr):
             if self.ivr is None:
                 return Outcome.FAILED, None, "no IVR service on this node"
             return await run_program(self.ivr, self.originator, result.call, action,
                                      caller=self.caller, called=contact.phone,
-                                     call_id=self._ids(run, live)[0])
+                                     call_id=call_ids(campaign, live.dial)[0])
         return await play_message(self.media, result.call, action, campaign.kind, speech,
                                   key_wait_s=self.key_wait_s, voice=self.voice,
                                   rate=self.rate)
-
-    # ------------------------------------------------------------------ bus events (Rule 6)
-    @staticmethod
-    def _ids(run: _Run, live: _Live) -> tuple[str, str]:
-        d = live.dial
-        return (f"campaign-{run.campaign.id}-{d.contact.id}-{d.attempt_no}",
-                f"campaign/{d.contact.phone}-{d.attempt_no}")
-
-    def _publish(self, cls: type, run: _Run, live: _Live, **fields: Any) -> None:
-        if self.bus is None or not live.offered:
-            return
-        call_id, channel = self._ids(run, live)
-        self.bus.publish(cls(at=self.wall(), call_id=call_id, channel=channel, **fields))
-
-    def _publish_start(self, run: _Run, live: _Live, via: str) -> None:
-        live.offered = True
-        self._publish(CallOffered, run, live, caller=self.caller,
-                      callee=live.dial.contact.phone, source="campaign",
-                      caller_name=run.campaign.name)
-        self._publish(CallRouted, run, live, rule=f"campaign {run.campaign.name}", target=via)
-
-    def _publish_end(self, run: _Run, live: _Live, outcome: Outcome, detail: str) -> None:
-        if not live.offered:
-            return  # never placed (no route): no call, no CDR
-        call_id, _ = self._ids(run, live)
-        if self.tagger is not None:
-            self.tagger(call_id, "campaign", run.campaign.name)
-            self.tagger(call_id, "campaign_outcome", outcome.value)
-        cause, side, status = "normal_clearing", "system", None
-        if not live.answered:
-            status = live.sip_status
-            cause = {Outcome.BUSY: "user_busy", Outcome.NO_ANSWER: "no_answer"}.get(
-                outcome, "shutdown" if detail == "shutdown" else "call_rejected")
-        elif detail == CALLEE_HUNG_UP:
-            side = "callee"
-        self._publish(CallHungUp, run, live, cause=cause, side=side, sip_status=status)
 
     # ------------------------------------------------------------------ writing (Rule 5)
     async def _writer(self) -> None:

@@ -328,8 +328,10 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
     # without barge-in are dropped, ivr_lang/live.py Rule 1).
     script = {"13800000001": "ask:4", "13800000002": "ask:9"}
     dialer, _, media = make_dialer(repo, script)
+    tags: list[tuple[str, str]] = []
     dialer.ivr = IvrService(media, DataSources(), site_dir=tmp_path / "ivr",
-                            recordings_dir=tmp_path / "rec", reload_interval_s=0)
+                            recordings_dir=tmp_path / "rec", reload_interval_s=0,
+                            tagger=lambda _call, key, value: tags.append((key, value)))
     campaign = Campaign("ivr-survey", CampaignKind.REPAIR_SURVEY,
                         window=CallingWindow(("daily 00:00-24:00",)), ivr_program=str(program))
     await repo.create(campaign, [NewContact(name, p, {"work_order": "20261120"})
@@ -349,6 +351,7 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
     assert "王芳您好，这里是物业服务中心。您报修的二零二六一一二零号工单已经完成。" in media.said
     assert "李娜您好，这里是物业服务中心。您报修的二零二六一一二零号工单已经完成。" in media.said
     assert "您给二零二六一一二零号工单打了四分，感谢您的评价，再见。" in media.said
+    assert tags.count(("回访工单", "20261120")) == 2          # on each call's CDR
     order = await HotlineRepository(repo.db).work_order_status("20261120")
     assert order is not None and order.rating == 4
     assert await repo.opted_out(CampaignKind.REPAIR_SURVEY) == {"+8613800000002"}

@@ -50,7 +50,8 @@ from switch.campaigns.model import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CAMPAIGN_COMMANDS", "CampaignCommands", "install", "progress_dict"]
+__all__ = ["CAMPAIGN_COMMANDS", "CampaignCommands", "install", "progress_dict",
+           "register_commands"]
 
 _NAME = {"name": Arg("str", True, max_len=128)}
 _STATE_COMMANDS = {"campaign.start": CampaignCommand.START,
@@ -123,6 +124,14 @@ class CampaignCommands:
         return {"name": args["name"], "state": state.value}
 
 
+def register_commands(commands: MutableMapping[str, CommandSpec] | None = None) -> None:
+    """Add the six commands to the command table (default :data:`cti.messages.COMMANDS`)
+    without handlers: what a CLIENT process needs before ``CtiClient.request`` sends one
+    (the client checks commands against the same table as the server)."""
+    table = COMMANDS if commands is None else commands
+    table.update(CAMPAIGN_COMMANDS)
+
+
 def install(server: Any, repo: CampaignRepository,
             wake: Callable[[], None] | None = None, *,
             commands: MutableMapping[str, CommandSpec] | None = None,
@@ -133,10 +142,9 @@ def install(server: Any, repo: CampaignRepository,
     ``commands`` and ``permissions`` default to the protocol's tables
     (:data:`cti.messages.COMMANDS`, :data:`cti.roles.PERMISSIONS`), Rule 4.
     """
-    table = COMMANDS if commands is None else commands
+    register_commands(commands)
     allowed = PERMISSIONS if permissions is None else permissions
-    for name, spec in CAMPAIGN_COMMANDS.items():
-        table[name] = spec
+    for name in CAMPAIGN_COMMANDS:
         allowed[name] = frozenset({Role.ADMIN})
     handlers = CampaignCommands(repo, wake)
 

@@ -283,6 +283,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "agent.busy": ("agent_id", "state"),
     "agent.wrapup": ("agent_id", "state"),
     "queue.stats": ("queue", "waiting", "longest_wait_s", "agents_ready"),
+    "campaign.progress": ("name", "state", "progress"),
     "monitor.started": ("monitor_id", "agent_id", "mode"),
     "monitor.stopped": ("monitor_id", "agent_id"),
     "session.resync_required": ("reason",),

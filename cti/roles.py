@@ -166,6 +166,8 @@ def can_see_event(principal: Principal, name: str, queues: frozenset[str],
                   agent_id: str | None) -> bool:
     """Rule 3: may this event reach this principal at all (before its own filters)?"""
     role = principal.role
+    if name.startswith("campaign.") and role is not Role.ADMIN:
+        return False  # outbound campaigns are the admin's (cti/campaign_events.py Rule 3)
     if role is Role.WALLBOARD and name not in _WALLBOARD_EVENTS:
         return False
     if role is Role.INTEGRATION and not name.startswith("call."):

@@ -91,7 +91,9 @@ class FlowAnalysis:
         self.hotkeys = program.flow.hotkeys if program.flow else ()
         self.flow_clauses = program.flow.clauses if program.flow else ()
         self.sub_defs: dict[str, _Set] = {}
-        self.known_vars = set(BUILTIN_VARS)
+        # Set before the first statement: caller/called and the flow's ``input`` variables.
+        self.builtin: _Set = BUILTIN_VARS | frozenset(S.flow_inputs(program))
+        self.known_vars = set(self.builtin)
         self._report = False
         self._reported: set[tuple[A.Span, str]] = set()
         self._contrib: dict[str, _Set] = {}
@@ -270,16 +272,16 @@ class FlowAnalysis:
                 self.known_vars.update(p.text for p in node.params)
         for _ in range(3):  # subs calling subs: a few rounds reach the fixed point
             for sub in self.p.subs:
-                entry = BUILTIN_VARS | {p.text for p in sub.params}
+                entry = self.builtin | {p.text for p in sub.params}
                 outs = self._returns(sub.body, entry)
                 self.sub_defs[sub.name.text] = frozenset.intersection(*outs) - entry if (
                     outs) else frozenset(self.known_vars)
         entry_name = self.p.steps[0].name.text
-        entries: dict[str, _Set] = {entry_name: BUILTIN_VARS}
+        entries: dict[str, _Set] = {entry_name: self.builtin}
         for c in self.flow_clauses:  # error/failure handlers: only builtins are sure
             for st in all_stmts(c.body):
                 if isinstance(st, A.Goto):
-                    entries[st.target.text] = BUILTIN_VARS
+                    entries[st.target.text] = self.builtin
         for _ in range(4 * len(self.nodes) + 4):
             changed = False
             self._contrib = {}
@@ -303,7 +305,7 @@ class FlowAnalysis:
             if seen is not None:
                 self._block(sub.body, seen | {p.text for p in sub.params})
         for c in self.flow_clauses:
-            self._block(c.body, BUILTIN_VARS)
+            self._block(c.body, self.builtin)
 
     def _returns(self, body: tuple[A.Stmt, ...], entry: _Set) -> list[_Set]:
         saved = self._report

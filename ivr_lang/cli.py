@@ -96,6 +96,8 @@ def test_main(argv: list[str]) -> int:
     ap.add_argument("--at", default="2026-11-30T10:00", help="local time the call starts")
     ap.add_argument("--mock", action="append", default=[],
                     help='force an outcome, e.g. "queue 客服组=timeout", "lookup 账单=error"')
+    ap.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                    help="preset a flow input variable, e.g. work_order=202611280007")
     ap.add_argument("--data", help="mock data TOML (default: <script>_mock.toml beside it)")
     ap.add_argument("--update", action="store_true", help="rewrite transcript files")
     ap.add_argument("--coverage", action="store_true", help="print step/branch coverage")
@@ -116,6 +118,9 @@ def test_main(argv: list[str]) -> int:
         for spec in args.mock:
             key, _, value = spec.partition("=")
             opts.mocks[" ".join(key.split())] = value.strip()
+        for spec in args.input:
+            key, _, value = spec.partition("=")
+            opts.inputs[key.strip()] = value.strip()
         t = simulate(program, opts, fixture)
         print(t.text, end="")
         runs.append(t)

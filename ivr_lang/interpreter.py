@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -166,13 +166,19 @@ class Interpreter:
 
     def __init__(self, program: A.Program, call: CallHandle, lookup: LookupFn, *,
                  budget: int = DEFAULT_BUDGET,
-                 trace: Callable[[TraceEvent], None] | None = None) -> None:
+                 trace: Callable[[TraceEvent], None] | None = None,
+                 variables: Mapping[str, Any] | None = None) -> None:
         self.p = program
         self.call = call
         self.lookup_fn = lookup
         self.budget = budget
         self.trace_fn = trace
-        self.vars: dict[str, Any] = {"caller": call.caller, "called": call.called}
+        # The flow's ``input`` variables come from whoever starts the call (a campaign's
+        # contact fields); one not given is null, never undefined. caller/called win.
+        given = variables or {}
+        self.vars: dict[str, Any] = {name: given.get(name) for name in
+                                     S.flow_inputs(program)}
+        self.vars.update(caller=call.caller, called=call.called)
         self.tags: dict[str, Any] = {}
         self.statements = 0
         self.step = ""

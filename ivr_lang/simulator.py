@@ -83,6 +83,7 @@ class SimOptions:
     at: _dt.datetime = _dt.datetime(2026, 11, 30, 10, 0)
     keys: list[str] = field(default_factory=list)
     mocks: dict[str, str] = field(default_factory=dict)  # "queue 客服组" -> "timeout"
+    inputs: dict[str, str] = field(default_factory=dict)  # flow ``input`` variables
 
 
 @dataclass(slots=True)
@@ -306,7 +307,7 @@ def simulate(program: A.Program, options: SimOptions, fixture: Fixture | None = 
 
     try:
         interp = Interpreter(program, call, _MockedSources(fixture or Fixture(), call, db),
-                             budget=budget, trace=trace)
+                             budget=budget, trace=trace, variables=options.inputs)
         result = drive(interp.run())
     finally:
         db.close()
@@ -439,6 +440,9 @@ def parse_options(header: Mapping[str, list[str]]) -> SimOptions:
     for spec in header.get("mock", []):
         key, _, value = spec.partition("=")
         opts.mocks[" ".join(key.split())] = value.strip()
+    for spec in header.get("input", []):
+        key, _, value = spec.partition("=")
+        opts.inputs[key.strip()] = value.strip()
     return opts
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "InputSpec",
     "canonical",
     "clause_map",
+    "flow_inputs",
     "flow_setting",
     "input_spec",
     "names_for",
@@ -36,6 +37,7 @@ FLOW_SETTINGS: dict[str, tuple[str, ...]] = {
     "language": ("name", "string"), "voice": ("name", "string"), "timeout": ("duration",),
     "interdigit": ("duration",), "retries": ("number",), "operator": ("name",),
     "budget": ("number",), "version": ("number", "name", "string"),
+    "input": ("name", "multi"),
 }
 MENU_SETTINGS: dict[str, tuple[str, ...]] = {
     "prompt": ("string", "multi"), "timeout": ("duration",), "interdigit": ("duration",),
@@ -81,7 +83,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "提示音": ("beep",), "出错": ("error",), "无结果": ("empty",), "忙": ("busy",),
     "无应答": ("noanswer",), "失败": ("fail", "failure"), "满": ("full",), "关闭": ("closed",),
     "完成": ("done",), "成功": ("ok",), "无输入": ("noinput",), "输入错误": ("nomatch",),
-    "等待超时": ("timeout",), "版本": ("version",),
+    "等待超时": ("timeout",), "版本": ("version",), "传入": ("input",),
 }
 TRANSFER_MODES = ("blind", "attended")
 ON_OFF = {"on": True, "off": False, "yes": True, "no": False, "开": True, "关": False}
@@ -143,6 +145,17 @@ def flow_setting(program: A.Program, name: str) -> A.Value | None:
         return None
     found = _settings(program.flow.settings, FLOW_SETTINGS).get(name)
     return found[0].values[0] if found and found[0].values else None
+
+
+def flow_inputs(program: A.Program) -> tuple[str, ...]:
+    """The variables the one who starts the call presets (flow ``input NAME`` lines, one
+    name each): a campaign dialer passes its contact's fields (``work_order``, ``name``...).
+    They are set from the call's first statement like ``caller``; one not given is null."""
+    if program.flow is None:
+        return ()
+    found = _settings(program.flow.settings, FLOW_SETTINGS).get("input", [])
+    return tuple(dict.fromkeys(s.values[0].raw for s in found
+                               if len(s.values) == 1 and s.values[0].kind == "name"))
 
 
 @dataclass(frozen=True, slots=True)

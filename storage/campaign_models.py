@@ -10,6 +10,9 @@ Rules:
 * Rule 3 -- the configuration of a campaign (window, limits, retry policy, message fields,
   trunk) is one JSON column written by ``Campaign.config_json``: it is read whole and never
   queried by parts.
+* Rule 4 -- ``campaign_marks`` holds the dialer's named high-water marks (epoch seconds):
+  ``repair_survey`` is the close time up to which work orders have been looked at for a
+  报修回访, so the orders closed while the node was down are found at the next start.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, utc_now
 
-__all__ = ["CampaignAttemptRow", "CampaignContactRow", "CampaignOptOutRow", "CampaignRow"]
+__all__ = ["CampaignAttemptRow", "CampaignContactRow", "CampaignMarkRow", "CampaignOptOutRow",
+           "CampaignRow"]
 
 
 class CampaignRow(Base):
@@ -108,3 +112,12 @@ class CampaignOptOutRow(Base):
         ForeignKey("campaigns.id", ondelete="SET NULL"))
     """The campaign in which the key was pressed."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class CampaignMarkRow(Base):
+    """A named high-water mark of the dialer (Rule 4)."""
+
+    __tablename__ = "campaign_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.campaign_models import (
     CampaignAttemptRow,
     CampaignContactRow,
+    CampaignMarkRow,
     CampaignOptOutRow,
     CampaignRow,
 )
@@ -136,7 +137,8 @@ class CampaignRepository:
         if not self._ready:
             await self.hotline.ensure_schema()
             tables = [m.__table__ for m in (CampaignRow, CampaignContactRow,
-                                            CampaignAttemptRow, CampaignOptOutRow)]
+                                            CampaignAttemptRow, CampaignOptOutRow,
+                                            CampaignMarkRow)]
             await ensure_tables(self._db, tables)  # type: ignore[arg-type]
             self._ready = True
 
@@ -246,6 +248,23 @@ class CampaignRepository:
             for table in (CampaignAttemptRow, CampaignContactRow):
                 await session.execute(delete(table).where(table.campaign_id == campaign.id))
             await session.execute(delete(CampaignRow).where(CampaignRow.id == campaign.id))
+
+    async def get_mark(self, name: str) -> float | None:
+        """The dialer's high-water mark ``name`` (models Rule 4); None: never set."""
+        await self.ensure_schema()
+        async with self._db.transaction() as session:
+            row = await session.get(CampaignMarkRow, name)
+            return None if row is None else float(row.value)
+
+    async def set_mark(self, name: str, value: float) -> None:
+        """Store the high-water mark ``name``."""
+        await self.ensure_schema()
+        async with self._db.transaction() as session:
+            row = await session.get(CampaignMarkRow, name)
+            if row is None:
+                session.add(CampaignMarkRow(name=name, value=value))
+            else:
+                row.value = value
 
     # --- contacts and resume -------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,8 +221,10 @@ class IvrService:
 
     # ------------------------------------------------------------------ calls
     async def run(self, name: str, cid: int, control: CallControl, *, caller: str,
-                  called: str, call_id: str) -> CallResult:
-        """Rule 3: run one call on the version of ``name`` current now."""
+                  called: str, call_id: str,
+                  variables: Mapping[str, str] | None = None) -> CallResult:
+        """Rule 3: run one call on the version of ``name`` current now; ``variables``
+        preset the program's flow ``input`` variables (a campaign contact's fields)."""
         script = self.store.current(name)
         if script is None:
             raise LookupError(f"no IVR program loaded as {name!r}")
@@ -262,7 +264,7 @@ class IvrService:
                 logger.info("ivr %s [%s] %s %s", call_id, ev.step, ev.kind, ev.detail)
 
         interp = Interpreter(script.program, live, self.lookup, budget=self.budget,
-                             trace=trace)
+                             trace=trace, variables=variables)
         self.stats["calls"] += 1
         self.stats["running"] += 1
         logger.info("ivr %s: %s version %d for %s -> %s", call_id, name, script.version,

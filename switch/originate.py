@@ -16,7 +16,8 @@ Rules:
   first (``switch.trunks.policy``: enabled, ``allowed_users`` with the dialer's user,
   denied prefixes, international, ``max_calls``) and is sent by
   :func:`switch.trunks.outbound.originate_via_trunk` (number rewriting, caller ID, digest
-  answer to the carrier's 401/407); its leg counts against the trunk's ``max_calls``.
+  answer to the carrier's 401/407); its leg counts against the trunk's ``max_calls``. A
+  trunk at ``max_calls`` is a :class:`TrunkFull` refusal: wait for a line, not a failure.
 * Rule 2 -- forking (RFC 3261 §16.7 parallel search): an extension with several contacts
   rings them all; the first 2xx wins and the others are cancelled.
 * Rule 3 -- how an attempt ends before answer, from the final responses of all forks
@@ -61,6 +62,7 @@ __all__ = [
     "OriginatedCall",
     "Originator",
     "RingOutcome",
+    "TrunkFull",
     "classify_statuses",
 ]
 
@@ -95,6 +97,13 @@ class Destination:
     via: str
     """For logs and attempt details: ``extension 1001``, ``trunk carrier``."""
     trunk: str = ""
+
+
+class TrunkFull(str):
+    """Why a number cannot go out right now: its trunk has no free line (``max_calls``).
+
+    A ``str`` like every other refusal of :meth:`DestinationResolver.resolve`, but one that
+    passes: the dialer holds the contact until a line frees instead of failing the call."""
 
 
 class DestinationResolver:
@@ -155,6 +164,8 @@ class DestinationResolver:
         if cfg is None or not cfg.enabled:
             return f"no enabled trunk {name!r}"
         if self.trunk_calls is not None:
+            if self.trunk_calls.active_calls(name) >= cfg.max_calls:
+                return TrunkFull(f"trunk {name} is at max_calls ({cfg.max_calls})")
             decision = self.trunk_calls.policy.may_use_trunk(
                 "user", self.user, cfg, number,
                 active_calls=self.trunk_calls.active_calls(name))

@@ -8,7 +8,10 @@ Split from :mod:`switch.campaigns.dialer` (its Rule 4), whose calls these are:
   ``MAX_REPEATS`` times; a hang-up without a key is ANSWERED. A decisive key gets a short
   goodbye (bounded to 4 s) before the dialer hangs up.
 * Rule 2 -- an IVR program runs on the answered leg through the node's ``IvrService``,
-  loaded once from the campaign's path (checked like every program); it reports through
+  loaded once from the campaign's path (checked like every program), with the contact's
+  fields and the campaign's params preset as the program's flow ``input`` variables
+  (``input work_order`` reads the work order's number, ``input name`` the resident's
+  name; a declared input the contact lacks is null); it reports through
   its tags: ``campaign_outcome`` (acknowledged, opted_out, answered) and
   ``campaign_rating`` (1-5, which makes the call acknowledged). A transfer is refused
   (there is no caller leg to transfer); the callee's hang-up ends the program.
@@ -110,7 +113,8 @@ async def run_program(ivr: Any, originator: Originator, call: OriginatedCall,
             return Outcome.FAILED, None, f"IVR program {action.path} does not check"
     control = CampaignControl(originator, call)
     program = asyncio.ensure_future(ivr.run(name, call.media_id, control, caller=caller,
-                                            called=called, call_id=call_id))
+                                            called=called, call_id=call_id,
+                                            variables=dict(action.variables)))
     end = asyncio.ensure_future(call.ended.wait())
     try:
         await asyncio.wait({program, end}, return_when=asyncio.FIRST_COMPLETED)

@@ -21,9 +21,11 @@ Rules:
   calls in progress are hung up and recorded with what is known: ANSWERED when they were
   answered (final), else FAILED ``shutdown`` (the FAILED retry rule applies).
 * Rule 3 -- limits: a campaign never has more than ``max_lines`` calls in progress and
-  never starts calls faster than its token bucket (the scheduler); a campaign on a named
-  trunk also leaves the trunk's ``max_calls`` alone (lines in use by every campaign on
-  that trunk count).
+  never starts calls faster than its token bucket (the scheduler), and never takes a
+  trunk above its ``max_calls``: every dial is resolved (named trunk or dial plan) before
+  its attempt is written, and one whose trunk has no free line -- counting the node's
+  calls on it plus the dials with no leg yet, dial-plan routed ones included -- goes back
+  to the scheduler until a line frees.
 * Rule 4 -- on answer (:mod:`switch.campaigns.answer`): the kind's message, rendered to
   speech while the phone rings, with barge-in; the first key decides, silence or a
   meaningless key repeats it (``MAX_REPEATS``), a hang-up without a key is ANSWERED. An IVR
@@ -33,17 +35,21 @@ Rules:
 * Rule 6 -- every campaign call is also a call of the switch: its events go on the node's
   event bus (``CallOffered`` with source ``campaign``, ``CallRouted`` naming the campaign,
   ``CallAnswered``, ``CallHungUp`` with a cause and SIP status), so it gets a CDR like any
-  other call and CTI clients see it; the outcome is tagged on the CDR (``campaign_outcome``).
-* Rule 7 -- 报修回访: when ``auto_survey`` is on, every work order closed after the dialer
-  started gets a one-contact survey campaign (``sources.start_repair_survey``); its rating
-  lands on the work order when the outcome is written (repository Rule 2).
+  other call and CTI clients see it; the outcome is tagged on the CDR (``campaign_outcome``)
+  (:mod:`switch.campaigns.call_events`).
+* Rule 7 -- 报修回访: when ``auto_survey`` is on, every closed work order gets a one-contact
+  survey campaign (:mod:`switch.campaigns.surveys`: from a stored high-water mark, so the
+  orders closed while the node was down are surveyed at the next start, never twice); its
+  rating lands on the work order when the outcome is written (repository Rule 2).
+* Rule 8 -- progress: every move of a campaign (calls placed, an outcome, a state change)
+  is told to ``on_progress`` (the node's CTI sends throttled ``campaign.progress`` events
+  to admins, ``cti/campaign_events.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections import Counter
@@ -51,23 +57,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from storage.campaign_repository import (
     CampaignRepository,
     DuplicateAttemptError,
-    DuplicateCampaignError,
 )
 from storage.db import StorageError
-from storage.hotline_models import WorkOrder
 from switch.calendar import CalendarSet
 from switch.campaigns.answer import (
-    CALLEE_HUNG_UP,
     GOODBYE,
     play_message,
     retrieve_result,
     run_program,
 )
+from switch.campaigns.call_events import CallEvents, call_ids
 from switch.campaigns.messages import PlayMessage, RunIvr, on_answer
 from switch.campaigns.model import (
     Campaign,
@@ -75,22 +77,26 @@ from switch.campaigns.model import (
     CampaignState,
     CampaignStateError,
     Outcome,
+    Progress,
 )
 from switch.campaigns.scheduler import CampaignScheduler, DialContact, OutcomeDecision
-from switch.campaigns.sources import SourceError, start_repair_survey
-from switch.events import CallAnswered, CallHungUp, CallOffered, CallRouted
+from switch.campaigns.surveys import SurveyStarter
 from switch.media.errors import MediaError
 from switch.originate import (
+    Destination,
     DestinationResolver,
     OriginatedCall,
     Originator,
     RingOutcome,
+    TrunkFull,
 )
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Dialer", "DialerStats"]
 
+TRUNK_RECHECK_S = 0.5
+"""How soon a campaign held back by a full trunk looks again (a call's end wakes it first)."""
 _RING_TO_OUTCOME = {RingOutcome.BUSY: Outcome.BUSY, RingOutcome.NO_ANSWER: Outcome.NO_ANSWER,
                     RingOutcome.FAILED: Outcome.FAILED}
 
@@ -100,11 +106,17 @@ class _Live:
     """One attempt in progress (internal)."""
 
     dial: DialContact
+    dest: Destination | str = ""
+    """Where the call goes (resolved before the attempt is written), or why nowhere."""
     call: OriginatedCall | None = None
     answered: bool = False
     task: asyncio.Task[None] | None = None
     sip_status: int | None = None
     offered: bool = False
+
+    @property
+    def trunk(self) -> str:
+        return self.dest.trunk if isinstance(self.dest, Destination) else ""
 
 
 @dataclass(slots=True)
@@ -178,6 +190,10 @@ class Dialer:
         self.survey_poll_s = survey_poll_s
         self.bus = bus
         self.tagger = tagger
+        self.events = CallEvents(bus, tagger, wall, caller)
+        self.on_progress: Callable[[Campaign, CampaignState, Callable[[], Progress]],
+                                   None] | None = None
+        """Told whenever a campaign moves (CTI ``campaign.progress``, Rule 8)."""
         self.stats = DialerStats()
         self._runs: dict[int, _Run] = {}
         self._broken: set[int] = set()
@@ -193,14 +209,15 @@ class Dialer:
         self._closing = False
         self._sync_now = False
         self._warmed = False
-        self._survey_mark = 0.0
-        self._survey_seen: set[str] = set()
+        self.surveys = SurveyStarter(repo, template=survey_template, wall=wall) if (
+            auto_survey) else None
         self._next_survey = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await self.repo.ensure_schema()
-        self._survey_mark = self.wall()
+        if self.surveys is not None:
+            await self.surveys.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._loop(), name="dialer"),
                        loop.create_task(self._writer(), name="dialer-writer")]
@@ -264,6 +281,11 @@ class Dialer:
                 await asyncio.wait_for(self._written.wait(), 0.1)
         return False
 
+    def _changed(self, run: _Run) -> None:
+        """Rule 8: tell the progress listener; the counts are computed only if it sends."""
+        if self.on_progress is not None:
+            self.on_progress(run.campaign, run.sched.state, run.sched.progress)
+
     # ------------------------------------------------------------------ the loop (Rule 1)
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -283,11 +305,14 @@ class Dialer:
                     await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _sync(self, now: float) -> None:
+        if self.surveys is not None and now >= self._next_survey:
+            self._next_survey = now + self.survey_poll_s
+            try:
+                await self.surveys.poll()  # before the read: a new survey runs at once
+            except StorageError as exc:
+                logger.warning("dialer: closed work orders not read: %s", exc)
         try:
             campaigns = await self.repo.live_campaigns(list(self._runs))
-            if self.auto_survey and now >= self._next_survey:
-                self._next_survey = now + self.survey_poll_s
-                await self._start_surveys()
         except StorageError as exc:
             logger.warning("dialer: campaigns not read: %s", exc)
             return
@@ -305,6 +330,7 @@ class Dialer:
             if campaign.state is not run.sched.state:
                 try:
                     run.sched.adopt(campaign.state)
+                    self._changed(run)
                     logger.info("campaign %s: %s", campaign.name, campaign.state.value)
                 except CampaignStateError as exc:
                     logger.debug("campaign %s: stored state not followed: %s",
@@ -330,7 +356,8 @@ class Dialer:
             logger.warning("campaign %s not loaded: %s", campaign.name, exc)
             return
         assert campaign.id is not None
-        self._runs[campaign.id] = _Run(state.campaign, sched, campaign.state)
+        self._runs[campaign.id] = run = _Run(state.campaign, sched, campaign.state)
+        self._changed(run)
         self._warm_tts()
         progress = sched.progress()
         logger.info("campaign %s loaded: %d contact(s), %d pending, %d done, %d call(s) "
@@ -360,33 +387,61 @@ class Dialer:
                                exc)
 
     # ------------------------------------------------------------------ dialing (Rules 2, 3)
-    def _trunk_free(self, trunk: str) -> int | None:
-        """Calls ``trunk`` can still take (Rule 3); None: no trunk or no limit known."""
+    def _trunk_free(self, trunk: str, extra: int = 0) -> int | None:
+        """Lines ``trunk`` can still take (Rule 3): its ``max_calls`` less the node's count
+        of calls on it (inbound, dial-plan routed, every campaign's once their leg exists),
+        less our calls with no leg yet and ``extra`` about to be placed; None: no trunk."""
         cfg = self.resolver.trunks.get(trunk) if trunk else None
         if cfg is None:
             return None
-        ours = sum(len(r.live) for r in self._runs.values() if r.campaign.trunk == trunk)
+        mine = [lv for r in self._runs.values() for lv in r.live.values() if lv.trunk == trunk]
         used = self.resolver.trunk_in_use(trunk)
-        # A dial spawned a moment ago has no leg yet: it counts through `ours`.
-        return cfg.max_calls - max(ours, used or 0)
+        if used is None:  # no node count: ours is all we know
+            return cfg.max_calls - len(mine) - extra
+        legless = sum(1 for lv in mine if lv.call is None or not lv.call.forks)
+        return cfg.max_calls - used - legless - extra
+
+    def _route(self, run: _Run, dials: list[DialContact], now: float
+               ) -> tuple[list[tuple[DialContact, Destination | str]], bool]:
+        """Rule 3: resolve each dial (named trunk or dial plan) before it is written; one
+        whose trunk has no free line goes back to the scheduler (returns True then)."""
+        routed: list[tuple[DialContact, Destination | str]] = []
+        taking: Counter[str] = Counter()
+        held = False
+        for dial in dials:
+            dest = self.resolver.resolve(dial.contact.phone, run.campaign.trunk,
+                                         caller=self.caller)
+            trunk = dest.trunk if isinstance(dest, Destination) else ""
+            free = self._trunk_free(trunk, taking[trunk])
+            if isinstance(dest, TrunkFull) or (free is not None and free <= 0):
+                run.sched.cancel(dial, now)  # due again; dialed when a line frees
+                held = True
+                continue
+            taking[trunk] += 1
+            routed.append((dial, dest))
+        return routed, held
 
     async def _dial(self, now: float) -> float | None:
         earliest: float | None = None
         for run in list(self._runs.values()):
-            sched = run.sched
+            sched, held = run.sched, False
             if sched.state is CampaignState.RUNNING and not self._stopping:
                 active = len(run.live)
                 trunk_free = self._trunk_free(run.campaign.trunk)
                 if trunk_free is not None:
                     active = max(active, sched.campaign.limits.max_lines - trunk_free)
-                dials = sched.next_actions(now, active)
-                if dials and not await self._begin(run, dials, now):
+                routed, held = self._route(run, sched.next_actions(now, active), now)
+                if routed and not await self._begin(run, [d for d, _ in routed], now):
                     continue
-                for dial in dials:
-                    self._spawn(run, dial)
+                for dial, dest in routed:
+                    self._spawn(run, dial, dest)
+                if routed or sched.state is not CampaignState.RUNNING:
+                    self._changed(run)
                 if sched.state is CampaignState.COMPLETED:
                     await self._store_completed(run)
             deadline = sched.next_deadline()
+            if held and deadline is not None:  # a line frees at a call's end (a wake-up)
+                deadline = max(deadline, now + TRUNK_RECHECK_S)
             if deadline is not None and (earliest is None or deadline < earliest):
                 earliest = deadline
         return earliest
@@ -409,8 +464,8 @@ class Dialer:
             return False
         return True
 
-    def _spawn(self, run: _Run, dial: DialContact) -> None:
-        live = _Live(dial)
+    def _spawn(self, run: _Run, dial: DialContact, dest: Destination | str) -> None:
+        live = _Live(dial, dest)
         run.live[dial.contact.id] = live
         self.stats.dials += 1
         self.stats.peak_calls = max(self.stats.peak_calls, self.active_calls())
@@ -433,7 +488,9 @@ class Dialer:
         finally:
             if live.call is not None:
                 await self.originator.release(live.call)
-        self._publish_end(run, live, outcome, detail)
+        if live.offered:  # Rule 6 (a dial never placed has no call and no CDR)
+            self.events.end(run.campaign, live.dial, outcome, detail, answered=live.answered,
+                            sip_status=live.sip_status)
         self._conclude(run, live, outcome, rating, detail)
 
     def _conclude(self, run: _Run, live: _Live, outcome: Outcome, rating: int | None,
@@ -451,6 +508,7 @@ class Dialer:
         logger.info("campaign %s: %s attempt %d: %s (%s)", run.campaign.name,
                     live.dial.contact.phone, live.dial.attempt_no, outcome.value, detail)
         self._pending.append((run.campaign, decision))
+        self._changed(run)
         self._unwritten[run.campaign.id or 0] += 1
         self._flush.set()
         self._wake.set()
@@ -459,7 +517,7 @@ class Dialer:
                        ) -> tuple[Outcome, int | None, str]:
         campaign, contact = run.campaign, live.dial.contact
         action = on_answer(campaign, contact)
-        dest = self.resolver.resolve(contact.phone, campaign.trunk, caller=self.caller)
+        dest = live.dest
         if isinstance(dest, str):
             return Outcome.FAILED, None, dest
         speech = None
@@ -468,7 +526,8 @@ class Dialer:
                 self.media.tts.render(action.text, self.voice, self.rate))
             speech.add_done_callback(retrieve_result)
         live.call = self.originator.new_call(dest)
-        self._publish_start(run, live, dest.via)
+        live.offered = True
+        self.events.start(campaign, live.dial, dest.via)
         result = await self.originator.ring(
             live.call, caller=self.caller,
             ring_timeout_s=campaign.ring_timeout_s or self.ring_timeout_s)
@@ -477,53 +536,17 @@ class Dialer:
         if result.outcome is not RingOutcome.ANSWERED:
             return _RING_TO_OUTCOME[result.outcome], None, f"{dest.via}: {result.detail}"
         live.answered = True
-        self._publish(CallAnswered, run, live, codec=result.call.answered_leg.codec
-                      if result.call.answered_leg is not None else "")
+        leg = result.call.answered_leg
+        self.events.answered(campaign, live.dial, leg.codec if leg is not None else "")
         if isinstance(action, RunIvr):
             if self.ivr is None:
                 return Outcome.FAILED, None, "no IVR service on this node"
             return await run_program(self.ivr, self.originator, result.call, action,
                                      caller=self.caller, called=contact.phone,
-                                     call_id=self._ids(run, live)[0])
+                                     call_id=call_ids(campaign, live.dial)[0])
         return await play_message(self.media, result.call, action, campaign.kind, speech,
                                   key_wait_s=self.key_wait_s, voice=self.voice,
                                   rate=self.rate)
-
-    # ------------------------------------------------------------------ bus events (Rule 6)
-    @staticmethod
-    def _ids(run: _Run, live: _Live) -> tuple[str, str]:
-        d = live.dial
-        return (f"campaign-{run.campaign.id}-{d.contact.id}-{d.attempt_no}",
-                f"campaign/{d.contact.phone}-{d.attempt_no}")
-
-    def _publish(self, cls: type, run: _Run, live: _Live, **fields: Any) -> None:
-        if self.bus is None or not live.offered:
-            return
-        call_id, channel = self._ids(run, live)
-        self.bus.publish(cls(at=self.wall(), call_id=call_id, channel=channel, **fields))
-
-    def _publish_start(self, run: _Run, live: _Live, via: str) -> None:
-        live.offered = True
-        self._publish(CallOffered, run, live, caller=self.caller,
-                      callee=live.dial.contact.phone, source="campaign",
-                      caller_name=run.campaign.name)
-        self._publish(CallRouted, run, live, rule=f"campaign {run.campaign.name}", target=via)
-
-    def _publish_end(self, run: _Run, live: _Live, outcome: Outcome, detail: str) -> None:
-        if not live.offered:
-            return  # never placed (no route): no call, no CDR
-        call_id, _ = self._ids(run, live)
-        if self.tagger is not None:
-            self.tagger(call_id, "campaign", run.campaign.name)
-            self.tagger(call_id, "campaign_outcome", outcome.value)
-        cause, side, status = "normal_clearing", "system", None
-        if not live.answered:
-            status = live.sip_status
-            cause = {Outcome.BUSY: "user_busy", Outcome.NO_ANSWER: "no_answer"}.get(
-                outcome, "shutdown" if detail == "shutdown" else "call_rejected")
-        elif detail == CALLEE_HUNG_UP:
-            side = "callee"
-        self._publish(CallHungUp, run, live, cause=cause, side=side, sip_status=status)
 
     # ------------------------------------------------------------------ writing (Rule 5)
     async def _writer(self) -> None:
@@ -574,29 +597,6 @@ class Dialer:
             run = self._runs.get(cid)
             if run is not None:
                 run.stored = CampaignState.COMPLETED
-
-    # ------------------------------------------------------------------ surveys (Rule 7)
-    async def _start_surveys(self) -> None:
-        db = self.repo.db
-        async with db.transaction() as session:
-            rows = (await session.execute(
-                select(WorkOrder.number, WorkOrder.closed_at)
-                .where(WorkOrder.status == "closed", WorkOrder.closed_at.is_not(None))
-                .order_by(WorkOrder.closed_at.desc()).limit(200))).all()
-        for number, closed_at in rows:
-            when = closed_at if closed_at.tzinfo else closed_at.replace(tzinfo=dt.UTC)
-            if when.timestamp() <= self._survey_mark or number in self._survey_seen:
-                continue
-            self._survey_seen.add(number)
-            try:
-                created = await start_repair_survey(self.repo, number,
-                                                    template=self.survey_template)
-                logger.info("work order %s closed: survey %s started", number, created.name)
-            except DuplicateCampaignError:
-                logger.debug("survey of work order %s exists", number)
-            except SourceError as exc:
-                logger.warning("no survey for work order %s: %s", number, exc)
-
 
 def _report_crash(task: asyncio.Task[Any]) -> None:
     """A dialer task that ends other than by cancellation is a bug: say so loudly."""

@@ -42,6 +42,8 @@ async def start_dialer(node: Any) -> Dialer | None:
     cti = getattr(node, "cti", None)  # the node's CTI server, when it runs one
     if cti is not None:
         from cti.campaign_commands import install
+        from cti.campaign_events import install_progress
 
         install(cti.server, dialer.repo, dialer.wake)
+        install_progress(cti.server, dialer)
     return dialer

@@ -53,6 +53,8 @@ class FakeMedia:
     def __init__(self) -> None:
         self.queues: dict[int, asyncio.Queue[Key]] = {}
         self.said: list[str] = []
+        self.answer_prompts: dict[int, str] = {}
+        """cid -> the key pressed right after the first prompt that asks for keys (按)."""
 
     def digits(self, cid: int) -> asyncio.Queue[Key]:
         return self.queues.setdefault(cid, asyncio.Queue())
@@ -62,6 +64,9 @@ class FakeMedia:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[str] = loop.create_future()
         loop.call_later(0.02, lambda: fut.done() or fut.set_result("completed"))
+        if "按" in text and cid in self.answer_prompts:
+            key = Key(self.answer_prompts.pop(cid))
+            loop.call_later(0.03, self.digits(cid).put_nowait, key)
         return fut
 
     async def stop(self, cid: int) -> None:
@@ -71,7 +76,8 @@ class FakeMedia:
 class FakeDriver:
     """A channel driver whose callees follow a script keyed by number: ``busy``,
     ``silent`` (rings for ever), ``hangup`` (answers, hangs up without a key), ``key:D``
-    (answers, presses D), ``mute`` (answers and stays on the line in silence)."""
+    (answers, presses D), ``ask:D`` (answers, presses D once a prompt asks for a key),
+    ``mute`` (answers and stays on the line in silence)."""
 
     def __init__(self, media: FakeMedia, script: dict[str, str]) -> None:
         self.media = media
@@ -118,6 +124,8 @@ class FakeDriver:
         elif what.startswith("key:"):
             queue = self.media.digits(ch.media_id or 0)
             loop.call_later(0.01, queue.put_nowait, Key(what[4:]))
+        elif what.startswith("ask:"):  # presses D once a prompt has asked for a key
+            self.media.answer_prompts[ch.media_id or 0] = what[4:]
 
     def cancel(self, ch: Channel) -> None:
         if not ch.ended:
@@ -316,14 +324,18 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
     from switch.ivr_service import IvrService
 
     program = Path(__file__).resolve().parents[3] / "switch/campaigns/programs/repair_survey.ivr"
-    script = {"13800000001": "key:4", "13800000002": "key:9"}
+    # The keys come when asked for, after the greeting (keys pressed during a prompt
+    # without barge-in are dropped, ivr_lang/live.py Rule 1).
+    script = {"13800000001": "ask:4", "13800000002": "ask:9"}
     dialer, _, media = make_dialer(repo, script)
+    tags: list[tuple[str, str]] = []
     dialer.ivr = IvrService(media, DataSources(), site_dir=tmp_path / "ivr",
-                            recordings_dir=tmp_path / "rec", reload_interval_s=0)
+                            recordings_dir=tmp_path / "rec", reload_interval_s=0,
+                            tagger=lambda _call, key, value: tags.append((key, value)))
     campaign = Campaign("ivr-survey", CampaignKind.REPAIR_SURVEY,
                         window=CallingWindow(("daily 00:00-24:00",)), ivr_program=str(program))
-    await repo.create(campaign, [NewContact("住户", p, {"work_order": "20261120"})
-                                 for p in script])
+    await repo.create(campaign, [NewContact(name, p, {"work_order": "20261120"})
+                                 for name, p in zip(("王芳", "李娜"), script, strict=True)])
     await repo.command("ivr-survey", CampaignCommand.START)
     await dialer.start()
     try:
@@ -335,7 +347,11 @@ async def test_ivr_program_on_answer_reports_rating_and_opt_out(
               await repo.report(await repo.get("ivr-survey"))}
     assert report == {"13800000001": ("acknowledged", 4), "13800000002": ("opted_out", None)}
     assert any("维修服务打分" in text for text in media.said)
-    assert any("感谢您的评价" in text for text in media.said)
+    # The contact's fields reach the program as its flow inputs (name, work_order).
+    assert "王芳您好，这里是物业服务中心。您报修的二零二六一一二零号工单已经完成。" in media.said
+    assert "李娜您好，这里是物业服务中心。您报修的二零二六一一二零号工单已经完成。" in media.said
+    assert "您给二零二六一一二零号工单打了四分，感谢您的评价，再见。" in media.said
+    assert tags.count(("回访工单", "20261120")) == 2          # on each call's CDR
     order = await HotlineRepository(repo.db).work_order_status("20261120")
     assert order is not None and order.rating == 4
     assert await repo.opted_out(CampaignKind.REPAIR_SURVEY) == {"+8613800000002"}

@@ -146,3 +146,18 @@ def require(tool: str) -> str:
             pytest.fail(f"{tool} is required here but not installed")
         pytest.skip(f"{tool} is not installed (scripts/dev.sh test installs it)")
     return path
+
+
+def sipp_register(tmp_path: Path, sip_port: int, user: str, password: str, port: int) -> None:
+    """Register ``user`` (digest) with its Contact on ``port``, where a SIPp UAS will listen:
+    the registrar then sends that extension's calls to the UAS."""
+    sipp = require("sipp")
+    csv = tmp_path / f"reg_{user}_{port}.csv"
+    csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
+                   f"password={password}]\n")
+    proc = subprocess.run(
+        [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{sip_port}",
+         "-i", "127.0.0.1", "-p", str(port), "-inf", str(csv), "-m", "1", "-nostdin",
+         "-timeout", "10", "-timeout_error"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,7 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import SIPP_DIR, Node, free_port, require, run_cli, start_node, stop_node
+from .conftest import (
+    SIPP_DIR,
+    Node,
+    free_port,
+    require,
+    run_cli,
+    sipp_register,
+    start_node,
+    stop_node,
+)
 from .peers import Baresip
 
 pytestmark = pytest.mark.interop
@@ -197,17 +206,7 @@ def _csv(tmp_path: Path, user: str, dial: str) -> Path:
 
 
 def _sipp_register(tmp_path: Path, node: Node, user: str, port: int) -> None:
-    """Register ``user`` with its Contact on ``port``, where the UAS will then listen."""
-    sipp = require("sipp")
-    csv = tmp_path / f"reg_{user}.csv"
-    csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
-                   f"password={PASSWORD}]\n")
-    proc = subprocess.run(
-        [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{node.sip_port}",
-         "-i", "127.0.0.1", "-p", str(port), "-inf", str(csv), "-m", "1", "-nostdin",
-         "-timeout", "10", "-timeout_error"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sipp_register(tmp_path, node.sip_port, user, PASSWORD, port)
 
 
 def _start_uas(tmp_path: Path, scenario: str, port: int, calls: int) -> subprocess.Popen[str]:

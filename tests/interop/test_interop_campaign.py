@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SIPP_DIR, Node, free_port, require, start_node, stop_node
+from .conftest import ROOT, SIPP_DIR, Node, free_port, require, sipp_register, start_node, stop_node
 
 pytestmark = pytest.mark.interop
 
@@ -265,7 +265,7 @@ def test_restart_mid_campaign_calls_nobody_twice(tmp_path: Path) -> None:
 def test_campaign_calls_a_registered_extension_through_the_dial_plan(tmp_path: Path) -> None:
     """No trunk: the number goes through the default dial plan (_10XX = extension) to the
     phone registered for 1002 (SIPp, digest REGISTER), which presses 1."""
-    sipp = require("sipp")
+    require("sipp")
     data = tmp_path / "data"
     data.mkdir()
     res = subprocess.run([sys.executable, "-m", "switch.cli", "user", "add", "1002",
@@ -277,14 +277,7 @@ def test_campaign_calls_a_registered_extension_through_the_dial_plan(tmp_path: P
     port = free_port()
     uas = None
     try:
-        reg = tmp_path / "reg.csv"
-        reg.write_text("SEQUENTIAL\n1002;[authentication username=1002 password=secret]\n")
-        done = subprocess.run(
-            [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{node.sip_port}",
-             "-i", "127.0.0.1", "-p", str(port), "-inf", str(reg), "-m", "1", "-nostdin",
-             "-timeout", "10", "-timeout_error"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=30)
-        assert done.returncode == 0, done.stdout + done.stderr
+        sipp_register(tmp_path, node.sip_port, "1002", "secret", port)
         uas = _uas(tmp_path, "ext", port, 1, "1", scenario="uas_campaign_key.xml")
         csv = tmp_path / "ext.csv"
         csv.write_text("name,phone\n分机,1002\n", encoding="utf-8")

@@ -29,7 +29,7 @@ import pytest
 from dsp.g711 import ulaw_decode, ulaw_encode
 from switch.moh import MOH_NOTES_HZ
 
-from .conftest import SIPP_DIR, Node, free_port, require, start_node, stop_node
+from .conftest import SIPP_DIR, Node, free_port, require, sipp_register, start_node, stop_node
 from .peers import Baresip
 
 pytestmark = pytest.mark.interop
@@ -166,16 +166,7 @@ def _password(node: Node, user: str) -> str:
 
 
 def _register(tmp_path: Path, node: Node, user: str, port: int) -> None:
-    sipp = require("sipp")
-    csv = tmp_path / f"reg_{user}.csv"
-    csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
-                   f"password={_password(node, user)}]\n")
-    proc = subprocess.run(
-        [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{node.sip_port}",
-         "-i", "127.0.0.1", "-p", str(port), "-inf", str(csv), "-m", "1", "-nostdin",
-         "-timeout", "10", "-timeout_error"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sipp_register(tmp_path, node.sip_port, user, _password(node, user), port)
 
 
 _STARTED: list[subprocess.Popen[str]] = []

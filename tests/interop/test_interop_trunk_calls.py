@@ -34,7 +34,16 @@ import pytest
 from signaling.auth import DigestClient, digest_response, parse_digest_params
 from signaling.location import compute_ha1
 
-from .conftest import SIPP_DIR, Node, free_port, require, run_cli, start_node, stop_node
+from .conftest import (
+    SIPP_DIR,
+    Node,
+    free_port,
+    require,
+    run_cli,
+    sipp_register,
+    start_node,
+    stop_node,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -155,15 +164,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str]
 
 
 def _register(tmp_path: Path, node: Node, user: str, port: int) -> None:
-    csv = tmp_path / f"reg_{user}.csv"
-    csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
-                   f"password={PASSWORD}]\n")
-    proc = subprocess.run(
-        [require("sipp"), "-sf", str(SIPP_DIR / "register_auth.xml"),
-         f"127.0.0.1:{node.sip_port}", "-i", "127.0.0.1", "-p", str(port), "-inf", str(csv),
-         "-m", "1", "-nostdin", "-timeout", "10", "-timeout_error"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sipp_register(tmp_path, node.sip_port, user, PASSWORD, port)
 
 
 # ---- out: phone -> switch -> carrier (407, then 200) -------------------------------------------

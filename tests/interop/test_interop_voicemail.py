@@ -25,7 +25,7 @@ from dsp.g711 import ulaw_encode
 from storage.db import Database, default_sqlite_url
 from storage.repositories import UserRepository
 
-from .conftest import SIPP_DIR, Node, free_port, require, start_node, stop_node
+from .conftest import SIPP_DIR, Node, free_port, require, sipp_register, start_node, stop_node
 
 pytestmark = pytest.mark.interop
 
@@ -136,16 +136,7 @@ def vm_node(tmp_path: Path) -> Iterator[Node]:
 
 
 def _sipp_register(tmp_path: Path, node: Node, user: str, port: int) -> None:
-    sipp = require("sipp")
-    csv = tmp_path / f"reg_{user}.csv"
-    csv.write_text(f"SEQUENTIAL\n{user};[authentication username={user} "
-                   f"password={PASSWORD}]\n")
-    proc = subprocess.run(
-        [sipp, "-sf", str(SIPP_DIR / "register_auth.xml"), f"127.0.0.1:{node.sip_port}",
-         "-i", "127.0.0.1", "-p", str(port), "-inf", str(csv), "-m", "1", "-nostdin",
-         "-timeout", "10", "-timeout_error"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sipp_register(tmp_path, node.sip_port, user, PASSWORD, port)
 
 
 def _start_uas(tmp_path: Path, scenario: str, port: int, name: str) -> subprocess.Popen[str]:

@@ -25,20 +25,16 @@ Three parts:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import enum
 import json
 import logging
-import os
 import uuid as uuidlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from storage.db import StorageError, StorageUnavailableError
 from switch.events import (
     CallAnswered,
     CallDequeued,
@@ -51,6 +47,7 @@ from switch.events import (
     LegMediaStats,
     RecordingStarted,
 )
+from switch.spool import RecordStore, SpooledWriter
 
 logger = logging.getLogger(__name__)
 
@@ -335,21 +332,13 @@ class CdrCollector:
 # --- the writer ----------------------------------------------------------------------------
 
 
-class CdrSink(Protocol):
-    """Where CDRs are stored (``storage.cdr_repository.CdrRepository``)."""
-
-    async def insert_many(self, cdrs: Sequence[Cdr]) -> int:
-        """Store the CDRs whose uuid is not stored yet; return how many were new.
-
-        Raises:
-            StorageUnavailableError: nothing was written; retry later.
-            StorageError: the batch was refused for another reason.
-        """
-        ...
+CdrSink = RecordStore[Cdr]
+"""Where CDRs are stored (``storage.cdr_repository.CdrRepository``)."""
 
 
-class CdrWriter:
-    """Batches CDRs to a :class:`CdrSink` with an outage spool (Rules 1-5).
+class CdrWriter(SpooledWriter[Cdr]):
+    """Batches CDRs to a :data:`CdrSink` with an outage spool (Rules 1-5, kept in
+    :mod:`switch.spool`).
 
     Args:
         sink: the CDR store.
@@ -360,158 +349,19 @@ class CdrWriter:
 
     def __init__(self, sink: CdrSink, spool_path: Path, *, batch_size: int = 200,
                  retry_interval_s: float = 5.0) -> None:
-        self._sink = sink
-        self.spool_path = Path(spool_path)
-        self.rejected_path = self.spool_path.with_name(self.spool_path.name + ".rejected")
-        self.batch_size = batch_size
-        self.retry_interval_s = retry_interval_s
-        self._pending: list[Cdr] = []
-        self._spooled: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.outage = False
-        """True while the last write attempt failed with StorageUnavailableError."""
-        self.written = 0
-        self.rejected = 0
+        super().__init__(sink, spool_path, what="CDR", batch_size=batch_size,
+                         retry_interval_s=retry_interval_s)
 
-    @property
-    def pending(self) -> int:
-        """CDRs not yet confirmed in the database."""
-        return len(self._pending)
+    def key(self, record: Cdr) -> str:
+        return record.uuid
 
-    @property
-    def spooled(self) -> int:
-        """Pending CDRs that are safe in the spool file."""
-        return len(self._spooled)
+    def encode(self, record: Cdr) -> str:
+        return record.to_json()
 
-    async def start(self) -> None:
-        """Replay the spool (Rule 3) and start the background writer."""
-        self._replay()
-        if self._pending:
-            await self.flush()
-        self._task = asyncio.create_task(self._run(), name="cdr-writer")
-
-    def _replay(self) -> None:
-        try:
-            lines = self.spool_path.read_text("utf-8").splitlines()
-        except FileNotFoundError:
-            return
-        known = {c.uuid for c in self._pending}
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                cdr = Cdr.from_json(line)
-            except (ValueError, KeyError, TypeError) as exc:
-                logger.warning("%s:%d: skipping a damaged CDR line: %s", self.spool_path, n, exc)
-                continue
-            if cdr.uuid not in known:
-                known.add(cdr.uuid)
-                self._pending.append(cdr)
-            self._spooled.add(cdr.uuid)
-        logger.info("replaying %d spooled CDR(s) from %s", len(self._spooled), self.spool_path)
+    def decode(self, line: str) -> Cdr:
+        return Cdr.from_json(line)
 
     def submit(self, cdr: Cdr) -> None:
         """Queue a CDR for writing; never blocks on the database (Rule 1). During an
         outage the CDR goes to the spool at once (Rule 2) and waits for the next retry."""
-        self._pending.append(cdr)
-        if self.outage:
-            self._spool()
-        else:
-            self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            if self.outage:  # retry on the timer only, not once per new CDR
-                await asyncio.sleep(self.retry_interval_s)
-            else:
-                await self._wake.wait()
-            self._wake.clear()
-            await self.flush()
-
-    async def flush(self) -> bool:
-        """Write everything pending now; True when nothing is left pending.
-
-        On an outage the pending CDRs are spooled (Rule 2) and False is returned.
-        """
-        async with self._lock:
-            while self._pending:
-                batch = self._pending[:self.batch_size]
-                try:
-                    await self._sink.insert_many(batch)
-                except StorageUnavailableError as exc:
-                    self._enter_outage(exc)
-                    return False
-                except StorageError as exc:
-                    try:
-                        await self._one_by_one(batch, exc)
-                    except StorageUnavailableError as again:
-                        self._enter_outage(again)
-                        return False
-                del self._pending[:len(batch)]
-                self.written += len(batch)
-            if self.outage:
-                logger.info("CDR database back: spooled CDRs written")
-            self.outage = False
-            self._clear_spool()
-            return True
-
-    def _enter_outage(self, exc: StorageError) -> None:
-        if not self.outage:
-            logger.warning("CDR database unavailable, spooling to %s: %s", self.spool_path, exc)
-        self.outage = True
-        self._spool()
-
-    async def _one_by_one(self, batch: Sequence[Cdr], exc: StorageError) -> None:
-        logger.warning("CDR batch refused (%s); writing one by one", exc)
-        for cdr in batch:
-            try:
-                await self._sink.insert_many([cdr])
-            except StorageUnavailableError:
-                raise
-            except StorageError as one:
-                self._append(self.rejected_path, [cdr])
-                self.rejected += 1
-                self.written -= 1
-                logger.error("CDR %s of call %s refused by the database (%s); kept in %s",
-                             cdr.uuid, cdr.call_id, one, self.rejected_path)
-
-    def _spool(self) -> None:
-        fresh = [c for c in self._pending if c.uuid not in self._spooled]
-        if not fresh:
-            return
-        try:
-            self._append(self.spool_path, fresh)
-        except OSError as exc:
-            logger.error("cannot spool %d CDR(s) to %s: %s (kept in memory only)",
-                         len(fresh), self.spool_path, exc)
-            return
-        self._spooled.update(c.uuid for c in fresh)
-
-    @staticmethod
-    def _append(path: Path, cdrs: Sequence[Cdr]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write("".join(c.to_json() + "\n" for c in cdrs))
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _clear_spool(self) -> None:
-        if not self._spooled and not self.spool_path.exists():
-            return
-        try:
-            self.spool_path.unlink(missing_ok=True)
-        except OSError as exc:
-            logger.error("cannot remove CDR spool %s: %s", self.spool_path, exc)
-            return
-        self._spooled.clear()
-
-    async def close(self) -> bool:
-        """Stop the background task and write or spool everything pending (Rule 5)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        return await self.flush()
+        self._enqueue(cdr)

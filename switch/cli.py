@@ -68,10 +68,23 @@ def _add_storage_flags(parser: argparse.ArgumentParser) -> None:
                         help="database URL (default sqlite in the data directory)")
 
 
+_MORE_COMMANDS = """\
+more commands (each takes --help):
+  user forward      call forwarding of an extension (always, busy, no answer)
+  voicemail         list, play and delete voicemail messages
+  ivr               check an IVR script, or test it against transcripts
+  queue             queue statistics (KPIs) from the stored queue log
+  campaign          outbound campaigns: create, start, pause, resume, stop, status, report
+  cti               the CTI console for an agent or a supervisor
+  cti-user          CTI users and roles
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``softswitch`` command."""
-    parser = argparse.ArgumentParser(prog="softswitch",
-                                     description="Self-hosted softswitch and CTI engine.")
+    parser = argparse.ArgumentParser(
+        prog="softswitch", description="Self-hosted softswitch and CTI engine.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_MORE_COMMANDS)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -163,3 +163,17 @@ def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     for flag in ("--config", "--sip-port", "--bind", "--db", "--data-dir", "--log-level",
                  "--sip-trace", "--rtp-ports", "--cti-port"):
         assert flag in help_text
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """Commands parsed by their own packages are not argparse subcommands; the top-level
+    help still names them, and each of them answers --help."""
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in ("run", "user", "user forward", "voicemail", "ivr", "queue", "campaign",
+                    "cti", "cti-user"):
+        assert f"  {command} " in text, command
+    for argv in (["voicemail", "--help"], ["queue", "--help"], ["campaign", "--help"],
+                 ["cti-user", "--help"], ["user", "forward", "--help"]):
+        assert main(argv) == 0, argv
+        assert "usage:" in capsys.readouterr().out.lower()

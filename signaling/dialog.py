@@ -94,6 +94,7 @@ class Dialog:
         "ack_cseq",
         "ack_dest",
         "ack_wire",
+        "acked_remote_cseq",
         "id",
         "invite_in_pending",
         "invite_out_pending",
@@ -141,6 +142,11 @@ class Dialog:
         self.invite_in_pending: int | None = None
         self.update_out_pending: int | None = None
         self.ack_cseq: int | None = None
+        """CSeq of the last ACK *we* sent (our CSeq space)."""
+        self.acked_remote_cseq: int | None = None
+        """CSeq of the last ACK the peer sent us (its CSeq space): kept apart from
+        ``ack_cseq`` so that our re-INVITE with the same number is not taken for a 2xx
+        retransmission."""
         self.ack_wire: bytes = b""
         self.ack_dest: Address | None = None
         self.uas_2xx: object = None

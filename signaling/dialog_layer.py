@@ -109,9 +109,9 @@ class DialogLayer:
         if isinstance(retx, Uas2xxRetransmitter) and retx.active and retx.seq == seq:
             retx.stop()
             dialog.uas_2xx = None
-        elif dialog.ack_cseq == seq:
+        elif dialog.acked_remote_cseq == seq:
             return True  # an ACK retransmission
-        dialog.ack_cseq = seq
+        dialog.acked_remote_cseq = seq
         self._events.append(AckReceived(request, dialog.id, source))
         return True
 

@@ -64,6 +64,7 @@ from signaling.registrar import Registrar
 from signaling.sdp import SdpError, SessionDescription
 from signaling.sdp import parse as parse_sdp
 from switch.channel import Channel, ChannelInput, ChannelState
+from switch.direct_media import DirectMediaLegs
 from switch.drivers.base import (
     LegEvent,
     LegHeld,
@@ -71,6 +72,7 @@ from switch.drivers.base import (
     LegOffered,
     LegRejected,
 )
+from switch.late_offer import LateOfferLegs
 from switch.media.dtmf_info import DtmfInfoError, parse_info_dtmf
 from switch.media.errors import MediaError
 from switch.media.service import MediaService
@@ -81,7 +83,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SipChannelDriver", "SipLeg"]
 
-class SipChannelDriver(OutboundLegs):
+class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
     """Maps SIP to channels (see the module docstring for the rules).
 
     Args:
@@ -193,7 +195,10 @@ class SipChannelDriver(OutboundLegs):
         if isinstance(event, (TransactionTimedOut, TransportError)):
             return self._on_failure(event)
         if isinstance(event, AckReceived):
-            return event.dialog_id in self._by_dialog
+            ch = self._by_dialog.get(event.dialog_id)
+            if ch is not None and ch.sip.late_offer is not None:
+                self._late_ack(ch, event.request)  # switch.late_offer
+            return ch is not None
         if isinstance(event, AckTimedOut):
             ch = self._by_dialog.get(event.dialog_id)
             if ch is None:
@@ -281,6 +286,12 @@ class SipChannelDriver(OutboundLegs):
         user = self._authenticate(event)
         if user is None:
             return
+        if self._wants_direct(request, user):
+            self._recv_direct_invite(event, user)  # switch.direct_media
+            return
+        if not request.body:
+            self._recv_late_invite(event, user)  # switch.late_offer
+            return
         try:
             if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
                 raise OfferAnswerError("an INVITE without an SDP offer is not supported")
@@ -353,6 +364,9 @@ class SipChannelDriver(OutboundLegs):
             channel.fire(ChannelInput.RING, self._now())
 
     def progress(self, channel: Channel) -> None:
+        if channel.sip.late_offer is not None:  # switch.late_offer Rule 2
+            self.ring(channel)
+            return
         body = channel.sip.local_body
         if channel.can(ChannelInput.PROGRESS) and self._provisional_or_final(channel, 183,
                                                                              body):
@@ -376,6 +390,9 @@ class SipChannelDriver(OutboundLegs):
         request = event.request
         leg: SipLeg = ch.sip
         self.stats["reinvites"] += 1
+        if leg.direct is not None:
+            self._relay_reinvite(ch, event)  # switch.direct_media Rule 4
+            return
         if not request.body:
             self._respond(request, event.transaction_id, 200, body=leg.local_body)
             return

@@ -65,6 +65,10 @@ class SipLeg:
     cancel_requested: bool = False
     reinvite_txn: str | None = None
     local_addr: tuple[str, int] = ("127.0.0.1", 0)
+    direct: Any = None
+    """``switch.direct_media.DirectLeg`` on direct-media legs."""
+    late_offer: Any = None
+    """``switch.late_offer``: our offer in the 2xx, until the ACK brings the answer."""
 
 
 class OutboundLegs:
@@ -91,6 +95,9 @@ class OutboundLegs:
         def _bye(self, ch: Channel) -> None: ...
         def _bye_dialog(self, did: DialogId) -> None: ...
         def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
+        def _direct_provisional(self, ch: Channel, response: Response) -> None: ...
+        def _direct_answered(self, ch: Channel, response: Response) -> None: ...
+        def _relay_response(self, ch: Channel, event: ResponseReceived) -> None: ...
 
     # ====================================================================================
     # Outbound legs
@@ -168,6 +175,9 @@ class OutboundLegs:
         if ch is None:
             return False
         leg: SipLeg = ch.sip
+        if txn == leg.reinvite_txn and leg.direct is not None:
+            self._relay_response(ch, event)  # switch.direct_media Rule 4
+            return True
         if txn == leg.reinvite_txn:
             self._reinvite_response(ch, event)
             return True
@@ -196,6 +206,9 @@ class OutboundLegs:
         if ch.ended or ch.state is ChannelState.UP:
             return  # a late 180 (after the 200) changes nothing
         leg: SipLeg = ch.sip
+        if leg.direct is not None:
+            self._direct_provisional(ch, response)
+            return
         try:
             negotiated = self._remote_sdp(ch, response) if leg.negotiated is None else None
         except (SdpError, OfferAnswerError) as exc:
@@ -217,6 +230,9 @@ class OutboundLegs:
                 self._bye_dialog(did)
             return
         leg.dialog_id = did
+        if leg.direct is not None and did is not None:
+            self._direct_answered(ch, event.response)
+            return
         try:
             negotiated = self._remote_sdp(ch, event.response) or leg.negotiated
         except (SdpError, OfferAnswerError) as exc:

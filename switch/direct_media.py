@@ -70,11 +70,38 @@ class DirectLeg:
     relay: tuple[Request, str, Channel] | None = None
     """On the leg we sent a relayed re-INVITE to: (the origin's request, its server
     transaction, the origin leg), answered when our re-INVITE gets its final response."""
+    last_sent: bytes | None = None
+    """The last body we sent on this leg, with ``o=`` version 0 (``restamp``)."""
 
 
-def restamp(body: bytes, session: SdpSession) -> bytes:
-    """Rule 1: ``body`` with ``session``'s origin (and the right ``o=`` version)."""
-    return bytes(session.stamp(parse_sdp(body)))
+def restamp(body: bytes, session: SdpSession, state: DirectLeg) -> bytes:
+    """Rule 1: ``body`` with ``session``'s origin (and the right ``o=`` version).
+
+    A byte-level rewrite of the one ``o=`` line (RFC 8866 §5.2: ``o=<username>
+    <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>``), keeping the
+    phone's address fields: no parse and no copy of the description on the call path.
+    The version follows :meth:`SdpSession.stamp`: incremented only when the body changed.
+
+    Raises:
+        SdpError: the body has no well-formed ``o=`` line.
+    """
+    start = 0 if body.startswith(b"o=") else body.find(b"\no=") + 1
+    if start <= 0 and not body.startswith(b"o="):
+        raise SdpError("no o= line")
+    end = body.find(b"\n", start)
+    end = len(body) if end < 0 else end
+    line = body[start:end].rstrip(b"\r")
+    fields = line[2:].split(b" ")
+    if len(fields) != 6:
+        raise SdpError(f"bad o= line {line[:80]!r}")
+    tail = b" ".join(fields[3:])
+    head = f"o={session.username} {session.session_id} ".encode()
+    zero = body[:start] + head + b"0 " + tail + body[start + len(line):]
+    if state.last_sent is not None and zero != state.last_sent:
+        session.version += 1
+    state.last_sent = zero
+    return body[:start] + head + str(session.version).encode() + b" " + tail + \
+        body[start + len(line):]
 
 
 def is_hold(sd: SessionDescription) -> bool:
@@ -91,20 +118,28 @@ def is_hold(sd: SessionDescription) -> bool:
     return True
 
 
-def first_codec(sd: SessionDescription) -> str:
-    """The first voice codec of the first audio stream (for CDRs; "" if unknown)."""
-    for m in sd.media:
-        if m.media != "audio" or m.port == 0:
-            continue
-        maps = m.rtpmaps
-        for fmt in m.formats:
-            try:
-                pt = int(fmt)
-            except ValueError:
-                continue
-            name = maps[pt].encoding if pt in maps else _STATIC.get(pt, "")
-            if name and name.lower() not in ("telephone-event", "cn"):
-                return name.upper()
+def codec_of(body: bytes) -> str:
+    """The first voice codec of the first audio stream of an SDP body, for CDRs and
+    events ("" if unknown). A scan of the ``m=audio`` line and its ``a=rtpmap`` lines
+    rather than a parse: it runs for every direct call."""
+    at = body.find(b"m=audio ")
+    while at >= 0:
+        end = body.find(b"\n", at)
+        fields = body[at:end if end >= 0 else len(body)].split()
+        section_end = body.find(b"\nm=", at)
+        section = body[at:section_end if section_end >= 0 else len(body)]
+        if len(fields) > 3 and fields[1] != b"0":
+            for fmt in fields[3:]:
+                name = ""
+                key = b"a=rtpmap:" + fmt + b" "
+                i = section.find(key)
+                if i >= 0:
+                    name = section[i + len(key):].split(b"/", 1)[0].decode("ascii", "replace")
+                elif fmt.isdigit():
+                    name = _STATIC.get(int(fmt), "")
+                if name and name.lower() not in ("telephone-event", "cn"):
+                    return name.upper()
+        at = body.find(b"m=audio ", at + 8)
     return ""
 
 
@@ -154,7 +189,7 @@ class DirectMediaLegs:
         try:
             if (request.content_type or "").split(";")[0].strip().lower() != SDP:
                 raise SdpError("the body is not application/sdp")
-            offer = parse_sdp(request.body)
+            parse_sdp(request.body)  # a broken offer gets 488 here, not from the callee
         except SdpError as exc:
             self.stats["rejected_sdp"] += 1
             self._respond(request, event.transaction_id, 488, to_tag=self.core.ids.tag(),
@@ -165,7 +200,7 @@ class DirectMediaLegs:
             caller_name = request.from_.display or ""
         except SipParseError:
             dialed, caller_name = "", ""
-        ch = Channel(self._name(user), "caller", user, codec=first_codec(offer))
+        ch = Channel(self._name(user), "caller", user, codec=codec_of(request.body))
         ch.direct_media = True
         leg = ch.sip = self._new_leg()
         leg.invite = request
@@ -186,7 +221,7 @@ class DirectMediaLegs:
         leg.direct = DirectLeg()
         try:
             uri = SipUri.parse(binding.contact)
-            leg.local_body = restamp(caller_leg.sip.direct.remote_body, leg.sdp)
+            leg.local_body = restamp(caller_leg.sip.direct.remote_body, leg.sdp, leg.direct)
         except (SipParseError, SdpError) as exc:
             logger.warning("%s: cannot offer to %r: %s", channel.name, binding.contact, exc)
             self._end_remote(channel, LegRejected(channel, 480))
@@ -227,8 +262,7 @@ class DirectMediaLegs:
             self._bye(ch)
             self._end_remote(ch, LegRejected(ch, 488))
             return
-        first = parse_sdp(ch.sip.direct.remote_body)
-        ch.codec = first_codec(first) or ch.codec
+        ch.codec = codec_of(ch.sip.direct.remote_body) or ch.codec
         ch.fire(ChannelInput.ANSWER, self._now())
         self.on_event(LegAnswered(ch))
 
@@ -239,7 +273,7 @@ class DirectMediaLegs:
             self.ring(caller_leg)
             return
         try:
-            caller_leg.sip.local_body = restamp(body, caller_leg.sip.sdp)
+            caller_leg.sip.local_body = restamp(body, caller_leg.sip.sdp, caller_leg.sip.direct)
         except SdpError as exc:
             logger.info("%s: early SDP not relayed: %s", callee_leg.name, exc.detail)
             self.ring(caller_leg)
@@ -250,7 +284,7 @@ class DirectMediaLegs:
         """Pair the legs and put the callee's answer in the caller's 200 (Rule 1)."""
         try:
             caller_leg.sip.local_body = restamp(callee_leg.sip.direct.remote_body,
-                                                caller_leg.sip.sdp)
+                                                caller_leg.sip.sdp, caller_leg.sip.direct)
         except SdpError as exc:
             logger.info("%s: answer not relayed: %s", callee_leg.name, exc.detail)
             return False
@@ -275,7 +309,7 @@ class DirectMediaLegs:
             return
         try:
             offer = parse_sdp(request.body)
-            body = restamp(request.body, peer.sip.sdp)
+            body = restamp(request.body, peer.sip.sdp, peer.sip.direct)
         except SdpError as exc:
             self.stats["rejected_sdp"] += 1
             self._respond(request, txn, 488, extra=[("Warning", f'304 softswitch "{exc.detail}"')])
@@ -317,7 +351,7 @@ class DirectMediaLegs:
         if body:
             leg.direct.remote_body = body
             try:
-                origin.sip.local_body = restamp(body, origin.sip.sdp)
+                origin.sip.local_body = restamp(body, origin.sip.sdp, origin.sip.direct)
             except SdpError as exc:
                 logger.info("%s: bad SDP in relayed answer: %s", ch.name, exc.detail)
         self._respond(request, txn, 200, body=origin.sip.local_body)

@@ -83,7 +83,7 @@ def _sipp_uas(workdir: Path, port: int, calls: int, scenario: str = "uas_bench.x
     workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         ["sipp", "-sf", str(SIPP / scenario), "-i", "127.0.0.1", "-p", str(port),
-         "-mp", str(free_port()), "-m", str(calls), "-nostdin", "-trace_screen",
+         "-mp", str(free_port()), "-m", str(calls), "-nostdin", "-trace_screen", "-trace_err",
          "-buff_size", "4194304", "-max_socket", "2000", *extra],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -95,7 +95,7 @@ def _sipp_uac(workdir: Path, peer: Peer, csv: Path, rate: float, calls: int, hol
         ["sipp", "-sf", str(peer.uac), f"127.0.0.1:{peer.port}", "-i", "127.0.0.1",
          "-p", str(free_port()), "-mp", str(free_port()), "-inf", str(csv),
          "-auth_uri", f"1002@127.0.0.1:{peer.port}", "-r", str(rate), "-m", str(calls),
-         "-l", str(limit), "-d", str(hold_ms), "-nostdin", "-trace_screen",
+         "-l", str(limit), "-d", str(hold_ms), "-nostdin", "-trace_screen", "-trace_err",
          "-default_behaviors", "all,-abortunexp", "-recv_timeout", "20000",
          "-timeout", str(int(timeout_s)), "-timeout_error", "-buff_size", "4194304",
          "-max_socket", "2000", *extra],

@@ -50,6 +50,7 @@ from switch.drivers.base import LegAnswered, LegEvent, LegHeld, LegOffered, LegR
 
 if TYPE_CHECKING:
     from signaling.core import SipCore
+    from switch.overload import OverloadGuard
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class DirectMediaLegs:
     _by_client_txn: dict[str, Channel]
     _by_dialog: dict[DialogId, Channel]
     stats: dict[str, int]
+    overload: OverloadGuard
 
     direct_media_for: Callable[[str, str], bool] | None = None
     """Set by the call manager: (dialed, caller) -> whether the route wants direct media."""
@@ -208,6 +210,7 @@ class DirectMediaLegs:
         leg.local_tag = self.core.ids.tag()
         leg.direct = DirectLeg(remote_body=request.body)
         self._by_server_txn[event.transaction_id] = ch
+        self.overload.count_in(leg)
         self.on_event(LegOffered(ch, user, dialed, caller_name))
 
     # -- the callee legs -----------------------------------------------------------------

@@ -43,6 +43,7 @@ from switch.media.service import MediaService
 if TYPE_CHECKING:
     from signaling.core import SipCore
     from switch.drivers.sip_outbound import SipLeg
+    from switch.overload import OverloadGuard
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class LateOfferLegs:
     _now: Callable[[], float]
     _flush: Callable[[], None]
     stats: dict[str, int]
+    overload: OverloadGuard
 
     media_peer: Callable[[Channel], int | None] | None = None
     """Set by the call manager: the media channel a leg is bridged to (Rule 3)."""
@@ -94,6 +96,7 @@ class LateOfferLegs:
         leg.local_tag = self.core.ids.tag()
         leg.late_offer = True
         self._by_server_txn[event.transaction_id] = ch
+        self.overload.count_in(leg)
         self._spawn(self._open_late(ch, dialed, user, caller_name), f"open-{ch.name}")
 
     async def _open_late(self, ch: Channel, dialed: str, user: str, caller_name: str) -> None:

@@ -76,6 +76,7 @@ from switch.late_offer import LateOfferLegs
 from switch.media.dtmf_info import DtmfInfoError, parse_info_dtmf
 from switch.media.errors import MediaError
 from switch.media.service import MediaService
+from switch.overload import OverloadGuard
 
 from .sip_outbound import G711, SDP, TELEPHONE_EVENT_PT, OutboundLegs, SipLeg
 
@@ -126,6 +127,8 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
         self._sessions = itertools.count(int(wall()) & 0xFFFFFFF)
         self.stats = {"invites": 0, "challenged": 0, "rejected_sdp": 0, "reinvites": 0,
                       "info_digits": 0}
+        self.overload = OverloadGuard()
+        """Admission control of new calls (``switch.overload``); no bounds by default."""
 
     # ====================================================================================
     # Plumbing
@@ -190,6 +193,7 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
             if ch is None:
                 return False
             ch.sip.final_sent = True  # the core answered 487 already (§9.2)
+            self.overload.finish(ch.sip)
             self._end_remote(ch, LegHungUp(ch, cancelled=True, reason="cancel"))
             return True
         if isinstance(event, (TransactionTimedOut, TransportError)):
@@ -283,6 +287,10 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
     def _recv_invite(self, event: RequestReceived) -> None:
         request = event.request
         self.stats["invites"] += 1
+        if self.overload.shed():  # switch.overload Rule 3: before auth, routing, media
+            self._respond(request, event.transaction_id, 503, to_tag=self.core.ids.tag(),
+                          extra=self.overload.headers())
+            return
         user = self._authenticate(event)
         if user is None:
             return
@@ -315,6 +323,7 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
         leg.local_tag = self.core.ids.tag()
         leg.negotiated = negotiated
         self._by_server_txn[event.transaction_id] = ch
+        self.overload.count_in(leg)
         self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name),
                     f"open-{ch.name}")
 
@@ -351,6 +360,7 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
             return False
         if status >= 200:
             leg.final_sent = True
+            self.overload.finish(leg)
         ok = self._respond(leg.invite, leg.server_txn, status, to_tag=leg.local_tag,
                            body=body, reason=reason)
         if ok and status > 100 and status < 300 and leg.dialog_id is None:
@@ -492,6 +502,7 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
     async def release(self, channel: Channel) -> dict[str, Any] | None:
         """Close the leg's media and forget it; returns the last RTP statistics."""
         leg: SipLeg = channel.sip
+        self.overload.finish(leg)
         if leg.server_txn is not None and self._by_server_txn.get(leg.server_txn) is channel:
             del self._by_server_txn[leg.server_txn]
         if leg.dialog_id is not None and self._by_dialog.get(leg.dialog_id) is channel:

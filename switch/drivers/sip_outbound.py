@@ -69,6 +69,8 @@ class SipLeg:
     """``switch.direct_media.DirectLeg`` on direct-media legs."""
     late_offer: Any = None
     """``switch.late_offer``: our offer in the 2xx, until the ACK brings the answer."""
+    overload_counted: bool = False
+    """``switch.overload``: counted as an inbound call in setup."""
 
 
 class OutboundLegs:

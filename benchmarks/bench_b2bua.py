@@ -235,6 +235,7 @@ def start_switch(work: Path, media: str, log_level: str = "WARNING") -> tuple[
          "127.0.0.1", "--sip-port", str(port), "--log-level", log_level, "--config", str(cfg)],
         cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT)
     wait_ready(port, proc)
+    time.sleep(2.0)  # let start-up work (prompt cache, first database reads) settle
     return proc, port, data
 
 

@@ -14,8 +14,9 @@ Rules:
   once (admitted and without a final response yet). Setup is where a call costs the most
   state and timers; answered calls cost nothing until they hang up.
 * Rule 2 -- loop lag: a timer fires every ``interval_s`` and measures how late it ran;
-  while the lag (the worst of the last two samples) exceeds ``max_loop_lag_s`` the event
-  loop is saturated and new INVITEs are refused.
+  while the lag stays above ``max_loop_lag_s`` (the best of the last three samples: one
+  long stall -- a GC pass, a big database batch -- is not saturation, a loop that is late
+  every time is) the event loop is saturated and new INVITEs are refused.
 * Rule 3 -- refusing is cheap: it happens before authentication and routing (no HMAC,
   no database, no media), with ``Retry-After`` (seconds). In-dialog requests, ACK,
   CANCEL, BYE and REGISTER are never shed: they finish work already accepted.
@@ -56,7 +57,7 @@ class OverloadGuard:
         self._clock = clock
         self.inflight = 0
         self.lag_s = 0.0
-        self._last_lag = 0.0
+        self._samples = [0.0, 0.0, 0.0]
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0
         self._shedding = False
@@ -79,8 +80,8 @@ class OverloadGuard:
 
     def _sample(self) -> None:
         lag = max(0.0, self._clock() - self._due)
-        self.lag_s = max(lag, self._last_lag)
-        self._last_lag = lag
+        self._samples = [*self._samples[1:], lag]
+        self.lag_s = min(self._samples)
         self._arm()
 
     # -- admission (Rules 1, 3) -------------------------------------------------------------

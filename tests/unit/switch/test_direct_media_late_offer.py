@@ -170,3 +170,34 @@ async def test_late_offer_on_a_direct_route_is_anchored(net: Net, switch: Switch
     await _late_call(net, switch, alice)
     assert parse_sdp(alice.last_response(200).body).media[0].port >= 31000
     assert parse_sdp(bob.requests("INVITE")[0].request.body).media[0].port >= 31000
+
+
+def test_restamp_rewrites_only_the_origin_and_counts_versions() -> None:
+    from signaling.offer_answer import SdpSession
+    from signaling.sdp import SdpError
+    from switch.direct_media import DirectLeg, restamp
+
+    session, state = SdpSession("4242", 7, "softswitch"), DirectLeg()
+    body = sdp(6071, host="127.0.0.11")
+    out = restamp(body, session, state)
+    assert out.replace(b"o=softswitch 4242 7 IN IP4 127.0.0.11",
+                       b"o=- 1 1 IN IP4 127.0.0.11") == body
+    assert parse_sdp(out).origin.session_version == 7
+    assert restamp(body, session, state) == out  # unchanged body: same version
+    held = restamp(sdp(6071, direction="sendonly", host="127.0.0.11"), session, state)
+    assert parse_sdp(held).origin.session_version == 8  # changed: version + 1 (RFC 3264 §8)
+    with pytest.raises(SdpError):
+        restamp(b"v=0\r\ns=-\r\n", session, state)
+    with pytest.raises(SdpError):
+        restamp(b"v=0\r\no=- 1 1 IN\r\n", session, state)
+
+
+def test_codec_of_reads_the_first_voice_codec() -> None:
+    from switch.direct_media import codec_of
+
+    assert codec_of(sdp(6071, "8 0")) == "PCMA"
+    assert codec_of(b"v=0\r\nm=audio 4000 RTP/AVP 101 18\r\na=rtpmap:101 telephone-event/8000"
+                    b"\r\n") == "G729"  # static payload type without rtpmap
+    assert codec_of(b"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 5000 RTP/AVP 96\r\n"
+                    b"a=rtpmap:96 opus/48000/2\r\n") == "OPUS"  # the rejected stream skipped
+    assert codec_of(b"v=0\r\nm=video 5000 RTP/AVP 96\r\n") == ""

@@ -7,12 +7,14 @@ passed through, no media channel, no RTP), the callee SIPp is registered as exte
 1002, and the caller SIPp authenticates every INVITE as user 1001 (INVITE -> 407 -> ACK ->
 INVITE with Proxy-Authorization -> 180 -> 200 -> ACK -> BYE -> 200: 2 INVITE transactions
 per call on the caller side). Rates are stepped up (``--rates``), each step a bounded
-number of calls; a step passes when SIPp offered the load and every call succeeded on both
-SIPp sides. Then the final run: ``--final-calls`` (30,000) calls at the highest passing
-rate; if it fails the rate is lowered by 10% and the run repeated (bounded). The same
-steps are run with Sippy B2BUA (``b2bua_simple`` from PyPI ``sippy``, its stateless
-next-hop B2BUA, pass-through SDP, no authentication: the caller scenario has no 407
-round) in place of the switch.
+number of calls; a step passes when SIPp offered at least 80% of the target rate (a
+starved generator proves nothing) and every call succeeded on both SIPp sides. Then the
+final run: ``--final-calls`` (30,000) calls at the highest passing rate; if it fails, the
+rate is lowered by 10% and the run repeated (bounded). The rate reported is what SIPp
+really offered in the final run, next to the CPU-time capacity (1000 / CPU ms per call:
+the calls per second one fully used core would carry). The same steps are run with Sippy
+B2BUA (``b2bua_simple`` from PyPI ``sippy``, its stateless next-hop B2BUA, pass-through
+SDP, no authentication: its caller scenario has no 407 round) in place of the switch.
 
 Part 2, concurrent anchored calls: the default ``_10XX`` rule (media anchored: both legs
 get a media channel, the engine bridges them). SIPp callers stream RTP (PCMA, from
@@ -187,7 +189,7 @@ def run_step(work: Path, peer: Peer, uas_port: int, rate: float, calls: int, *,
 
 def _passes(step: dict[str, Any]) -> bool:
     return (step["failed"] == 0 and step["succeeded"] == step["calls"]
-            and step["offered_per_s"] >= 0.9 * step["target_rate"])
+            and step["offered_per_s"] >= 0.8 * step["target_rate"])
 
 
 def cps_series(work: Path, peer: Peer, uas_port: int, rates: list[int], step_calls: Callable[
@@ -218,7 +220,9 @@ def cps_series(work: Path, peer: Peer, uas_port: int, rates: list[int], step_cal
         final = None
         time.sleep(2.0)
     return {"steps": steps, "best_step_rate": best, "final": final,
-            "calls_per_s_zero_failures": final["target_rate"] if final else 0}
+            "calls_per_s_zero_failures": final["offered_per_s"] if final else 0,
+            "cpu_capacity_calls_per_s": round(1000 / final["cpu_ms_per_call"])
+            if final and final["cpu_ms_per_call"] else 0}
 
 
 def start_switch(work: Path, media: str, log_level: str = "WARNING") -> tuple[
@@ -386,14 +390,20 @@ def _table(cps: dict[str, Any], conc: list[dict[str, Any]]) -> None:
             print(f"{name:>10} {r['target_rate']:>8} {r['offered_per_s']:>9} {r['calls']:>6} "
                   f"{r['succeeded']:>6} {r['failed']:>6} {r['cpu_ms_per_call']:>11} "
                   f"{r['cpu_share']:>9}")
-    print("highest calls/s with 0 failures (final run):",
+    print("highest calls/s with 0 failures (final run, as offered by SIPp):",
           ", ".join(f"{n} {s['calls_per_s_zero_failures']}"
                     f" ({s['final']['calls'] if s['final'] else 0} calls)"
                     for n, s in cps.items()))
+    print("CPU-time capacity (calls/s per fully used core):",
+          ", ".join(f"{n} {s['cpu_capacity_calls_per_s']}" for n, s in cps.items()))
     if "sippy" in cps and cps["sippy"]["calls_per_s_zero_failures"]:
         ratio = cps["softswitch"]["calls_per_s_zero_failures"] / cps["sippy"][
             "calls_per_s_zero_failures"]
-        print(f"softswitch / sippy: {ratio:.2f}x")
+        print(f"softswitch / sippy, calls/s: {ratio:.2f}x")
+    if "sippy" in cps and cps["sippy"]["cpu_capacity_calls_per_s"]:
+        ratio = cps["softswitch"]["cpu_capacity_calls_per_s"] / cps["sippy"][
+            "cpu_capacity_calls_per_s"]
+        print(f"softswitch / sippy, CPU-time capacity: {ratio:.2f}x")
     if conc:
         print(f"\n{'concurrent':>10} {'ok':>6} {'failed':>6} {'CPU all up':>10} "
               f"{'legs':>5} {'RTP rx':>9} {'lost':>6} {'loss %':>7}")

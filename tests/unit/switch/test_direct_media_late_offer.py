@@ -201,3 +201,23 @@ def test_codec_of_reads_the_first_voice_codec() -> None:
     assert codec_of(b"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 5000 RTP/AVP 96\r\n"
                     b"a=rtpmap:96 opus/48000/2\r\n") == "OPUS"  # the rejected stream skipped
     assert codec_of(b"v=0\r\nm=video 5000 RTP/AVP 96\r\n") == ""
+
+
+async def test_direct_media_busy_and_cancel_end_cleanly(net: Net, switch: Switch) -> None:
+    from signaling.events import CancelReceived
+
+    _direct(switch)
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072, on_invite="busy")
+    switch.register(bob)
+    txn = alice.call("1002")
+    await switch.settle(lambda: 486 in alice.responses(txn) and bool(switch.cdrs))
+    assert switch.cdrs[0].disposition.value == "busy"
+    bob.on_invite = "ring"
+    txn = alice.call("1002")
+    await switch.settle(lambda: 180 in alice.responses(txn))
+    alice.cancel(txn)
+    await switch.settle(lambda: any(isinstance(e, CancelReceived) for e in bob.events)
+                        and len(switch.cdrs) == 2)
+    assert switch.cdrs[1].disposition.value == "cancelled"
+    assert switch.calls.calls == {} and switch.driver.overload.inflight == 0

@@ -54,7 +54,6 @@ from .logsetup import call_context
 from .media.config import MediaConfig
 from .media.errors import MediaError
 from .media.service import MediaService
-from .overload import OverloadGuard
 from .registration import RegistrationService
 from .router import DialPlan
 from .routing_config import default_routing
@@ -209,11 +208,10 @@ class Node:
             core, driver.flush, driver.now, self.media, self._on_leg_event, auth=auth,
             lookup_user=self.registration.lookup_user, registrar=registrar,
             domain=sip.domain, media_host=advertised_host(media_cfg.bind_host), wall=_wall)
-        self.channels.overload = OverloadGuard(
+        self.channels.overload.configure(  # switch.overload
             max_inflight=cfg.calls.max_inflight_invites,
             max_loop_lag_s=cfg.calls.overload_loop_lag_ms / 1000,
             retry_after_s=cfg.calls.overload_retry_after_s)
-        self.channels.overload.start()
         self.calls = CallManager(
             self.channels, self.media, self.bus,
             DialPlan.from_config(cfg.routing or default_routing()),

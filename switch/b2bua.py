@@ -66,7 +66,7 @@ from switch.events import (
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
 from switch.media.service import MediaService, RtpTimedOut
-from switch.router import DialPlan, Extension, Ivr, Reject, RouteDecision, describe_target
+from switch.router import DialPlan, Extension, Ivr, Reject, describe_target
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +146,11 @@ class CallManager:
             LegRejected: self._rejected, LegHungUp: self._hung_up, LegHeld: self._held,
         }
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
-        self.ivr: Any = None
-        """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
-        self._routed: tuple[str, str, RouteDecision] | None = None
         if hasattr(driver, "direct_media_for"):  # switch.direct_media, switch.late_offer
             driver.direct_media_for = self._direct_media_for
             driver.media_peer = self._media_peer
+        self.ivr: Any = None
+        """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
 
     # ====================================================================================
     # Lifecycle
@@ -218,7 +217,8 @@ class CallManager:
         self.stats["calls"] += 1
         self._publish(CallOffered, call, a, caller=ev.caller, callee=ev.dialed,
                       source=ev.source, caller_name=ev.caller_name)
-        decision = self._route(ev.dialed, ev.caller, ev.source)
+        now_local = dt.datetime.fromtimestamp(self.wall(), dt.UTC)
+        decision = self.dialplan.route(ev.dialed, ev.caller, ev.source, now_local, self.lists)
         self._publish(CallRouted, call, a, rule=decision.rule_name,
                       target=describe_target(decision.target))
         logger.info("call %s from %s: %s", call.id, ev.caller, decision.describe())
@@ -238,16 +238,9 @@ class CallManager:
     def _direct_media_for(self, dialed: str, caller: str) -> bool:
         """Whether the route of this call says ``media = "direct"`` (asked by the driver
         before it opens any media for the caller's leg)."""
-        decision = self._route(dialed, caller, "user")
-        self._routed = (dialed, caller, decision)  # _offered uses it: one route per call
-        return decision.rule is not None and decision.rule.config.media == "direct"
-
-    def _route(self, dialed: str, caller: str, source: str) -> RouteDecision:
-        routed, self._routed = self._routed, None
-        if routed is not None and routed[:2] == (dialed, caller) and source == "user":
-            return routed[2]
         now_local = dt.datetime.fromtimestamp(self.wall(), dt.UTC)
-        return self.dialplan.route(dialed, caller, source, now_local, self.lists)
+        rule = self.dialplan.route(dialed, caller, "user", now_local, self.lists).rule
+        return rule is not None and rule.config.media == "direct"
 
     def _media_peer(self, leg: Channel) -> int | None:
         call = self._call_of.get(leg.name)

@@ -174,8 +174,21 @@ class DirectMediaLegs:
         def _bye(self, ch: Channel) -> None: ...
         def progress(self, channel: Channel) -> None: ...
         def ring(self, channel: Channel) -> None: ...
+        def _recv_late_invite(self, event: RequestReceived, user: str) -> None: ...
 
     # -- the caller's INVITE -------------------------------------------------------------
+    def _direct_or_late(self, event: RequestReceived, user: str) -> bool:
+        """Take an authenticated INVITE that is a direct-media call (this module) or a
+        late offer (``switch.late_offer``); False leaves it to the anchored path."""
+        request = event.request
+        if self._wants_direct(request, user):
+            self._recv_direct_invite(event, user)
+            return True
+        if not request.body:
+            self._recv_late_invite(event, user)
+            return True
+        return False
+
     def _wants_direct(self, request: Request, user: str) -> bool:
         if self.direct_media_for is None or not request.body:
             return False

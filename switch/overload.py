@@ -63,6 +63,14 @@ class OverloadGuard:
         self._shedding = False
         self.stats = {"admitted": 0, "shed_inflight": 0, "shed_lag": 0}
 
+    def configure(self, *, max_inflight: int, max_loop_lag_s: float,
+                  retry_after_s: int) -> None:
+        """Set the bounds (the node's ``[calls]`` keys) and start measuring the lag."""
+        self.max_inflight = max_inflight
+        self.max_loop_lag_s = max_loop_lag_s
+        self.retry_after_s = retry_after_s
+        self.start()
+
     # -- loop lag (Rule 2) ------------------------------------------------------------------
     def start(self) -> None:
         """Start sampling the loop lag (only when a lag bound is set)."""

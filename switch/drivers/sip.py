@@ -64,7 +64,6 @@ from signaling.registrar import Registrar
 from signaling.sdp import SdpError, SessionDescription
 from signaling.sdp import parse as parse_sdp
 from switch.channel import Channel, ChannelInput, ChannelState
-from switch.direct_media import DirectMediaLegs
 from switch.drivers.base import (
     LegEvent,
     LegHeld,
@@ -72,7 +71,6 @@ from switch.drivers.base import (
     LegOffered,
     LegRejected,
 )
-from switch.late_offer import LateOfferLegs
 from switch.media.dtmf_info import DtmfInfoError, parse_info_dtmf
 from switch.media.errors import MediaError
 from switch.media.service import MediaService
@@ -84,7 +82,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SipChannelDriver", "SipLeg"]
 
-class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
+class SipChannelDriver(OutboundLegs):
     """Maps SIP to channels (see the module docstring for the rules).
 
     Args:
@@ -286,21 +284,17 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
 
     def _recv_invite(self, event: RequestReceived) -> None:
         request = event.request
-        self.stats["invites"] += 1
         if self.overload.shed():  # switch.overload Rule 3: before auth, routing, media
             self._respond(request, event.transaction_id, 503, to_tag=self.core.ids.tag(),
                           extra=self.overload.headers())
             return
+        self.stats["invites"] += 1
         user = self._authenticate(event)
         if user is None:
             return
-        if self._wants_direct(request, user):
-            self._recv_direct_invite(event, user)  # switch.direct_media
-            return
-        if not request.body:
-            self._recv_late_invite(event, user)  # switch.late_offer
-            return
         try:
+            if self._direct_or_late(event, user):  # switch.direct_media, switch.late_offer
+                return
             if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
                 raise OfferAnswerError("an INVITE without an SDP offer is not supported")
             offer = parse_sdp(request.body)
@@ -321,9 +315,9 @@ class SipChannelDriver(OutboundLegs, DirectMediaLegs, LateOfferLegs):
         leg.invite = request
         leg.server_txn = event.transaction_id
         leg.local_tag = self.core.ids.tag()
+        self.overload.count_in(leg)
         leg.negotiated = negotiated
         self._by_server_txn[event.transaction_id] = ch
-        self.overload.count_in(leg)
         self._spawn(self._open_inbound(ch, offer, negotiated, dialed, user, caller_name),
                     f"open-{ch.name}")
 

@@ -34,7 +34,9 @@ from signaling.sdp import parse as parse_sdp
 from signaling.transport import uri_address
 from signaling.uri import SipUri
 from switch.channel import Channel, ChannelInput, ChannelState
+from switch.direct_media import DirectMediaLegs
 from switch.drivers.base import LegAnswered, LegEvent, LegRejected, LegRinging
+from switch.late_offer import LateOfferLegs
 from switch.media.errors import MediaError
 from switch.media.service import MediaService
 
@@ -63,18 +65,19 @@ class SipLeg:
     negotiated: NegotiatedMedia | None = None
     final_sent: bool = False
     cancel_requested: bool = False
-    reinvite_txn: str | None = None
-    local_addr: tuple[str, int] = ("127.0.0.1", 0)
     direct: Any = None
     """``switch.direct_media.DirectLeg`` on direct-media legs."""
     late_offer: Any = None
     """``switch.late_offer``: our offer in the 2xx, until the ACK brings the answer."""
     overload_counted: bool = False
     """``switch.overload``: counted as an inbound call in setup."""
+    reinvite_txn: str | None = None
+    local_addr: tuple[str, int] = ("127.0.0.1", 0)
 
 
-class OutboundLegs:
-    """Mixin: outbound legs of :class:`~switch.drivers.sip.SipChannelDriver`."""
+class OutboundLegs(DirectMediaLegs, LateOfferLegs):
+    """Mixin: outbound legs of :class:`~switch.drivers.sip.SipChannelDriver` (with the
+    direct-media and late-offer legs of :mod:`switch.direct_media`, :mod:`switch.late_offer`)."""
 
     core: SipCore
     media: MediaService

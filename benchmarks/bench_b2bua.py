@@ -104,6 +104,9 @@ def _sipp_uas(workdir: Path, port: int, calls: int, scenario: str = "uas_bench.x
     return subprocess.Popen(
         ["sipp", "-sf", str(SIPP / scenario), "-i", "127.0.0.1", "-p", str(port),
          "-mp", str(free_port()), "-m", str(calls), "-nostdin", "-trace_screen", "-trace_err",
+         # A late retransmission (an ACK after our BYE's 200) is logged, not a failure:
+         # the call itself completed.
+         "-default_behaviors", "all,-abortunexp",
          "-buff_size", "4194304", "-max_socket", "2000", *extra],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -159,7 +162,7 @@ def run_step(work: Path, peer: Peer, uas_port: int, rate: float, calls: int, *,
     csv.write_text(f"SEQUENTIAL\n1001;[authentication username=1001 password={PASSWORD}];"
                    "1002\n")
     expected_s = calls / rate + hold_ms / 1000
-    timeout = expected_s + 60
+    timeout = 2 * expected_s + 60  # a starved generator runs late; still bounded
     uas = _sipp_uas(uas_dir, uas_port, calls, "uas_bench.xml", *uas_extra)
     time.sleep(0.3)
     cpu0 = tree_cpu(peer.proc.pid)

@@ -203,8 +203,9 @@ def cps_series(work: Path, peer: Peer, uas_port: int, rates: list[int], step_cal
     for rate in rates:
         step = run_step(work, peer, uas_port, rate, step_calls(rate))
         steps.append(step)
-        log(f"  {peer.name} {rate}/s: {step['succeeded']}/{step['calls']} ok, "
-            f"{step['failed']} failed, {step['cpu_ms_per_call']} ms CPU/call")
+        log(f"  {peer.name} {rate}/s (offered {step['offered_per_s']}/s): "
+            f"{step['succeeded']}/{step['calls']} ok, {step['failed']} failed, "
+            f"{step['cpu_ms_per_call']} ms CPU/call")
         if not _passes(step):
             break
         best = rate
@@ -215,8 +216,9 @@ def cps_series(work: Path, peer: Peer, uas_port: int, rates: list[int], step_cal
         if rate <= 0 or final_calls <= 0:
             break
         final = run_step(work, peer, uas_port, rate, final_calls)
-        log(f"  {peer.name} final {rate}/s x {final_calls}: {final['succeeded']} ok, "
-            f"{final['failed']} failed")
+        log(f"  {peer.name} final {rate}/s x {final_calls} (offered "
+            f"{final['offered_per_s']}/s): {final['succeeded']} ok, {final['failed']} failed, "
+            f"{final['cpu_ms_per_call']} ms CPU/call")
         if _passes(final):
             break
         rate = int(rate * 0.9)

@@ -49,6 +49,7 @@ from .config import Config, ConfigError
 from .drivers.base import LegEvent
 from .drivers.sip import SipChannelDriver
 from .hotline_sources import hotline_data_sources
+from .invite_challenge import chain_invite_challenge
 from .ivr_service import IvrService
 from .logsetup import call_context
 from .media.config import MediaConfig
@@ -212,6 +213,7 @@ class Node:
             max_inflight=cfg.calls.max_inflight_invites,
             max_loop_lag_s=cfg.calls.overload_loop_lag_ms / 1000,
             retry_after_s=cfg.calls.overload_retry_after_s)
+        core.stateless_hook = chain_invite_challenge(self.channels, core.stateless_hook)
         self.calls = CallManager(
             self.channels, self.media, self.bus,
             DialPlan.from_config(cfg.routing or default_routing()),

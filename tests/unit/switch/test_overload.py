@@ -84,3 +84,22 @@ def test_no_bounds_never_sheds() -> None:
     guard = OverloadGuard()
     for _ in range(10_000):
         assert not guard.shed()
+
+
+async def test_stateless_invite_challenge_and_shedding(net: Net, switch: Switch) -> None:
+    from switch.invite_challenge import chain_invite_challenge
+
+    switch.core.stateless_hook = chain_invite_challenge(switch.driver, None)
+    alice = Phone(net, "1001", 5071)
+    bob = Phone(net, "1002", 5072)
+    switch.register(bob)
+    txn = alice.call("1002")  # 407 without a transaction, then the credentialed INVITE
+    await switch.settle(lambda: 200 in alice.responses(txn))
+    assert switch.core.stats["stateless"] == 1 and switch.core.stats["stray_acks"] == 1
+    assert switch.driver.stats["challenged"] == 1
+    alice.send_in_dialog("BYE")  # in-dialog requests are never answered statelessly
+    await switch.settle(lambda: bool(switch.cdrs))
+    switch.driver.overload = OverloadGuard(max_inflight=1)
+    switch.driver.overload.inflight = 1  # a call in setup elsewhere
+    shed = alice.invite("1002")
+    assert alice.responses(shed) == [503] and switch.core.stats["stateless"] == 2

@@ -93,8 +93,8 @@ class Dialog:
     __slots__ = (
         "ack_cseq",
         "ack_dest",
+        "ack_in_cseq",
         "ack_wire",
-        "acked_remote_cseq",
         "id",
         "invite_in_pending",
         "invite_out_pending",
@@ -142,11 +142,10 @@ class Dialog:
         self.invite_in_pending: int | None = None
         self.update_out_pending: int | None = None
         self.ack_cseq: int | None = None
-        """CSeq of the last ACK *we* sent (our CSeq space)."""
-        self.acked_remote_cseq: int | None = None
-        """CSeq of the last ACK the peer sent us (its CSeq space): kept apart from
-        ``ack_cseq`` so that our re-INVITE with the same number is not taken for a 2xx
-        retransmission."""
+        """CSeq of the last ACK we sent (UAC side; §13.2.2.4)."""
+        self.ack_in_cseq: int | None = None
+        """CSeq of the last ACK we received (UAS side): the peer's CSeq space, kept apart
+        from ours (§12.2.1.1), or our own re-INVITE's 200 would look like a retransmission."""
         self.ack_wire: bytes = b""
         self.ack_dest: Address | None = None
         self.uas_2xx: object = None

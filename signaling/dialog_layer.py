@@ -109,9 +109,9 @@ class DialogLayer:
         if isinstance(retx, Uas2xxRetransmitter) and retx.active and retx.seq == seq:
             retx.stop()
             dialog.uas_2xx = None
-        elif dialog.acked_remote_cseq == seq:
+        elif dialog.ack_in_cseq == seq:
             return True  # an ACK retransmission
-        dialog.acked_remote_cseq = seq
+        dialog.ack_in_cseq = seq
         self._events.append(AckReceived(request, dialog.id, source))
         return True
 

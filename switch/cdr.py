@@ -352,19 +352,15 @@ class CdrWriter:
         spool_path: the spool file (JSON lines), e.g. ``<data_dir>/cdr-spool.jsonl``.
         batch_size: CDRs per database transaction.
         retry_interval_s: wait between attempts while the database is unavailable.
-        linger_s: after a CDR arrives, wait this long for more before writing, so that
-            a busy node writes one transaction per batch, not one per call (each ORM
-            transaction costs milliseconds of the event loop's CPU).
     """
 
     def __init__(self, sink: CdrSink, spool_path: Path, *, batch_size: int = 200,
-                 retry_interval_s: float = 5.0, linger_s: float = 0.25) -> None:
+                 retry_interval_s: float = 5.0) -> None:
         self._sink = sink
         self.spool_path = Path(spool_path)
         self.rejected_path = self.spool_path.with_name(self.spool_path.name + ".rejected")
         self.batch_size = batch_size
         self.retry_interval_s = retry_interval_s
-        self.linger_s = linger_s
         self._pending: list[Cdr] = []
         self._spooled: set[str] = set()
         self._lock = asyncio.Lock()
@@ -427,8 +423,6 @@ class CdrWriter:
                 await asyncio.sleep(self.retry_interval_s)
             else:
                 await self._wake.wait()
-                if self.linger_s > 0 and len(self._pending) < self.batch_size:
-                    await asyncio.sleep(self.linger_s)
             self._wake.clear()
             await self.flush()
 

@@ -197,7 +197,10 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Every value, comma-split for list headers (Via, Contact, Route, ...)."""
         key, low = _lookup_key(name)
-        raw = [v for k, v in self._items if _same(k, key, low)]
+        if low is None:  # a known name: exact comparison, no call per field (hot path)
+            raw = [v for k, v in self._items if k == key]
+        else:
+            raw = [v for k, v in self._items if k.lower() == low]
         if key in LIST_HEADERS:
             out: list[str] = []
             for v in raw:
@@ -209,7 +212,9 @@ class Headers:
         if not isinstance(name, str):
             return False
         key, low = _lookup_key(name)
-        return any(_same(k, key, low) for k, _ in self._items)
+        if low is None:
+            return key in [k for k, _ in self._items]  # no generator frame per field
+        return any(k.lower() == low for k, _ in self._items)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return ((k, v) for k, v in self._items)

@@ -56,6 +56,7 @@ from .config import Config, ConfigError
 from .drivers.base import LegEvent
 from .drivers.sip import SipChannelDriver
 from .hotline_sources import hotline_data_sources
+from .invite_challenge import chain_invite_challenge
 from .ivr_service import IvrService
 from .logsetup import call_context
 from .media.config import MediaConfig
@@ -228,6 +229,11 @@ class Node:
             core, driver.flush, driver.now, self.media, self._on_leg_event, auth=auth,
             lookup_user=self.registration.lookup_user, registrar=registrar,
             domain=sip.domain, media_host=advertised_host(media_cfg.bind_host), wall=_wall)
+        self.channels.overload.configure(  # switch.overload
+            max_inflight=cfg.calls.max_inflight_invites,
+            max_loop_lag_s=cfg.calls.overload_loop_lag_ms / 1000,
+            retry_after_s=cfg.calls.overload_retry_after_s)
+        core.stateless_hook = chain_invite_challenge(self.channels, core.stateless_hook)
         self.calls = CallManager(
             self.channels, self.media, self.bus,
             DialPlan.from_config(cfg.routing or default_routing()),
@@ -368,6 +374,8 @@ class Node:
 
     async def stop(self) -> None:
         logger.info("shutting down")
+        if self.channels is not None:
+            self.channels.overload.stop()
         if self.calls is not None:
             await self.calls.stop()  # BYE/CANCEL every call while the sockets are open
         if self.cti is not None:

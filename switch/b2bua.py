@@ -174,6 +174,9 @@ class CallManager:
         self.moh: MusicOnHold | None = None
         """Music for held parties (``switch.moh``); None: a held party hears silence."""
         self.stats = {"calls": 0, "answered": 0, "failed": 0}
+        if hasattr(driver, "direct_media_for"):  # switch.direct_media, switch.late_offer
+            driver.direct_media_for = self._direct_media_for
+            driver.media_peer = self._media_peer
         self.ivr: Any = None
         """The IVR runner (``switch.ivr_service.IvrService``); None: IVR targets get 480."""
         self.trunks: Any = None
@@ -281,6 +284,19 @@ class CallManager:
                         describe_target(target))
             self._fail(call, 480, "not_implemented", "system")
 
+    def _direct_media_for(self, dialed: str, caller: str) -> bool:
+        """Whether the route of this call says ``media = "direct"`` (asked by the driver
+        before it opens any media for the caller's leg)."""
+        now_local = dt.datetime.fromtimestamp(self.wall(), dt.UTC)
+        rule = self.dialplan.route(dialed, caller, "user", now_local, self.lists).rule
+        return rule is not None and rule.config.media == "direct"
+
+    def _media_peer(self, leg: Channel) -> int | None:
+        call = self._call_of.get(leg.name)
+        if call is None or call.b is None:
+            return None
+        return call.b.media_id if leg is call.a else call.a.media_id
+
     def _dial_extension(self, call: Call, number: str) -> None:
         """Rule 1: fork to every registered contact of ``number``."""
         fwd = self.forwarding
@@ -300,6 +316,9 @@ class CallManager:
             self._call_of[b.name] = call
             self._publish(CallOffered, call, b, caller=call.caller, callee=number,
                           source="internal")
+            if a.direct_media:  # switch.direct_media: no media to open, no task
+                self.driver.originate_direct(b, contact, a, caller=call.caller)
+                continue
             self._spawn(self.driver.originate(b, contact, caller=call.caller,
                                               caller_name=call.caller_name,
                                               codec=a.codec or "PCMU", near=a.media_id),
@@ -487,6 +506,11 @@ class CallManager:
             call.ringing = True
             self._publish(CallRinging, call, b)
         a = call.a
+        if a.direct_media:
+            if call.early_from is None:
+                call.early_from = b if ev.early_media else None
+                self.driver.relay_progress(a, b)
+            return
         if a.media_id is None or b.media_id is None:
             return
         if ev.early_media and call.early_from is None:
@@ -521,6 +545,12 @@ class CallManager:
         for fork in call.forks:
             if fork is not b:
                 self.driver.cancel(fork)
+        if call.a.direct_media:
+            if self.driver.connect_direct(call.a, b):
+                self._connected(call, b)
+            else:
+                self._end(call, "network_failure", "system")
+            return
         self._spawn(self._connect(call, b), f"connect-{call.id}")
 
     async def _connect(self, call: Call, b: Channel) -> None:
@@ -541,6 +571,11 @@ class CallManager:
             return
         if call.ending:
             return
+        self._connected(call, b)
+
+    def _connected(self, call: Call, b: Channel) -> None:
+        """The media is set up: answer the caller and publish the answer."""
+        a = call.a
         self.driver.answer(a)
         self.stats["answered"] += 1
         if call.transfer is not None and not call.transfer.done():

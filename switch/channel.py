@@ -120,6 +120,8 @@ class Channel:
     held: bool = False
     state_at: dict[ChannelState, float] = field(default_factory=dict)
     sip: Any = None
+    direct_media: bool = False
+    """SDP passed through, no media channel (``switch.direct_media``)."""
 
     def can(self, event: ChannelInput) -> bool:
         """Whether ``event`` is allowed in the current state."""

@@ -213,6 +213,13 @@ class DbConfig:
 class CallsConfig:
     """``[calls]``: how the call manager (``switch.b2bua``) treats calls."""
 
+    max_inflight_invites: int = field(default=2000, metadata=_m(lo=0, hi=1_000_000))
+    """New calls in setup at once; more get 503 + Retry-After (``switch.overload``); 0: no
+    bound."""
+    overload_loop_lag_ms: float = field(default=250.0, metadata=_m(lo=0, hi=60_000))
+    """Event-loop lag above which new calls get 503 (the node is saturated); 0: off."""
+    overload_retry_after_s: int = field(default=5, metadata=_m(lo=1, hi=3600))
+    """The Retry-After of those 503s."""
     no_answer_timeout_s: float = field(default=30.0, metadata=_m(lo=1, hi=3600))
     """Ring time before an unanswered call gets 480, its no-answer forward or voicemail."""
     max_call_duration_s: float = field(default=14400.0, metadata=_m(lo=0, hi=604800))

@@ -25,6 +25,7 @@ from switch.router import PatternError, compile_pattern
 
 __all__ = [
     "DEFAULT_ROUTING_TOML",
+    "MEDIA_MODES",
     "SOURCES",
     "TARGETS",
     "DialplanConfig",
@@ -35,6 +36,7 @@ __all__ = [
 
 TARGETS = ("extension", "queue", "ivr", "trunk", "voicemail", "reject")
 SOURCES = ("any", "user", "trunk")
+MEDIA_MODES = ("anchored", "direct")
 _NEEDS = {"queue": "queue", "ivr": "program", "trunk": "trunk"}
 """The key each target kind requires."""
 
@@ -51,7 +53,8 @@ vip_priority = 10
 # win over patterns, then the most specific pattern (Asterisk order). Targets: extension,
 # queue (+ priority), ivr (program), trunk (strip/prepend digits), voicemail (box), reject
 # (status). Conditions: calendar + when = "open"|"closed", caller_in / caller_not_in
-# (caller lists), source = "user"|"trunk"|"any".
+# (caller lists), source = "user"|"trunk"|"any". Extension rules may set
+# media = "direct" (RTP phone to phone: no recording, in-band DTMF or monitoring).
 [[dialplan.rules]]
 name = "extensions"
 match = "_10XX"
@@ -141,6 +144,9 @@ class RuleConfig:
     source: str = "any"
     """"user" (authenticated local user), "trunk", or "any"."""
     enabled: bool = True
+    media: str = "anchored"
+    """extension: "anchored" (the switch relays RTP: recording, in-band DTMF, monitoring)
+    or "direct" (SDP passed through, RTP flows phone to phone; ``switch.direct_media``)."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -169,6 +175,11 @@ class RuleConfig:
         if self.source not in SOURCES:
             raise ConfigError(f"expected one of {', '.join(SOURCES)}, got {self.source!r}",
                               key="source")
+        if self.media not in MEDIA_MODES:
+            raise ConfigError(f"expected one of {', '.join(MEDIA_MODES)}, got {self.media!r}"
+                              + _close(self.media, MEDIA_MODES), key="media")
+        if self.media == "direct" and self.target != "extension":
+            raise ConfigError("direct media is only for target = \"extension\"", key="media")
         if self.when not in ("open", "closed"):
             raise ConfigError(f"expected 'open' or 'closed', got {self.when!r}", key="when")
         if not 400 <= self.status <= 699:

@@ -74,6 +74,7 @@ from switch.drivers.base import (
 from switch.media.dtmf_info import DtmfInfoError, parse_info_dtmf
 from switch.media.errors import MediaError
 from switch.media.service import MediaService
+from switch.overload import OverloadGuard
 
 from .sip_outbound import G711, SDP, TELEPHONE_EVENT_PT, OutboundLegs, SipLeg
 from .sip_refer import PendingRefer, ReferLegs
@@ -131,6 +132,8 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
         self._sessions = itertools.count(int(wall()) & 0xFFFFFFF)
         self.stats = {"invites": 0, "challenged": 0, "rejected_sdp": 0, "reinvites": 0,
                       "info_digits": 0}
+        self.overload = OverloadGuard()
+        """Admission control of new calls (``switch.overload``); no bounds by default."""
 
     # ====================================================================================
     # Plumbing
@@ -195,12 +198,16 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
             if ch is None:
                 return False
             ch.sip.final_sent = True  # the core answered 487 already (§9.2)
+            self.overload.finish(ch.sip)
             self._end_remote(ch, LegHungUp(ch, cancelled=True, reason="cancel"))
             return True
         if isinstance(event, (TransactionTimedOut, TransportError)):
             return self._on_failure(event)
         if isinstance(event, AckReceived):
-            return event.dialog_id in self._by_dialog
+            ch = self._by_dialog.get(event.dialog_id)
+            if ch is not None and ch.sip.late_offer is not None:
+                self._late_ack(ch, event.request)  # switch.late_offer
+            return ch is not None
         if isinstance(event, AckTimedOut):
             ch = self._by_dialog.get(event.dialog_id)
             if ch is None:
@@ -286,6 +293,10 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
 
     def _recv_invite(self, event: RequestReceived) -> None:
         request = event.request
+        if self.overload.shed():  # switch.overload Rule 3: before auth, routing, media
+            self._respond(request, event.transaction_id, 503, to_tag=self.core.ids.tag(),
+                          extra=self.overload.headers())
+            return
         self.stats["invites"] += 1
         trunk = (self.trunk_inbound.identify(request, event.source)
                  if self.trunk_inbound is not None else None)
@@ -297,6 +308,8 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
             self._respond(request, event.transaction_id, refused, to_tag=self.core.ids.tag())
             return
         try:
+            if self._direct_or_late(event, user):  # switch.direct_media, switch.late_offer
+                return
             if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
                 raise OfferAnswerError("an INVITE without an SDP offer is not supported")
             offer = parse_sdp(request.body)
@@ -319,6 +332,7 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
         leg.invite = request
         leg.server_txn = event.transaction_id
         leg.local_tag = self.core.ids.tag()
+        self.overload.count_in(leg)
         leg.negotiated = negotiated
         self._by_server_txn[event.transaction_id] = ch
         if replaced is not None:
@@ -361,6 +375,7 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
             return False
         if status >= 200:
             leg.final_sent = True
+            self.overload.finish(leg)
         ok = self._respond(leg.invite, leg.server_txn, status, to_tag=leg.local_tag,
                            body=body, reason=reason)
         if ok and status > 100 and status < 300 and leg.dialog_id is None:
@@ -374,6 +389,9 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
             channel.fire(ChannelInput.RING, self._now())
 
     def progress(self, channel: Channel) -> None:
+        if channel.sip.late_offer is not None:  # switch.late_offer Rule 2
+            self.ring(channel)
+            return
         body = channel.sip.local_body
         if channel.can(ChannelInput.PROGRESS) and self._provisional_or_final(channel, 183,
                                                                              body):
@@ -397,6 +415,9 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
         request = event.request
         leg: SipLeg = ch.sip
         self.stats["reinvites"] += 1
+        if leg.direct is not None:
+            self._relay_reinvite(ch, event)  # switch.direct_media Rule 4
+            return
         if not request.body:
             self._respond(request, event.transaction_id, 200, body=leg.local_body)
             return
@@ -496,6 +517,7 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
     async def release(self, channel: Channel) -> dict[str, Any] | None:
         """Close the leg's media and forget it; returns the last RTP statistics."""
         leg: SipLeg = channel.sip
+        self.overload.finish(leg)
         if leg.server_txn is not None and self._by_server_txn.get(leg.server_txn) is channel:
             del self._by_server_txn[leg.server_txn]
         if leg.dialog_id is not None and self._by_dialog.get(leg.dialog_id) is channel:

@@ -34,7 +34,9 @@ from signaling.sdp import parse as parse_sdp
 from signaling.transport import uri_address
 from signaling.uri import SipUri
 from switch.channel import Channel, ChannelInput, ChannelState
+from switch.direct_media import DirectMediaLegs
 from switch.drivers.base import LegAnswered, LegEvent, LegRejected, LegRinging
+from switch.late_offer import LateOfferLegs
 from switch.media.errors import MediaError
 from switch.media.service import MediaService
 
@@ -63,6 +65,12 @@ class SipLeg:
     negotiated: NegotiatedMedia | None = None
     final_sent: bool = False
     cancel_requested: bool = False
+    direct: Any = None
+    """``switch.direct_media.DirectLeg`` on direct-media legs."""
+    late_offer: Any = None
+    """``switch.late_offer``: our offer in the 2xx, until the ACK brings the answer."""
+    overload_counted: bool = False
+    """``switch.overload``: counted as an inbound call in setup."""
     reinvite_txn: str | None = None
     local_addr: tuple[str, int] = ("127.0.0.1", 0)
     on_challenge: Callable[[Channel, Response], bool] | None = None
@@ -70,8 +78,9 @@ class SipLeg:
     ``switch.trunks.outbound``); True = resent, the challenge is not a failure."""
 
 
-class OutboundLegs:
-    """Mixin: outbound legs of :class:`~switch.drivers.sip.SipChannelDriver`."""
+class OutboundLegs(DirectMediaLegs, LateOfferLegs):
+    """Mixin: outbound legs of :class:`~switch.drivers.sip.SipChannelDriver` (with the
+    direct-media and late-offer legs of :mod:`switch.direct_media`, :mod:`switch.late_offer`)."""
 
     core: SipCore
     media: MediaService
@@ -94,6 +103,9 @@ class OutboundLegs:
         def _bye(self, ch: Channel) -> None: ...
         def _bye_dialog(self, did: DialogId) -> None: ...
         def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
+        def _direct_provisional(self, ch: Channel, response: Response) -> None: ...
+        def _direct_answered(self, ch: Channel, response: Response) -> None: ...
+        def _relay_response(self, ch: Channel, event: ResponseReceived) -> None: ...
 
     # ====================================================================================
     # Outbound legs
@@ -171,6 +183,9 @@ class OutboundLegs:
         if ch is None:
             return False
         leg: SipLeg = ch.sip
+        if txn == leg.reinvite_txn and leg.direct is not None:
+            self._relay_response(ch, event)  # switch.direct_media Rule 4
+            return True
         if txn == leg.reinvite_txn:
             self._reinvite_response(ch, event)
             return True
@@ -203,6 +218,9 @@ class OutboundLegs:
         if ch.ended or ch.state is ChannelState.UP:
             return  # a late 180 (after the 200) changes nothing
         leg: SipLeg = ch.sip
+        if leg.direct is not None:
+            self._direct_provisional(ch, response)
+            return
         try:
             negotiated = self._remote_sdp(ch, response) if leg.negotiated is None else None
         except (SdpError, OfferAnswerError) as exc:
@@ -224,6 +242,9 @@ class OutboundLegs:
                 self._bye_dialog(did)
             return
         leg.dialog_id = did
+        if leg.direct is not None and did is not None:
+            self._direct_answered(ch, event.response)
+            return
         try:
             negotiated = self._remote_sdp(ch, event.response) or leg.negotiated
         except (SdpError, OfferAnswerError) as exc:

@@ -53,7 +53,7 @@ case "$cmd" in
         ;;
     test)
         install_system "${apt_packages_run[@]}" "${apt_packages_test[@]}"
-        install_python test
+        install_python test,bench
         "$VENV/bin/ruff" check .
         # As root the peers were installed above, so a missing one is a failure, not a skip.
         if [ "$(id -u)" = 0 ]; then export SOFTSWITCH_REQUIRE_PEERS=1; fi

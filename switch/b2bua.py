@@ -10,14 +10,17 @@ Rules:
 
 * Rule 1 -- routing: ``DialPlan.route`` picks the target. An extension rings every
   registered contact at once (forking, RFC 3261 §16.7 parallel search); the first 2xx wins
-  and the other forks are cancelled. An unregistered extension gets 480, no route 404, a
-  dial-plan reject its own status; targets not served yet (queue, IVR, trunk, voicemail)
-  get 480. Trunk targets and calls from trunks go through ``trunks``
+  and the other forks are cancelled (``_fork``). An unregistered extension goes to its
+  forward or mailbox, else 480; no route 404; a dial-plan reject its own status. IVR,
+  voicemail and queue targets are answered and served by :mod:`switch.call_services`;
+  trunk targets and calls from trunks go through ``trunks``
   (``switch.trunks.outbound.TrunkCalls``: DID routing, toll-fraud policy, the INVITE out).
+  A target whose service the node does not run gets 480.
 * Rule 2 -- failures: when every fork failed, the caller gets 486 if any fork was busy
-  (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480
-  (or what ``forwarding`` decides). The caller's CANCEL cancels every fork (the core already
-  answered 487).
+  (600/603 passed as they are), else 480. No answer within ``no_answer_timeout_s``: 480.
+  Before either, ``forwarding`` (``switch.forwarding``) may send the call on: to the
+  extension's forward target or its mailbox (603 is never forwarded). The caller's
+  CANCEL cancels every fork (the core already answered 487).
 * Rule 3 -- media: one media channel per leg; when the callee alerts without SDP the caller
   gets 183 with our SDP and a local ringback tone; early media from the callee, and the
   answer, bridge the legs (PCMU<->PCMA is the engine's job).
@@ -42,6 +45,7 @@ from typing import Any
 from storage.db import StorageError
 from switch import router
 from switch.bus import EventBus
+from switch.call_services import CallServices
 from switch.channel import Channel
 from switch.drivers.base import (
     ChannelDriver,
@@ -63,10 +67,8 @@ from switch.events import (
     CallResumed,
     CallRinging,
     CallRouted,
-    CallTransferred,
     DigitReceived,
     LegMediaStats,
-    RecordingStarted,
 )
 from switch.media.errors import MediaError
 from switch.media.service import DigitReceived as MediaDigit
@@ -121,7 +123,7 @@ class Call:
         self.timers.clear()
 
 
-class CallManager:
+class CallManager(CallServices):
     """Switches calls between legs (see the module docstring for the rules).
 
     Args:
@@ -308,6 +310,14 @@ class CallManager:
                 return
             self._fail(call, 480, "subscriber_absent", "system")
             return
+        self._fork(call, number, contacts)
+        loop = asyncio.get_running_loop()
+        ring_s = self.no_answer_timeout_s if fwd is None else fwd.ring_time(
+            number, self.no_answer_timeout_s)
+        call.timers.append(loop.call_later(ring_s, self._no_answer, call))
+
+    def _fork(self, call: Call, number: str, contacts: list[Any]) -> None:
+        """One outbound leg per registered contact of ``number``, all at once (Rule 1)."""
         a = call.a
         for contact in contacts:
             b = self.driver.new_outbound(number)
@@ -323,179 +333,6 @@ class CallManager:
                                               caller_name=call.caller_name,
                                               codec=a.codec or "PCMU", near=a.media_id),
                         f"originate-{b.name}")
-        loop = asyncio.get_running_loop()
-        ring_s = self.no_answer_timeout_s if fwd is None else fwd.ring_time(
-            number, self.no_answer_timeout_s)
-        call.timers.append(loop.call_later(ring_s, self._no_answer, call))
-
-    # ====================================================================================
-    # IVR (switch.ivr_service): the switch answers and an IVR program drives the caller leg
-    # ====================================================================================
-    def _start_ivr(self, call: Call, program: str) -> None:
-        """Answer the caller (200 with our SDP; its media channel is open) and run the IVR.
-
-        When the program ends the call is hung up, unless it was transferred (then the
-        bridged call goes on); the caller's hang-up cancels the program (``_end``)."""
-        a = call.a
-        if a.media_id is None:
-            self._fail(call, 503, "network_failure", "system")
-            return
-        call.final_status = 200
-        self.driver.answer(a)
-        self.stats["answered"] += 1
-        self._publish(CallAnswered, call, a, codec=a.codec)
-        task = asyncio.get_running_loop().create_task(
-            self.ivr.run(program, a.media_id, _IvrControl(self, call), caller=call.caller,
-                         called=call.dialed, call_id=call.id), name=f"ivr-{call.id}")
-        call.ivr_task = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._ivr_done(call, t))
-
-    def start_voicemail(self, call: Call, box: str) -> None:
-        """Answer the caller and record a message for ``box`` (``switch.voicemail``);
-        like an IVR call, the caller's hang-up cancels it and its end hangs up."""
-        a = call.a
-        if a.media_id is None:
-            self._fail(call, 503, "network_failure", "system")
-            return
-        call.final_status = 200
-        call.ringback = False
-        self.driver.answer(a)
-        self.stats["answered"] += 1
-        self._publish(CallAnswered, call, a, codec=a.codec)
-        task = asyncio.get_running_loop().create_task(
-            self.voicemail.record(call.id, a.media_id, box=box, caller=call.caller,
-                                  on_recording=lambda ref: self._publish(
-                                      RecordingStarted, call, a, ref=ref)),
-            name=f"voicemail-{call.id}")
-        call.ivr_task = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._ivr_done(call, t))
-
-    def _ivr_done(self, call: Call, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        if task.exception() is not None:
-            logger.error("call %s: IVR failed", call.id, exc_info=task.exception())
-        if not call.ending and call.b is None:
-            self._end(call, "normal_clearing", "system")
-
-    async def ivr_transfer(self, call: Call, number: str, timeout_s: float) -> str:
-        """Blind transfer from the IVR: fork to ``number``'s contacts and bridge the first
-        answer (``_connect``). Returns "connected", "busy", "noanswer" or "fail"."""
-        a = call.a
-        contacts = self.driver.lookup(number)
-        if call.ending or a.media_id is None or not contacts:
-            return "fail"
-        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        call.transfer = fut
-        call.fork_statuses.clear()
-        for contact in contacts:
-            b = self.driver.new_outbound(number)
-            b.call_id = call.id
-            call.forks.append(b)
-            self._call_of[b.name] = call
-            self._publish(CallOffered, call, b, caller=call.caller, callee=number,
-                          source="internal")
-            self._spawn(self.driver.originate(b, contact, caller=call.caller,
-                                              codec=a.codec or "PCMU", near=a.media_id),
-                        f"originate-{b.name}")
-        call.ringback = True
-        self._spawn(self.media.tone(a.media_id, "ringback"), f"ringback-{call.id}")
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except TimeoutError:
-            outcome = "noanswer"
-        finally:
-            call.transfer = None
-        if outcome != "connected":
-            for fork in call.forks:
-                if fork is not call.b:
-                    self.driver.cancel(fork)
-            if call.ringback and a.media_id is not None and not call.ending:
-                call.ringback = False
-                await self.media.stop(a.media_id)
-        return outcome
-
-    def _start_queue(self, call: Call, target: Any) -> None:
-        """Answer the caller and queue it in ``target`` (a ``switch.router.Queue`` served by
-        ``switch.queues``), run like an IVR program: the caller's hang-up cancels the wait,
-        and the call ends unless an agent was bridged."""
-        a = call.a
-        if a.media_id is None:
-            self._fail(call, 503, "network_failure", "system")
-            return
-        call.final_status = 200
-        self.driver.answer(a)
-        self.stats["answered"] += 1
-        self._publish(CallAnswered, call, a, codec=a.codec)
-        task = asyncio.get_running_loop().create_task(
-            self.queues.serve(self, call, target.name, target.priority), name=f"queue-{call.id}")
-        call.ivr_task = task
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._ivr_done(call, t))
-
-    def bridge_agent(self, call: Call, leg: Channel) -> None:
-        """Connect the answered caller of ``call`` to ``leg``, an agent's answered leg made
-        by the ACD (``switch.queues``); from now on ``leg`` is the call's B leg."""
-        leg.call_id = call.id
-        call.forks.append(leg)
-        self._call_of[leg.name] = call
-        if call.ending:
-            self.driver.hangup(leg)
-            self._spawn(self.driver.release(leg), f"release-{leg.name}")
-            return
-        call.b = leg
-        call.cancel_timers()
-        self._spawn(self._connect(call, leg), f"connect-{call.id}")
-
-    def ivr_control(self, call: Call) -> _IvrControl:
-        """The call control an IVR program running on ``call`` gets."""
-        return _IvrControl(self, call)
-
-    def ivr_hangup(self, call: Call) -> None:
-        """The IVR hangs up: end the call (BYE to the caller)."""
-        self._end(call, "normal_clearing", "system")
-
-    def hang_up(self, call: Call, cause: str, side: str) -> None:
-        """End ``call`` on request (CTI ClearConnection/ClearCall): BYE/CANCEL every leg."""
-        self._end(call, cause, side)
-
-    async def release_callee(self, call: Call, target: str, mode: str) -> None:
-        """The answered callee leg leaves the call (a CTI transfer to ``target``): it is
-        unbridged, hung up and released; the caller leg stays, without a B leg."""
-        old, a = call.b, call.a
-        if old is None:
-            return
-        call.b, call.early_from, call.ringing = None, None, False
-        call.forks.remove(old)
-        self._call_of.pop(old.name, None)
-        if self.queues is not None:
-            self.queues.call_ended(call, "callee")  # the agent's part of an ACD call ends
-        self._publish(CallTransferred, call, a, target=target, mode=mode)
-        if a.media_id is not None:
-            await self.media.unbridge(a.media_id)
-        self.driver.hangup(old)
-        stats = await self.driver.release(old)
-        if stats is not None and old.codec:
-            self._publish(LegMediaStats, call, old, codec=old.codec,
-                          packets_received=int(stats.get("packets_received", 0)),
-                          packets_lost=max(0, int(stats.get("lost", 0))),
-                          jitter_ms=float(stats.get("jitter_ms", 0.0)))
-        self._publish(CallHungUp, call, old, cause="transferred", side="callee")
-
-    async def blind_transfer(self, call: Call, number: str, timeout_s: float) -> str:
-        """Single-step transfer of an answered call (CSTA SingleStepTransferCall): the
-        callee leg is released and the caller is sent on to ``number`` as in an IVR
-        transfer; when nobody there answers the call ends. Returns the transfer outcome."""
-        if call.b is None or call.ending or call.a.media_id is None:
-            return "fail"
-        await self.release_callee(call, number, "blind")
-        outcome = await self.ivr_transfer(call, number, timeout_s)
-        if outcome != "connected" and call.b is None:
-            self._end(call, "transfer_failed", "system")
-        return outcome
 
     def _ringing(self, ev: LegRinging) -> None:
         b = ev.channel
@@ -727,30 +564,3 @@ class CallManager:
             elif isinstance(event, RtpTimedOut) and call.b is not None and not leg.held:
                 logger.info("call %s: no RTP on %s; ending the call", call.id, leg.name)
                 self._end(call, "media_timeout", "system")
-
-
-class _IvrControl:
-    """The call control an IVR call gets (``ivr_lang.live.CallControl``)."""
-
-    def __init__(self, manager: CallManager, call: Call) -> None:
-        self.manager = manager
-        self.call = call
-
-    async def transfer(self, target: str, timeout_s: float) -> str:
-        return await self.manager.ivr_transfer(self.call, target, timeout_s)
-
-    def tag(self, key: str, value: str) -> None:
-        logger.info("call %s: tag %s = %s", self.call.id, key, value)
-        self.call.tags[key] = value
-
-    async def queue(self, name: str, *, skill: str | None, priority: int,
-                    maxwait_s: float | None, tags: dict[str, Any]) -> str | None:
-        """The IVR's ``queue`` statement: the live ACD's outcome, None without that queue."""
-        queues = self.manager.queues
-        if queues is None or not queues.has(name):
-            return None
-        return str(await queues.wait_for_ivr(self.call, name, priority=priority, skill=skill,
-                                             maxwait_s=maxwait_s, tags=tags))
-
-    def hangup(self) -> None:
-        self.manager.ivr_hangup(self.call)

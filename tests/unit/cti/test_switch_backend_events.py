@@ -8,7 +8,8 @@ from typing import Any
 from cti.backend import BackendEvent
 from cti.live_calls import LiveAgent, LiveState
 from switch.acd.agent import AgentState
-from switch.b2bua import Call, _IvrControl
+from switch.b2bua import Call
+from switch.call_services import _IvrControl
 from switch.channel import Channel
 from switch.events import (
     CallAnswered,

@@ -177,15 +177,17 @@ class DirectMediaLegs:
         def _recv_late_invite(self, event: RequestReceived, user: str) -> None: ...
 
     # -- the caller's INVITE -------------------------------------------------------------
-    def _direct_or_late(self, event: RequestReceived, user: str) -> bool:
+    def _direct_or_late(self, event: RequestReceived, user: str, trunk: Any = None) -> bool:
         """Take an authenticated INVITE that is a direct-media call (this module) or a
-        late offer (``switch.late_offer``); False leaves it to the anchored path."""
+        late offer (``switch.late_offer``); False leaves it to the anchored path. Calls
+        from a trunk (``trunk``: ``switch.trunks.inbound``'s match) are always anchored:
+        their route comes from the DID map, not the user dial plan that ``media`` reads."""
         request = event.request
-        if self._wants_direct(request, user):
+        if trunk is None and self._wants_direct(request, user):
             self._recv_direct_invite(event, user)
             return True
         if not request.body:
-            self._recv_late_invite(event, user)
+            self._recv_late_invite(event, user, trunk)
             return True
         return False
 

@@ -80,8 +80,9 @@ class LateOfferLegs:
         def _apply_remote(self, ch: Channel, negotiated: NegotiatedMedia) -> None: ...
         def reject(self, channel: Channel, status: int, reason: str = "") -> None: ...
 
-    def _recv_late_invite(self, event: RequestReceived, user: str) -> None:
-        """Rule 1: a caller leg whose offer we make; media opens in a task."""
+    def _recv_late_invite(self, event: RequestReceived, user: str, trunk: Any = None) -> None:
+        """Rule 1: a caller leg whose offer we make; media opens in a task. ``trunk`` (a
+        ``switch.trunks.inbound`` match) makes it a trunk call routed by its DID."""
         request = event.request
         self.stats["late_offers"] = self.stats.get("late_offers", 0) + 1
         try:
@@ -89,6 +90,9 @@ class LateOfferLegs:
             caller_name = request.from_.display or ""
         except SipParseError:
             dialed, caller_name = "", ""
+        trunk_name = ""
+        if trunk is not None:
+            dialed, trunk_name = trunk.called, trunk.trunk.name
         ch = Channel(self._name(user), "caller", user, codec=_G711[0])
         leg = ch.sip = self._new_leg()
         leg.invite = request
@@ -97,9 +101,11 @@ class LateOfferLegs:
         leg.late_offer = True
         self._by_server_txn[event.transaction_id] = ch
         self.overload.count_in(leg)
-        self._spawn(self._open_late(ch, dialed, user, caller_name), f"open-{ch.name}")
+        self._spawn(self._open_late(ch, dialed, user, caller_name, trunk_name),
+                    f"open-{ch.name}")
 
-    async def _open_late(self, ch: Channel, dialed: str, user: str, caller_name: str) -> None:
+    async def _open_late(self, ch: Channel, dialed: str, user: str, caller_name: str,
+                         trunk: str = "") -> None:
         leg: SipLeg = ch.sip
         try:
             info = await self.media.open_channel(codec=ch.codec, dtmf_pt=_TELEPHONE_EVENT_PT)
@@ -117,7 +123,8 @@ class LateOfferLegs:
             list(_G711), leg.local_addr[0], leg.local_addr[1], session_id=leg.sdp.session_id,
             session_version=leg.sdp.version))
         leg.local_body = bytes(leg.offer)
-        self.on_event(LegOffered(ch, user, dialed, caller_name))
+        self.on_event(LegOffered(ch, user, dialed, caller_name, "trunk" if trunk else "user",
+                                 trunk))
 
     def _late_ack(self, ch: Channel, ack: Request) -> None:
         """Rule 3: the answer in the ACK."""

@@ -308,8 +308,8 @@ class SipChannelDriver(OutboundLegs, ReferLegs):
             self._respond(request, event.transaction_id, refused, to_tag=self.core.ids.tag())
             return
         try:
-            if self._direct_or_late(event, user):  # switch.direct_media, switch.late_offer
-                return
+            if replaced is None and self._direct_or_late(event, user, trunk):
+                return  # switch.direct_media, switch.late_offer
             if not request.body or (request.content_type or "").split(";")[0].strip() != SDP:
                 raise OfferAnswerError("an INVITE without an SDP offer is not supported")
             offer = parse_sdp(request.body)

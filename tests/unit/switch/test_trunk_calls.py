@@ -117,12 +117,12 @@ class Carrier:
         return next((s for t, s in self.responses if t == txn and s >= 200), None)
 
     def send_invite(self, did: str, caller: str, extra: list[tuple[str, str]] | None = None,
-                    display: str = "") -> str:
+                    display: str = "", late_offer: bool = False) -> str:
         shown = f'"{display}" ' if display else ""
         request = self.core.create_request(
             "INVITE", f"sip:{did}@127.0.0.1:5060", from_=f"{shown}<sip:{caller}@{self.host}>",
-            to=f"<sip:{did}@127.0.0.1>", body=sdp(self.port + 1000),
-            content_type="application/sdp", extra=extra)
+            to=f"<sip:{did}@127.0.0.1>", body=b"" if late_offer else sdp(self.port + 1000),
+            content_type=None if late_offer else "application/sdp", extra=extra)
         txn = self.core.send_request(request, NODE, self.net.loop.time())
         self.net.pump()
         return txn
@@ -272,6 +272,21 @@ async def test_did_call_from_a_trusted_carrier_reaches_the_extension(
     assert switch.calls.trunks.active_calls("main") == 1  # inbound calls count too
     routed = [e for e in switch.published if type(e).__name__ == "CallRouted"]
     assert (routed[0].rule, routed[0].target) == ("did:main", "extension:1002")
+
+
+async def test_late_offer_from_a_carrier_is_routed_by_its_did(net: Net,
+                                                              switch: Switch) -> None:
+    """A carrier's INVITE without SDP (RFC 3261 §13.2.1 late offer) is still a trunk call:
+    its DID is routed by did_map with source "trunk", never as a user's dialed number."""
+    carrier = Carrier(net, "127.0.0.2", 5090)
+    bob = Phone(net, "1002", 5072)
+    switch.register(bob)
+    carrier.send_invite("02161234567", "13900001111", late_offer=True)
+    await switch.settle(lambda: bool(bob.requests("INVITE")))
+    routed = [e for e in switch.published if type(e).__name__ == "CallRouted"]
+    assert (routed[0].rule, routed[0].target) == ("did:main", "extension:1002")
+    offered = [e for e in switch.published if type(e).__name__ == "CallOffered"]
+    assert offered[0].source == "trunk"
 
 
 async def test_untrusted_carrier_identity_is_ignored_and_the_did_goes_by_dial_plan(

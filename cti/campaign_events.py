@@ -118,5 +118,6 @@ def install_progress(server: Any, dialer: Any, *, interval_s: float = 1.0
     admin subscribers (a ``CtiServer``)."""
     events = ProgressEvents(server.publish, interval_s=interval_s)
     dialer.on_progress = events.notify
+    dialer.on_stopped = events.close  # the last throttled counts go out at shutdown
     logger.info("CTI: campaign progress events every %.1f s at most", interval_s)
     return events

@@ -194,6 +194,9 @@ class Dialer:
         self.on_progress: Callable[[Campaign, CampaignState, Callable[[], Progress]],
                                    None] | None = None
         """Told whenever a campaign moves (CTI ``campaign.progress``, Rule 8)."""
+        self.on_stopped: Callable[[], None] | None = None
+        """Called at the end of :meth:`stop`, after the last outcome was recorded (the CTI
+        sends the progress its throttle still holds)."""
         self.stats = DialerStats()
         self._runs: dict[int, _Run] = {}
         self._broken: set[int] = set()
@@ -259,6 +262,8 @@ class Dialer:
             logger.error("dialer: %d outcome(s) could not be written at shutdown; their "
                          "attempts stay DIALING and count as interrupted at the next start",
                          len(self._pending))
+        if self.on_stopped is not None:
+            self.on_stopped()
         self._tasks = []
 
     def active_calls(self) -> int:

@@ -280,7 +280,10 @@ async def test_shutdown_records_the_calls_in_progress(repo: CampaignRepository) 
             break
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)
+    stopped: list[int] = []
+    dialer.on_stopped = lambda: stopped.append(dialer.stats.written)
     await dialer.stop()
+    assert stopped == [2]  # told once, after both outcomes were written
     rows = {r.phone: (r.last_outcome, r.status) for r in
             await repo.report(await repo.get("cut"))}
     # Answered: final (the message was being heard). Ringing: failed, retried by policy.

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -86,6 +87,20 @@ async def test_throttle_folds_changes_and_sends_state_changes_at_once() -> None:
     for e in sent:  # what goes on the wire is a valid event of the protocol
         validate_event({"v": 1, "type": "evt", "seq": 1, "ts": 0.0, "event": e.name,
                         "data": json.loads(json.dumps(e.data))})
+
+
+async def test_the_dialers_stop_sends_the_progress_the_throttle_holds() -> None:
+    """install_progress wires the dialer's stop to close(): a running update folded by the
+    throttle is sent at shutdown instead of being lost with the timer."""
+    sent: list[BackendEvent] = []
+    dialer = SimpleNamespace(on_progress=None, on_stopped=None)
+    install_progress(SimpleNamespace(publish=sent.append), dialer, interval_s=60.0)
+    campaign = Campaign("c", CampaignKind.OUTAGE_NOTICE)
+    dialer.on_progress(campaign, CampaignState.RUNNING, lambda: _progress(1))
+    dialer.on_progress(campaign, CampaignState.RUNNING, lambda: _progress(7))
+    assert [e.data["progress"]["done"] for e in sent] == [1]  # 7 waits for the throttle
+    dialer.on_stopped()
+    assert [e.data["progress"]["done"] for e in sent] == [1, 7]
 
 
 async def _client(srv: CtiServer, user: str) -> CtiClient:

@@ -43,7 +43,6 @@ from signaling.message import Request, Response
 from signaling.offer_answer import SdpSession
 from signaling.sdp import SdpError, SessionDescription
 from signaling.sdp import parse as parse_sdp
-from signaling.transport import uri_address
 from signaling.uri import SipUri
 from switch.channel import Channel, ChannelInput
 from switch.drivers.base import LegAnswered, LegEvent, LegHeld, LegOffered, LegRejected, LegRinging
@@ -174,7 +173,10 @@ class DirectMediaLegs:
         def _bye(self, ch: Channel) -> None: ...
         def progress(self, channel: Channel) -> None: ...
         def ring(self, channel: Channel) -> None: ...
-        def _recv_late_invite(self, event: RequestReceived, user: str) -> None: ...
+        def _recv_late_invite(self, event: RequestReceived, user: str,
+                              trunk: Any = None) -> None: ...
+        def _send_invite(self, channel: Channel, uri: SipUri, caller: str,
+                         caller_name: str) -> None: ...
 
     # -- the caller's INVITE -------------------------------------------------------------
     def _direct_or_late(self, event: RequestReceived, user: str, trunk: Any = None) -> bool:
@@ -245,16 +247,7 @@ class DirectMediaLegs:
             self._end_remote(channel, LegRejected(channel, 480))
             return
         channel.codec = caller_leg.codec
-        display = (caller_name or caller).replace('"', "")
-        request = self.core.create_request(
-            "INVITE", str(uri), from_=f'"{display}" <sip:{caller}@{self.domain}>',
-            to=f"<sip:{channel.peer}@{self.domain}>", body=leg.local_body, content_type=SDP,
-            contact=self.core.contact(caller))
-        leg.invite = request
-        txn = self.core.send_request(request, uri_address(uri), self._now())
-        leg.client_txn = txn
-        self._by_client_txn[txn] = channel
-        self._flush()
+        self._send_invite(channel, uri, caller, caller_name)
 
     @staticmethod
     def _sdp_of(response: Response) -> bytes:

@@ -159,6 +159,13 @@ class OutboundLegs(DirectMediaLegs, LateOfferLegs):
             logger.warning("%s: bad contact %r: %s", channel.name, binding.contact, exc)
             self._end_remote(channel, LegRejected(channel, 480))
             return
+        self._send_invite(channel, uri, caller, caller_name)
+
+    def _send_invite(self, channel: Channel, uri: SipUri, caller: str,
+                     caller_name: str) -> None:
+        """INVITE ``uri`` with the leg's offer (``leg.local_body``), From the caller as a
+        user of our domain; a CANCEL asked for meanwhile goes out at once (§9.1)."""
+        leg: SipLeg = channel.sip
         display = (caller_name or caller).replace('"', "")
         request = self.core.create_request(
             "INVITE", str(uri), from_=f'"{display}" <sip:{caller}@{self.domain}>',
